@@ -1,0 +1,100 @@
+"""pytest-wsconn: prove a WebSocket service connects, authenticates, survives faults, closes right.
+
+The public API; everything else is internal.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_wsconn.assertions import assert_closes_with, assert_connects, assert_rejected
+    from pytest_wsconn.client import Connector, InstrumentedConnection, connect
+    from pytest_wsconn.closecodes import Diagnosis, Outcome, close_code_name
+    from pytest_wsconn.config import AuthMode, parse_auth_mode
+    from pytest_wsconn.exceptions import (
+        ConfigError,
+        ConnectFailed,
+        StackError,
+        ToxiproxyError,
+        WsconnError,
+    )
+    from pytest_wsconn.expect import CloseInfo, ConnectionAttempt, classify, describe_attempt
+    from pytest_wsconn.faults import Fault, make_fault
+    from pytest_wsconn.plugin import Tokens
+    from pytest_wsconn.stack import Stack
+    from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
+
+try:
+    __version__ = version("pytest-wsconn")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+# Imported on first use, so that `wsconn serve` and the reference server start fast.
+_EXPORTS = {
+    "assert_closes_with": "assertions",
+    "assert_connects": "assertions",
+    "assert_rejected": "assertions",
+    "Connector": "client",
+    "InstrumentedConnection": "client",
+    "connect": "client",
+    "Diagnosis": "closecodes",
+    "Outcome": "closecodes",
+    "close_code_name": "closecodes",
+    "AuthMode": "config",
+    "parse_auth_mode": "config",
+    "ConfigError": "exceptions",
+    "ConnectFailed": "exceptions",
+    "StackError": "exceptions",
+    "ToxiproxyError": "exceptions",
+    "WsconnError": "exceptions",
+    "CloseInfo": "expect",
+    "ConnectionAttempt": "expect",
+    "classify": "expect",
+    "describe_attempt": "expect",
+    "Fault": "faults",
+    "make_fault": "faults",
+    "Tokens": "plugin",
+    "Stack": "stack",
+    "Proxy": "toxiproxy",
+    "ToxiproxyClient": "toxiproxy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pytest_wsconn' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"pytest_wsconn.{_EXPORTS[name]}"), name)
+
+
+__all__ = [
+    "AuthMode",
+    "CloseInfo",
+    "ConfigError",
+    "ConnectFailed",
+    "ConnectionAttempt",
+    "Connector",
+    "Diagnosis",
+    "Fault",
+    "InstrumentedConnection",
+    "Outcome",
+    "Proxy",
+    "Stack",
+    "StackError",
+    "Tokens",
+    "ToxiproxyClient",
+    "ToxiproxyError",
+    "WsconnError",
+    "__version__",
+    "assert_closes_with",
+    "assert_connects",
+    "assert_rejected",
+    "classify",
+    "close_code_name",
+    "connect",
+    "describe_attempt",
+    "make_fault",
+    "parse_auth_mode",
+]

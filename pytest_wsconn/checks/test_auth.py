@@ -1,0 +1,35 @@
+"""Auth checks: a missing or forged token and a foreign Origin are all turned away."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_wsconn import Connector, Tokens, assert_rejected, classify
+
+pytestmark = pytest.mark.asyncio
+
+FOREIGN_ORIGIN = "https://attacker.invalid"
+REJECTIONS = {"auth", "policy"}  # HTTP 401/403 before the upgrade, or close 1008 after it
+
+
+@pytest.mark.parametrize("kind", ["missing", "forged"])
+async def test_bad_token_rejected(
+    wsconn_connect: Connector, wsconn_token: Tokens, kind: str
+) -> None:
+    """A connection without a token, or with a forged one, is rejected (401/403 or 1008)."""
+    wsconn_token("valid")  # a service that needs no token has nothing to check here
+    token = None if kind == "missing" else wsconn_token("forged")
+    attempt = await assert_rejected(wsconn_connect, token=token)
+    diagnosis = classify(attempt)
+    assert diagnosis.category in REJECTIONS, (
+        f"a {kind} token was turned away as {diagnosis}; expected HTTP 401/403 or close 1008"
+    )
+
+
+async def test_foreign_origin_rejected(wsconn_connect: Connector) -> None:
+    """A page on a foreign Origin cannot open a connection (Cross-Site WebSocket Hijacking)."""
+    attempt = await assert_rejected(wsconn_connect, origin=FOREIGN_ORIGIN)
+    diagnosis = classify(attempt)
+    assert diagnosis.category in REJECTIONS, (
+        f"Origin {FOREIGN_ORIGIN} was turned away as {diagnosis}; expected HTTP 403 or close 1008"
+    )

@@ -1,0 +1,64 @@
+"""The ``wsconn`` command: run the reference server, make tokens, run the demo battery."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def _serve(args: list[str]) -> int:
+    from pytest_wsconn.reference.server import main as serve_main
+
+    return serve_main(args)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from pytest_wsconn.reference.tokens import sign_token
+
+    secret = os.environ.get(args.secret_env)
+    if not secret:
+        print(f"wsconn token: set {args.secret_env} to the server's secret", file=sys.stderr)
+        return 2
+    print(sign_token(secret.encode(), args.subject, time.time() + args.ttl))
+    return 0
+
+
+def _demo(pytest_args: list[str]) -> int:
+    """The check battery against the embedded stack (reference server behind Toxiproxy).
+
+    pytest replaces this process: it must import pytest_wsconn itself to rewrite its asserts.
+    """
+    argv = ["-m", "pytest", "-p", "wsconn", "--pyargs", "pytest_wsconn.checks", "-v"]
+    os.execv(sys.executable, [sys.executable, *argv, "-p", "no:cacheprovider", *pytest_args])  # noqa: S606
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="wsconn", description="WebSocket connection testing (pytest-wsconn)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "serve", help="run the reference server (wsconn serve --help)", add_help=False
+    )
+    token = commands.add_parser("token", help="print a token for the reference server")
+    token.add_argument("--secret-env", default="WSCONN_REFERENCE_SECRET", metavar="VAR")
+    token.add_argument("--subject", default="wsconn-user")
+    token.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
+    commands.add_parser("demo", help="run the check battery on the embedded stack", add_help=False)
+    commands.add_parser("version", help="print the version")
+
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "serve":
+        return _serve(rest)
+    if args.command == "demo":
+        return _demo(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "token":
+        return _token(args)
+    from pytest_wsconn import __version__
+
+    print(f"pytest-wsconn {__version__}")
+    return 0

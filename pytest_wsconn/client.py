@@ -1,0 +1,185 @@
+"""Instrumented asyncio WebSocket client: auth modes, and every attempt recorded.
+
+A thin shell over ``websockets.asyncio.client``: it maps exceptions to an ``Outcome`` and fills
+in a ``ConnectionAttempt``; classifying and describing attempts is the pure core's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.typing import Origin, Subprotocol
+
+from pytest_wsconn.closecodes import Outcome
+from pytest_wsconn.config import AuthMode, parse_auth_mode
+from pytest_wsconn.exceptions import ConnectFailed
+from pytest_wsconn.expect import CloseInfo, ConnectionAttempt
+from pytest_wsconn.redact import redact_text, redact_url
+
+AttemptSink = Callable[[ConnectionAttempt], None]
+
+
+class InstrumentedConnection(ClientConnection):
+    """A websockets client connection that records how it ends in its ``attempt``."""
+
+    attempt: ConnectionAttempt | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.attempt is None or self.attempt.close is not None:
+            return
+        rcvd, sent = self.protocol.close_rcvd, self.protocol.close_sent
+        self.attempt.close = CloseInfo(
+            code=rcvd.code if rcvd else 1006,
+            reason=rcvd.reason if rcvd else "",
+            received=rcvd is not None,
+            sent_code=sent.code if sent else None,
+            initiated_by_us=sent is not None and self.protocol.close_rcvd_then_sent is not True,
+            at=time.monotonic(),
+        )
+
+    async def wait_closed_within(self, seconds: float) -> bool:
+        """Wait until the connection has closed; False if it is still open after ``seconds``."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.wait_closed()), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def ping_rtt(self, timeout: float) -> float:
+        """Send a ping and return the seconds until its pong; TimeoutError if none comes."""
+        pong = await self.ping()
+        return await asyncio.wait_for(pong, timeout)
+
+    async def echo(self, message: str | bytes, timeout: float) -> str | bytes:
+        """Send ``message`` and return the next message received."""
+        await self.send(message)
+        return await asyncio.wait_for(self.recv(), timeout)
+
+
+class Connector(Protocol):
+    """The shape of ``connect`` and of the ``wsconn_connect`` fixture."""
+
+    def __call__(
+        self, url: str | None = ..., /, **kwargs: Any
+    ) -> Awaitable[InstrumentedConnection]: ...
+
+
+def apply_auth(
+    url: str, auth: AuthMode, token: str | None, subprotocols: Sequence[str]
+) -> tuple[str, dict[str, str], list[str]]:
+    """Put ``token`` where ``auth`` says: returns the URL, extra headers and subprotocols."""
+    headers: dict[str, str] = {}
+    protocols = list(subprotocols)
+    if token is None or auth.kind == "none":
+        return url, headers, protocols
+    if auth.kind == "query":
+        parts = urlsplit(url)
+        query = [*parse_qsl(parts.query, keep_blank_values=True), (auth.name, token)]
+        url = urlunsplit(parts._replace(query=urlencode(query)))
+    elif auth.kind == "header":
+        headers["Authorization"] = f"Bearer {token}"
+    elif auth.kind == "subprotocol":
+        protocols.append(f"{auth.name}{token}")
+    else:
+        headers["Cookie"] = f"{auth.name}={token}"
+    return url, headers, protocols
+
+
+def outcome_of(exc: BaseException) -> tuple[Outcome, int | None]:
+    """Map a connect exception (or its cause) to an outcome and the HTTP status, if any."""
+    if isinstance(exc, InvalidStatus):
+        return Outcome.HTTP_REJECTED, exc.response.status_code
+    if isinstance(exc, TimeoutError):
+        return Outcome.TIMEOUT, None
+    if isinstance(exc, socket.gaierror):
+        return Outcome.DNS, None
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return Outcome.TLS, None
+    if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
+        return Outcome.REFUSED, None
+    if isinstance(exc, ConnectionResetError | EOFError | BrokenPipeError):
+        return Outcome.RESET, None
+    if isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE):
+        return Outcome.RESET, None
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and cause is not exc:
+        outcome, status = outcome_of(cause)
+        if outcome is not Outcome.ERROR:
+            return outcome, status
+    if isinstance(exc, InvalidHandshake):
+        return Outcome.PROTOCOL, None
+    return Outcome.ERROR, None
+
+
+async def connect(
+    url: str,
+    *,
+    token: str | None = None,
+    auth: AuthMode | str = "query:token",
+    origin: str | None = None,
+    subprotocols: Sequence[str] = (),
+    headers: dict[str, str] | None = None,
+    open_timeout: float = 10.0,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
+    close_timeout: float = 2.0,
+    dial: tuple[str, int] | None = None,
+    on_attempt: AttemptSink | None = None,
+    test_id: str | None = None,
+    **kwargs: Any,
+) -> InstrumentedConnection:
+    """Open a WebSocket to ``url``, recording the attempt; raise ``ConnectFailed`` if it fails.
+
+    ``dial`` sends the TCP connection to another address (a proxy) while the Host header and
+    TLS server name still come from ``url``.
+    """
+    mode = parse_auth_mode(auth) if isinstance(auth, str) else auth
+    full_url, auth_headers, protocols = apply_auth(url, mode, token, subprotocols)
+    secret_params = [mode.name] if mode.kind == "query" else []
+    attempt = ConnectionAttempt(
+        url=redact_url(full_url, secret_params),
+        started_at=time.time(),
+        started=time.monotonic(),
+        test_id=test_id,
+    )
+    if on_attempt is not None:
+        on_attempt(attempt)
+    if dial is not None:
+        kwargs.update(host=dial[0], port=dial[1])
+    try:
+        conn = await ws_connect(
+            full_url,
+            origin=Origin(origin) if origin else None,
+            subprotocols=[Subprotocol(p) for p in protocols] or None,
+            additional_headers={**auth_headers, **(headers or {})},
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            proxy=None,
+            create_connection=InstrumentedConnection,
+            **kwargs,
+        )
+    except Exception as exc:
+        attempt.ended = time.monotonic()
+        attempt.outcome, attempt.http_status = outcome_of(exc)
+        attempt.error_type = type(exc).__name__
+        attempt.error = redact_text(str(exc), [token])
+        raise ConnectFailed(attempt) from exc
+    assert isinstance(conn, InstrumentedConnection)
+    attempt.ended = time.monotonic()
+    attempt.outcome = Outcome.OPENED
+    attempt.subprotocol = conn.subprotocol
+    conn.attempt = attempt
+    return conn

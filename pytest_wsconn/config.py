@@ -1,0 +1,114 @@
+"""Settings of a wsconn session and the pure parsers behind every option.
+
+Each parser takes the raw text of an option, ini key or env var and returns a typed value or
+raises ``ConfigError`` naming the valid values; ``plugin.py`` turns that into a usage error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pytest_wsconn.exceptions import ConfigError
+
+AuthKind = Literal["query", "header", "subprotocol", "cookie", "none"]
+STACKS = ("local", "external")
+DEFAULT_AUTH = "query:token"
+DEFAULT_TIMEOUT = 10.0
+AUTH_SYNTAX = "query:<param>, header, subprotocol[:<prefix>], cookie:<name>, none"
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthMode:
+    """Where a client puts its token: query parameter, Bearer header, subprotocol or cookie."""
+
+    kind: AuthKind
+    name: str = ""  # query parameter, subprotocol prefix or cookie name
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}" if self.name else self.kind
+
+
+def parse_auth_mode(text: str) -> AuthMode:
+    """Parse an auth mode; the syntax is ``AUTH_SYNTAX``."""
+    kind, _, name = text.strip().partition(":")
+    if kind == "query" and name:
+        return AuthMode("query", name)
+    if kind == "header" and not name:
+        return AuthMode("header")
+    if kind == "none" and not name:
+        return AuthMode("none")
+    if kind == "subprotocol":
+        return AuthMode("subprotocol", name or "token.")
+    if kind == "cookie" and name:
+        return AuthMode("cookie", name)
+    raise ConfigError(f"invalid auth mode {text!r}; valid: {AUTH_SYNTAX}")
+
+
+def parse_stack(text: str) -> str:
+    """Validate a stack name."""
+    if text not in STACKS:
+        raise ConfigError(f"invalid stack {text!r}; valid: {', '.join(STACKS)}")
+    return text
+
+
+def parse_ws_url(text: str) -> str:
+    """Validate a ``ws://`` or ``wss://`` URL with a host."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError(
+            f"invalid WebSocket URL {text!r}; valid: ws://host[:port]/path or wss://…"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(f"invalid port in WebSocket URL {text!r}") from None
+    return text
+
+
+def parse_http_url(text: str) -> str:
+    """Validate an ``http://host:port`` URL (a running Toxiproxy API)."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"invalid Toxiproxy URL {text!r}; valid: http://host:port")
+    return text.rstrip("/")
+
+
+def parse_timeout(text: str) -> float:
+    """Validate a positive number of seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ConfigError(f"invalid timeout {text!r}; valid: a positive number of seconds")
+    return seconds
+
+
+def target_address(url: str) -> tuple[str, int]:
+    """Host and port a WebSocket URL dials, with the scheme's default port."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return host, parts.port or (443 if parts.scheme == "wss" else 80)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every wsconn setting of one session, after the command line has won over the ini file."""
+
+    stack: str = "local"
+    url: str | None = None
+    token: str | None = None
+    auth: AuthMode = dataclasses.field(default_factory=lambda: parse_auth_mode(DEFAULT_AUTH))
+    origin: str | None = None
+    toxiproxy_url: str | None = None
+    toxiproxy_bin: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if self.stack == "external" and not self.url:
+            raise ConfigError(
+                "--wsconn-stack=external needs --wsconn-url",
+                hint="e.g. --wsconn-url ws://localhost:8080/ws",
+            )

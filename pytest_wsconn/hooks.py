@@ -1,0 +1,15 @@
+"""Hooks a user's conftest.py can implement (pytest-wsconn)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_wsconn_token(kind: str, config: pytest.Config) -> str | None:
+    """Return a token of ``kind`` for your service, or None to let pytest-wsconn decide.
+
+    ``kind`` is ``"valid"``, ``"expired"`` or ``"forged"``. The reference server's tokens are
+    made by pytest-wsconn; for your own service, implement this hook to supply expired tokens
+    (forged ones are derived from the valid token when the hook returns None).
+    """

@@ -1,0 +1,274 @@
+"""pytest-wsconn wiring: options, ini keys, markers, fixtures, reports. Logic lives elsewhere."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import statistics
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from pytest_wsconn import config as cfg
+from pytest_wsconn.client import Connector, InstrumentedConnection, connect
+from pytest_wsconn.exceptions import WsconnError
+from pytest_wsconn.expect import ConnectionAttempt, classify, timeline
+from pytest_wsconn.faults import Fault, make_fault
+from pytest_wsconn.reference.tokens import TokenKind, forge, reference_token
+from pytest_wsconn.stack import Stack, describe_stack, open_stack
+from pytest_wsconn.toxiproxy import Proxy
+
+SETTINGS = pytest.StashKey[cfg.Settings]()
+SESSION_ATTEMPTS = pytest.StashKey[list[ConnectionAttempt]]()
+TEST_ATTEMPTS = pytest.StashKey[list[ConnectionAttempt]]()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Option:
+    name: str
+    field: str  # in cfg.Settings
+    help: str
+    parse: Callable[[str], Any]
+    env: str | None = None
+
+
+_OPTIONS = (
+    _Option(
+        "stack", "stack", "stack to test against: local (default) or external", cfg.parse_stack
+    ),
+    _Option(
+        "url", "url", "WebSocket URL of your running service (ws:// or wss://)", cfg.parse_ws_url
+    ),
+    _Option(
+        "token", "token", "token for your service (or env WSCONN_TOKEN)", str, env="WSCONN_TOKEN"
+    ),
+    _Option("auth", "auth", f"where the token goes: {cfg.AUTH_SYNTAX}", cfg.parse_auth_mode),
+    _Option("origin", "origin", "Origin header sent by test connections", str),
+    _Option(
+        "toxiproxy", "toxiproxy_url", "URL of a running Toxiproxy API to use", cfg.parse_http_url
+    ),
+    _Option(
+        "toxiproxy-bin",
+        "toxiproxy_bin",
+        "path of toxiproxy-server (or env WSCONN_TOXIPROXY_BIN)",
+        str,
+    ),
+    _Option(
+        "timeout", "timeout", "opening-handshake timeout in seconds (default 10)", cfg.parse_timeout
+    ),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("wsconn", "WebSocket connection testing (pytest-wsconn)")
+    for option in _OPTIONS:
+        key = option.name.replace("-", "_")
+        group.addoption(
+            f"--wsconn-{option.name}",
+            dest=f"wsconn_{key}",
+            default=None,
+            help=f"{option.help} (pytest-wsconn)",
+        )
+        parser.addini(f"wsconn_{key}", f"default for --wsconn-{option.name} (pytest-wsconn)")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_wsconn import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
+def _read_settings(config: pytest.Config) -> cfg.Settings:
+    """Command line wins over the environment, which wins over the ini file."""
+    values: dict[str, Any] = {}
+    for option in _OPTIONS:
+        key = option.name.replace("-", "_")
+        raw = config.getoption(f"wsconn_{key}")
+        if raw is None and option.env:
+            raw = os.environ.get(option.env) or None
+        if raw is None:
+            raw = config.getini(f"wsconn_{key}") or None
+        if raw is not None:
+            values[option.field] = option.parse(raw)
+    return cfg.Settings(**values)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "wsconn_fault(kind, **attributes): apply a Toxiproxy fault for the whole test, e.g. "
+        "wsconn_fault('latency', ms=300) (pytest-wsconn)",
+    )
+    try:
+        config.stash[SETTINGS] = _read_settings(config)
+    except WsconnError as error:
+        raise pytest.UsageError(f"pytest-wsconn: {error}") from None
+    config.stash[SESSION_ATTEMPTS] = []
+
+
+def _marker_fault(item: pytest.Item) -> Fault | None:
+    marker = item.get_closest_marker("wsconn_fault")
+    if marker is None:
+        return None
+    if len(marker.args) != 1:
+        raise WsconnError("takes exactly one fault kind, e.g. wsconn_fault('latency', ms=300)")
+    return make_fault(str(marker.args[0]), **marker.kwargs)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Check ``wsconn_fault`` markers before anything runs."""
+    for item in items:
+        try:
+            if _marker_fault(item) is None:
+                continue
+        except WsconnError as error:
+            raise pytest.UsageError(f"{item.nodeid}: @wsconn_fault {error}") from None
+        if "wsconn_proxy" not in getattr(item, "fixturenames", ()):
+            raise pytest.UsageError(
+                f"{item.nodeid}: @wsconn_fault needs the wsconn_proxy or wsconn_connect fixture"
+            )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"wsconn: {describe_stack(config.stash[SETTINGS], config.rootpath)}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    attempts = item.stash.get(TEST_ATTEMPTS, [])
+    if report.failed and attempts:
+        report.sections.append(("wsconn connection timeline", timeline(attempts)))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    attempts = config.stash.get(SESSION_ATTEMPTS, [])
+    if not attempts:
+        return
+    handshakes = sorted(a.handshake_seconds for a in attempts if a.handshake_seconds is not None)
+    failed = Counter(classify(a).category for a in attempts if a.handshake_seconds is None)
+    line = f"{len(handshakes)} connections opened, {sum(failed.values())} failed"
+    if failed:
+        line += " (" + ", ".join(f"{cat} {n}" for cat, n in failed.most_common()) + ")"
+    if len(handshakes) >= 2:
+        p50, p95 = (statistics.quantiles(handshakes, n=100)[i] for i in (49, 94))
+        line += f"; handshake p50 {1000 * p50:.1f} ms, p95 {1000 * p95:.1f} ms"
+    terminalreporter.write_sep("-", "wsconn summary")
+    terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def wsconn_settings(pytestconfig: pytest.Config) -> cfg.Settings:
+    """The session's wsconn settings (command line, environment, ini)."""
+    return pytestconfig.stash[SETTINGS]
+
+
+@pytest.fixture(scope="session")
+def wsconn_stack(pytestconfig: pytest.Config, wsconn_settings: cfg.Settings) -> Iterator[Stack]:
+    """The service under test behind Toxiproxy, started once per session (per xdist worker)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with contextlib.ExitStack() as resources:
+        try:
+            stack = resources.enter_context(
+                open_stack(wsconn_settings, pytestconfig.rootpath, worker)
+            )
+        except WsconnError as error:
+            pytest.fail(f"pytest-wsconn: the {wsconn_settings.stack} stack: {error}", pytrace=False)
+        yield stack
+
+
+@pytest.fixture
+def wsconn_proxy(request: pytest.FixtureRequest, wsconn_stack: Stack) -> Iterator[Proxy]:
+    """The proxy in front of the service; every fault is undone after the test, pass or fail."""
+    proxy = wsconn_stack.proxy
+    fault = _marker_fault(request.node)
+    try:
+        with proxy.apply(fault) if fault else contextlib.nullcontext():
+            yield proxy
+    finally:
+        proxy.reset()
+
+
+class Tokens:
+    """``wsconn_token("valid" | "expired" | "forged")``: tokens for the service under test."""
+
+    def __init__(self, config: pytest.Config, stack: Stack, settings: cfg.Settings) -> None:
+        self._config = config
+        self._stack = stack
+        self._settings = settings
+
+    def get(self, kind: TokenKind = "valid") -> str | None:
+        """The token, or None when neither the hook, the options nor the stack can make one."""
+        supplied: str | None = self._config.hook.pytest_wsconn_token(kind=kind, config=self._config)
+        if supplied is not None:
+            return supplied
+        if self._stack.secret is not None:
+            return reference_token(self._stack.secret, kind)
+        valid = self._settings.token
+        if kind == "valid" or valid is None:
+            return valid
+        return forge(valid) if kind == "forged" else None
+
+    def __call__(self, kind: TokenKind = "valid") -> str:
+        """The token; skips the test with the reason when none can be had."""
+        token = self.get(kind)
+        if token is None:
+            how = "pass --wsconn-token" if kind == "valid" else "implement pytest_wsconn_token"
+            pytest.skip(f"no {kind} token for this service ({how})")
+        return token
+
+
+@pytest.fixture
+def wsconn_token(
+    pytestconfig: pytest.Config, wsconn_stack: Stack, wsconn_settings: cfg.Settings
+) -> Tokens:
+    """Valid, expired and forged tokens for the service under test."""
+    return Tokens(pytestconfig, wsconn_stack, wsconn_settings)
+
+
+@pytest_asyncio.fixture
+async def wsconn_connect(
+    request: pytest.FixtureRequest,
+    wsconn_stack: Stack,
+    wsconn_proxy: Proxy,
+    wsconn_settings: cfg.Settings,
+    wsconn_token: Tokens,
+) -> AsyncIterator[Connector]:
+    """Async factory: open a connection through the proxy, recorded for the report.
+
+    Keywords are those of ``pytest_wsconn.connect``; ``direct=True`` bypasses the proxy.
+    Connections still open at the end of the test are closed.
+    """
+    attempts = request.node.stash.setdefault(TEST_ATTEMPTS, [])
+    session = request.config.stash[SESSION_ATTEMPTS]
+    opened: list[InstrumentedConnection] = []
+
+    def record(attempt: ConnectionAttempt) -> None:
+        attempts.append(attempt)
+        session.append(attempt)
+
+    async def wsconn_connect(
+        url: str | None = None, /, *, direct: bool = False, **kwargs: Any
+    ) -> InstrumentedConnection:
+        kwargs.setdefault("token", wsconn_token.get("valid"))
+        kwargs.setdefault("auth", wsconn_settings.auth)
+        kwargs.setdefault("origin", wsconn_settings.origin)
+        kwargs.setdefault("open_timeout", wsconn_settings.timeout)
+        if url is None and not direct:
+            kwargs.setdefault("dial", wsconn_proxy.listen_address)
+        conn = await connect(
+            url or wsconn_stack.url, on_attempt=record, test_id=request.node.nodeid, **kwargs
+        )
+        opened.append(conn)
+        return conn
+
+    yield wsconn_connect
+    for conn in opened:
+        await conn.close()

@@ -1,0 +1,75 @@
+"""Stack providers: the service under test behind a Toxiproxy proxy.
+
+``local`` starts the reference server; ``external`` uses the URL the user runs. Both start their
+own toxiproxy-server unless ``--wsconn-toxiproxy`` names a running one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from pytest_wsconn.config import Settings, target_address
+from pytest_wsconn.exceptions import WsconnError
+from pytest_wsconn.stack.base import ProxiedStack, Stack, http_base
+from pytest_wsconn.stack.reference_process import ReferenceProcess
+from pytest_wsconn.stack.toxiproxy_server import (
+    ToxiproxyServer,
+    binary_version,
+    find_toxiproxy_binary,
+)
+from pytest_wsconn.timing import scaled
+from pytest_wsconn.toxiproxy import ToxiproxyClient
+
+__all__ = ["ProxiedStack", "Stack", "describe_stack", "open_stack"]
+
+
+def _toxiproxy(
+    settings: Settings, project_dir: Path, resources: contextlib.ExitStack
+) -> ToxiproxyClient:
+    """The Toxiproxy to use: the one the user named, or a toxiproxy-server of our own."""
+    if settings.toxiproxy_url:
+        return ToxiproxyClient(settings.toxiproxy_url)
+    binary = find_toxiproxy_binary(settings.toxiproxy_bin, project_dir, os.environ)
+    return resources.enter_context(ToxiproxyServer(binary)).client
+
+
+@contextlib.contextmanager
+def open_stack(settings: Settings, project_dir: Path, worker: str) -> Iterator[Stack]:
+    """Start the stack ``settings`` names; all it started is stopped on exit, whatever happens."""
+    with contextlib.ExitStack() as resources:
+        reference = None
+        if settings.stack == "local":  # starts in the background while Toxiproxy comes up
+            reference = resources.enter_context(ReferenceProcess())
+        toxiproxy = _toxiproxy(settings, project_dir, resources)
+        if reference is not None:
+            url = reference.wait_ready(scaled(10))
+        else:
+            assert settings.url is not None  # Settings checks it
+            url = settings.url
+        host, port = target_address(url)
+        name = f"wsconn_{worker}_{os.getpid()}"
+        proxy = toxiproxy.create_proxy(name, listen="127.0.0.1:0", upstream=f"{host}:{port}")
+        resources.callback(toxiproxy.delete_proxy, name)
+        secret = reference.secret if reference is not None else None
+        yield ProxiedStack(settings.stack, url, proxy, toxiproxy, http_base(url), secret)
+
+
+def describe_stack(settings: Settings, project_dir: Path) -> str:
+    """One line for the report header: stack, target and Toxiproxy, without starting anything."""
+    target = settings.url if settings.stack == "external" else "the reference server"
+    if settings.toxiproxy_url:
+        try:
+            toxiproxy = f"Toxiproxy {ToxiproxyClient(settings.toxiproxy_url).version()}"
+        except WsconnError:
+            toxiproxy = "Toxiproxy unreachable"
+        toxiproxy += f" at {settings.toxiproxy_url}"
+    else:
+        try:
+            binary = find_toxiproxy_binary(settings.toxiproxy_bin, project_dir, os.environ)
+            toxiproxy = f"toxiproxy-server {binary_version(binary)} ({binary})"
+        except WsconnError:
+            toxiproxy = "toxiproxy-server not found"
+    return f"stack={settings.stack}, target={target}, {toxiproxy}"

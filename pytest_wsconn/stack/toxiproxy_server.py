@@ -1,0 +1,301 @@
+"""Find a toxiproxy-server binary and run it for one test session.
+
+The server is a child process on 127.0.0.1 and a free port, so parallel sessions (xdist workers,
+two checkouts) never share toxics. It must not outlive pytest: it gets its own session (a Ctrl-C
+in the terminal reaches pytest, which stops it in order) and, on Linux, PR_SET_PDEATHSIG so even
+a SIGKILLed pytest leaves no orphan.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from pytest_wsconn.exceptions import StackError, ToxiproxyError
+from pytest_wsconn.timing import scaled, wait_until
+from pytest_wsconn.toxiproxy import ToxiproxyClient
+
+BINARY_ENV = "WSCONN_TOXIPROXY_BIN"
+TOXIPROXY_VERSION = "2.12.0"
+"""The version install.sh pins and the tests were written against."""
+
+INSTALL_HINT = (
+    f"install Toxiproxy {TOXIPROXY_VERSION}: run `bash toxiproxy/install.sh` in the pytest-wsconn "
+    f"repository; or `go install github.com/Shopify/toxiproxy/v2/cmd/server@v{TOXIPROXY_VERSION}` "
+    "and rename the resulting `server` binary to `toxiproxy-server`; or download the release "
+    f"binary toxiproxy-server-linux-amd64 of v{TOXIPROXY_VERSION} from "
+    f"https://github.com/Shopify/toxiproxy/releases/tag/v{TOXIPROXY_VERSION}. "
+    f"Then put it on PATH or point {BINARY_ENV} or --wsconn-toxiproxy-bin at it"
+)
+
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+_OUTPUT_TAIL_LINES = 20
+
+
+def _checked(candidate: str, source: str) -> Path:
+    """``candidate`` if it is an executable file; a wrong path the user gave is an error."""
+    path = Path(candidate).expanduser()
+    if not path.is_file():
+        raise StackError(f"{source} is {candidate!r}, which is not a file", hint=INSTALL_HINT)
+    if not os.access(path, os.X_OK):
+        raise StackError(
+            f"{source} is {candidate!r}, which is not executable", hint=f"chmod +x {path}"
+        )
+    return path
+
+
+def find_toxiproxy_binary(
+    explicit: str | None, project_dir: Path, environ: Mapping[str, str]
+) -> Path:
+    """Locate toxiproxy-server: the option, then the env var, then ``toxiproxy/bin``, then PATH."""
+    if explicit:
+        return _checked(explicit, "--wsconn-toxiproxy-bin")
+    if environ.get(BINARY_ENV):
+        return _checked(environ[BINARY_ENV], BINARY_ENV)
+    local = project_dir / "toxiproxy" / "bin" / "toxiproxy-server"
+    if local.is_file() and os.access(local, os.X_OK):
+        return local
+    on_path = shutil.which("toxiproxy-server", path=environ.get("PATH", ""))
+    if on_path is not None:
+        return Path(on_path)
+    raise StackError(
+        f"toxiproxy-server not found: no --wsconn-toxiproxy-bin, no {BINARY_ENV}, "
+        f"nothing at {local} and none on PATH",
+        hint=INSTALL_HINT,
+    )
+
+
+def binary_version(path: Path) -> str:
+    """The version ``path --version`` reports, e.g. ``"2.12.0"`` (``"git"``: built without -X)."""
+    try:
+        result = subprocess.run(
+            [str(path), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=scaled(5),
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StackError(f"could not run {path} --version: {exc}", hint=INSTALL_HINT) from exc
+    match = re.search(r"toxiproxy-server version (\S+)", result.stdout)
+    if match is None:
+        output = (result.stdout + result.stderr).strip()[-500:]
+        raise StackError(
+            f"{path} --version did not say 'toxiproxy-server version X' "
+            f"(exit code {result.returncode}): {output!r}",
+            hint=INSTALL_HINT,
+        )
+    return match.group(1)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when this thread's process dies.
+
+    The kernel ties PR_SET_PDEATHSIG to the *thread* that forked, so start the server from a
+    long-lived thread (pytest's main thread), not from a short-lived worker thread.
+    """
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded before fork, not in the child
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+class _Startup(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    PORT_TAKEN = "port taken"
+    FAILED = "failed"
+
+
+class ToxiproxyServer:
+    """A toxiproxy-server child process; a context manager, or call ``start()``/``stop()``."""
+
+    def __init__(
+        self,
+        binary: Path,
+        *,
+        host: str = "127.0.0.1",
+        startup_timeout: float | None = None,
+        stop_timeout: float | None = None,
+        port_attempts: int = 3,
+    ) -> None:
+        self.binary = binary
+        self.host = host
+        self.startup_timeout = scaled(10) if startup_timeout is None else startup_timeout
+        self.stop_timeout = scaled(5) if stop_timeout is None else stop_timeout
+        self.port_attempts = port_attempts
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._port = 0
+        self._client: ToxiproxyClient | None = None
+        self._final_output = ""
+
+    def __repr__(self) -> str:
+        state = f"pid {self._process.pid} at {self.url}" if self._process else "stopped"
+        return f"ToxiproxyServer({str(self.binary)!r}, {state})"
+
+    @property
+    def url(self) -> str:
+        """The API's base URL, e.g. ``http://127.0.0.1:41234``."""
+        if self._process is None:
+            raise StackError("toxiproxy-server is not running; call start() first")
+        return f"http://{self.host}:{self._port}"
+
+    @property
+    def client(self) -> ToxiproxyClient:
+        """An API client for this server."""
+        if self._client is None:
+            raise StackError("toxiproxy-server is not running; call start() first")
+        return self._client
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        if self._process is None:
+            raise StackError("toxiproxy-server is not running; call start() first")
+        return self._process.pid
+
+    def output(self) -> str:
+        """Everything the server logged so far (kept after ``stop()`` for reports)."""
+        if self._log is None:
+            return self._final_output
+        fd = self._log.fileno()
+        # pread leaves the offset the child writes at untouched.
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
+
+    def start(self) -> ToxiproxyServer:
+        """Run the server on a free port and return once its API answers."""
+        if self._process is not None:
+            raise StackError(f"toxiproxy-server is already running at {self.url}")
+        for _ in range(self.port_attempts):
+            if self._launch(_free_port(self.host)):
+                return self
+        raise StackError(
+            f"toxiproxy-server found its port on {self.host} taken {self.port_attempts} times",
+            hint="another process is grabbing ports as fast as they free up; retry the run",
+        )
+
+    def _launch(self, port: int) -> bool:
+        """Start on ``port``: True once ready, False if the port was taken meanwhile."""
+        self._port = port
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives until stop()
+        try:
+            self._process = subprocess.Popen(
+                [str(self.binary), "-host", self.host, "-port", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(),  # noqa: PLW1509 - only calls prctl, see above
+                # info, whatever LOG_LEVEL the user's own app wants: startup reads these lines.
+                env={**os.environ, "LOG_LEVEL": "info"},
+            )
+        except OSError as exc:
+            self.stop()
+            raise StackError(f"could not run {self.binary}: {exc}", hint=INSTALL_HINT) from exc
+        try:
+            # A short probe timeout: a port thief that accepts but never answers costs little.
+            state = self._wait_ready(ToxiproxyClient(self.url, timeout=scaled(0.25)))
+        except BaseException:
+            self.stop()
+            raise
+        if state is _Startup.READY:
+            self._client = ToxiproxyClient(self.url)
+            return True
+        tail = "\n".join(self.output().splitlines()[-_OUTPUT_TAIL_LINES:])
+        code = self._process.poll()
+        self.stop()
+        if state is _Startup.PORT_TAKEN:
+            return False
+        if code is not None:
+            reason = f"exited with code {code}"
+        elif state is _Startup.STARTING:
+            reason = f"did not answer within {self.startup_timeout:g}s"
+        else:
+            reason = "could not serve its API"
+        raise StackError(
+            f"toxiproxy-server ({self.binary}) {reason}; its last output:\n{tail or '(none)'}",
+            hint=f"run `{self.binary} -host {self.host} -port {port}` by hand to see why",
+        )
+
+    def _wait_ready(self, probe: ToxiproxyClient) -> _Startup:
+        state = _Startup.STARTING
+
+        def settled() -> bool:
+            nonlocal state
+            state = self._startup_state(probe)
+            return state is not _Startup.STARTING
+
+        wait_until(settled, self.startup_timeout, interval=0.005)
+        return state
+
+    def _startup_state(self, probe: ToxiproxyClient) -> _Startup:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            return _Startup.FAILED
+        # Toxiproxy logs a failed API listen and keeps running, so read its log.
+        output = self.output()
+        if "address already in use" in output:
+            return _Startup.PORT_TAKEN
+        if "Server finished with error" in output:
+            return _Startup.FAILED
+        try:
+            probe.version()
+        except ToxiproxyError:
+            return _Startup.STARTING
+        return _Startup.READY
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after ``stop_timeout``; always reaps. Safe to call twice."""
+        process, self._process, self._client = self._process, None, None
+        if process is not None:
+            try:
+                if process.poll() is None:
+                    process.terminate()
+                    try:
+                        process.wait(timeout=self.stop_timeout)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+            finally:
+                process.wait()
+        if self._log is not None:
+            self._final_output = self.output()
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> ToxiproxyServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
