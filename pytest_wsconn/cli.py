@@ -31,6 +31,7 @@ def _demo(pytest_args: list[str]) -> int:
     pytest replaces this process: it must import pytest_wsconn itself to rewrite its asserts.
     """
     argv = ["-m", "pytest", "-p", "wsconn", "--pyargs", "pytest_wsconn.checks", "-v"]
+    argv += ["-o", "asyncio_default_fixture_loop_scope=function"]
     os.execv(sys.executable, [sys.executable, *argv, "-p", "no:cacheprovider", *pytest_args])  # noqa: S606
 
 

@@ -233,7 +233,7 @@ def wsconn_token(
     return Tokens(pytestconfig, wsconn_stack, wsconn_settings)
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def wsconn_connect(
     request: pytest.FixtureRequest,
     wsconn_stack: Stack,

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from pytest_wsconn.exceptions import StackError
+from pytest_wsconn.reference.tokens import reference_token
+from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.stack.toxiproxy_server import ToxiproxyServer, find_toxiproxy_binary
+from pytest_wsconn.timing import scaled
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+BROKEN_SERVER = REPO_ROOT / "tests" / "support" / "brokenserver.py"
+BROKEN_TOKEN = "broken-server-token"  # the one token tests/support/brokenserver.py accepts
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +37,37 @@ def toxiproxy_server(toxiproxy_binary: Path) -> Iterator[ToxiproxyServer]:
     """One toxiproxy-server for the whole session; tests clean up their own proxies."""
     with ToxiproxyServer(toxiproxy_binary) as server:
         yield server
+
+
+@dataclasses.dataclass(frozen=True)
+class Service:
+    """A running WebSocket service a test treats as a user's own, and a token it accepts."""
+
+    url: str
+    token: str
+
+
+@pytest.fixture(scope="session")
+def reference_service() -> Iterator[Service]:
+    """A reference server of our own, started outside any stack, with a valid token."""
+    with ReferenceProcess() as server:
+        url = server.wait_ready(scaled(10))
+        yield Service(url, reference_token(server.secret, "valid"))
+
+
+@pytest.fixture(scope="session")
+def broken_service() -> Iterator[Callable[[str], Service]]:
+    """Start a server that breaks one behaviour (see tests/support/brokenserver.py)."""
+    with contextlib.ExitStack() as servers:
+
+        def start(mode: str) -> Service:
+            server = servers.enter_context(ReferenceProcess((str(BROKEN_SERVER), mode)))
+            return Service(server.wait_ready(scaled(10)), BROKEN_TOKEN)
+
+        yield start
+
+
+@pytest.fixture
+def user_env(monkeypatch: pytest.MonkeyPatch, toxiproxy_binary: Path) -> None:
+    """What a user's environment provides to an inner pytest run: the toxiproxy-server to use."""
+    monkeypatch.setenv("WSCONN_TOXIPROXY_BIN", str(toxiproxy_binary))

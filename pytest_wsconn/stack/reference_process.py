@@ -13,32 +13,30 @@ from types import TracebackType
 
 from pytest_wsconn.exceptions import StackError
 from pytest_wsconn.reference.server import READY_PREFIX, SECRET_ENV
-from pytest_wsconn.stack.toxiproxy_server import _die_with_parent
+from pytest_wsconn.stack.toxiproxy_server import die_with_parent
 from pytest_wsconn.timing import scaled
 
 
-class ReferenceProcess:
-    """The reference server as a child process on a free loopback port."""
+REFERENCE_COMMAND = ("-m", "pytest_wsconn.reference", "--host", "127.0.0.1", "--port", "0")
 
-    def __init__(self, extra_args: tuple[str, ...] = ()) -> None:
+
+class ReferenceProcess:
+    """A server child process on a free loopback port that announces itself with READY_PREFIX.
+
+    By default the reference server; ``command`` (Python arguments) runs another server that
+    prints the same ready line, such as the deliberately broken ones in the test suite.
+    """
+
+    def __init__(self, command: tuple[str, ...] = REFERENCE_COMMAND) -> None:
         self.secret = secrets.token_hex(32).encode()  # the server keys its HMAC with these bytes
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest_wsconn.reference",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                *extra_args,
-            ],
+            [sys.executable, *command],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True,
-            preexec_fn=_die_with_parent(),  # noqa: PLW1509 - only calls prctl
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - only calls prctl
             env={**os.environ, SECRET_ENV: self.secret.decode()},
         )
 

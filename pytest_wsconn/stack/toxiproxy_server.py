@@ -107,7 +107,7 @@ def _free_port(host: str) -> int:
         return port
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` asking Linux to SIGTERM the child when this thread's process dies.
 
     The kernel ties PR_SET_PDEATHSIG to the *thread* that forked, so start the server from a
@@ -212,7 +212,7 @@ class ToxiproxyServer:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(),  # noqa: PLW1509 - only calls prctl, see above
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only calls prctl, see above
                 # info, whatever LOG_LEVEL the user's own app wants: startup reads these lines.
                 env={**os.environ, "LOG_LEVEL": "info"},
             )

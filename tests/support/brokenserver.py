@@ -1,0 +1,81 @@
+"""WebSocket servers that each break one behaviour, to prove the check battery catches it.
+
+    python tests/support/brokenserver.py MODE
+
+MODE is ``accept-anything`` (no token or Origin check), ``wrong-close-code`` (answers a
+client's 1000 with 1001) or ``no-pong`` (never answers pings). Otherwise each behaves like the
+reference server: echo, token ``TOKEN`` in the ``token`` query parameter, Origin allow-list.
+Prints the reference server's ready line, then serves until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from pytest_wsconn.reference.server import READY_PREFIX
+
+TOKEN = "broken-server-token"
+ALLOWED_ORIGINS = {"http://localhost"}
+MODES = ("accept-anything", "wrong-close-code", "no-pong")
+
+
+def check_request(mode: str, connection: ServerConnection, request: Request) -> Response | None:
+    if mode == "accept-anything":
+        return None
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in ALLOWED_ORIGINS:
+        return connection.respond(HTTPStatus.FORBIDDEN, "foreign origin\n")
+    token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
+    if token != TOKEN:
+        return connection.respond(HTTPStatus.UNAUTHORIZED, "bad token\n")
+    return None
+
+
+def break_frames(mode: str, connection: ServerConnection) -> None:
+    protocol = connection.protocol
+    receive = protocol.recv_frame
+
+    def recv_frame(frame: Frame) -> None:
+        if mode == "no-pong" and frame.opcode is Opcode.PING:
+            return
+        closing = frame.opcode is Opcode.CLOSE and protocol.state is State.OPEN
+        if mode == "wrong-close-code" and closing:
+            protocol.send_close(CloseCode.GOING_AWAY, "bye")
+        receive(frame)
+
+    protocol.recv_frame = recv_frame  # type: ignore[method-assign]
+
+
+async def main(mode: str) -> None:
+    async def handler(connection: ServerConnection) -> None:
+        break_frames(mode, connection)
+        async for message in connection:
+            await connection.send(message)
+
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    async with serve(
+        handler,
+        "127.0.0.1",
+        0,
+        process_request=lambda conn, req: check_request(mode, conn, req),
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        print(f"{READY_PREFIX}ws://127.0.0.1:{port}/ws", flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in MODES:
+        sys.exit(f"usage: brokenserver.py {{{','.join(MODES)}}}")
+    asyncio.run(main(sys.argv[1]))

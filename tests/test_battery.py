@@ -1,0 +1,101 @@
+"""The built-in check battery passes on the reference server and names what a broken one breaks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from conftest import Service
+
+CHECKS = 11
+
+
+def run_battery(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        "-p", "wsconn", "--pyargs", "pytest_wsconn.checks", "-p", "no:cacheprovider", *args
+    )
+
+
+def run_against(pytester: pytest.Pytester, service: Service) -> pytest.RunResult:
+    return run_battery(
+        pytester,
+        "--wsconn-stack=external",
+        f"--wsconn-url={service.url}",
+        f"--wsconn-token={service.token}",
+    )
+
+
+@pytest.mark.usefixtures("user_env")
+class TestBatteryPasses:
+    def test_on_the_embedded_stack(self, pytester: pytest.Pytester) -> None:
+        """Every check passes on the default local stack."""
+        result = run_battery(pytester)
+        result.assert_outcomes(passed=CHECKS)
+        result.stdout.fnmatch_lines(["*wsconn: stack=local*toxiproxy-server 2.12.0*"])
+
+    def test_on_an_external_reference_server(
+        self, pytester: pytest.Pytester, reference_service: Service
+    ) -> None:
+        """Every check passes when the reference server is treated as a user's running service."""
+        result = run_against(pytester, reference_service)
+        result.assert_outcomes(passed=CHECKS)
+        assert reference_service.token not in result.stdout.str()
+
+    def test_without_a_token_the_token_checks_skip(
+        self, pytester: pytest.Pytester, reference_service: Service
+    ) -> None:
+        """Checks that need a token the user did not give are skipped with the reason."""
+        result = run_battery(
+            pytester, "--wsconn-stack=external", f"--wsconn-url={reference_service.url}", "-rs"
+        )
+        outcomes = result.parseoutcomes()
+        assert outcomes["skipped"] == 2, result.stdout.str()
+        result.stdout.fnmatch_lines(["*no valid token for this service (pass --wsconn-token)*"])
+
+
+@pytest.mark.usefixtures("user_env")
+class TestBatteryCatchesBrokenServers:
+    def test_a_server_that_accepts_anything(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
+    ) -> None:
+        """Missing and forged tokens and a foreign Origin each fail, naming the acceptance."""
+        result = run_against(pytester, broken_service("accept-anything"))
+        result.assert_outcomes(passed=CHECKS - 3, failed=3)
+        result.stdout.fnmatch_lines(
+            [
+                "FAILED *test_auth.py::test_bad_token_rejected?missing?*",
+                "FAILED *test_auth.py::test_bad_token_rejected?forged?*",
+                "FAILED *test_auth.py::test_foreign_origin_rejected*",
+            ],
+            consecutive=False,
+        )
+        assert "expected a rejection; the connection was accepted and stayed open" in (
+            result.stdout.str()
+        )
+
+    def test_a_server_with_a_wrong_close_code(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
+    ) -> None:
+        """Only the normal-close check fails, and it names both close codes."""
+        result = run_against(pytester, broken_service("wrong-close-code"))
+        result.assert_outcomes(passed=CHECKS - 1, failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*expected close 1000 (OK); the connection was closed by us with 1000; "
+                "the server answered 1001 (going away) 'bye'*",
+                "FAILED *test_normal_close_is_1000*",
+            ],
+            consecutive=False,
+        )
+
+    def test_a_server_that_never_answers_pings(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
+    ) -> None:
+        """Only the ping check fails, saying what clients with keepalive will do."""
+        result = run_against(pytester, broken_service("no-pong"))
+        result.assert_outcomes(passed=CHECKS - 1, failed=1)
+        result.stdout.fnmatch_lines(
+            ["*the service did not answer a ping within 2 s*", "FAILED *test_answers_pings*"],
+            consecutive=False,
+        )

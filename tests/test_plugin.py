@@ -1,0 +1,235 @@
+"""The plugin as a user meets it: a temp project run with pytester, outcomes and messages asserted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from conftest import Service
+
+USER_TESTS = """
+import pytest
+from pytest_wsconn import assert_closes_with, assert_connects, assert_rejected
+
+pytestmark = pytest.mark.asyncio
+
+async def test_echo(wsconn_connect):
+    conn = await assert_connects(wsconn_connect)
+    assert await conn.echo("hi", timeout=5) == "hi"
+
+async def test_server_closes_with_policy_violation(wsconn_connect):
+    conn = await assert_connects(wsconn_connect)
+    await conn.send('{"control": "close", "code": 1008, "reason": "go away"}')
+    await assert_closes_with(conn, 1008, "go away")
+
+async def test_expired_token_is_rejected(wsconn_connect, wsconn_token):
+    await assert_rejected(wsconn_connect, token=wsconn_token("expired"), status=401)
+
+@pytest.mark.wsconn_fault("latency", ms=150)
+async def test_marker_applies_latency(wsconn_connect, wsconn_proxy):
+    assert [t["type"] for t in wsconn_proxy.toxics()] == ["latency"]
+
+async def test_faults_are_gone_after_a_test(wsconn_proxy):
+    assert wsconn_proxy.toxics() == [] and wsconn_proxy.enabled
+"""
+
+
+@pytest.mark.usefixtures("user_env")
+class TestUserProject:
+    def test_fixtures_work_in_a_user_project(self, pytester: pytest.Pytester) -> None:
+        """A user's tests using the fixtures, assertions and marker all pass."""
+        pytester.makepyfile(test_user=USER_TESTS)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        result.assert_outcomes(passed=5)
+        result.stdout.fnmatch_lines(
+            ["wsconn: stack=local*", "*wsconn summary*", "*connections opened*"]
+        )
+
+    def test_dash_p_wsconn_with_autoload_off(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``pytest -p wsconn`` loads the plugin when entry-point autoload is disabled."""
+        monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        pytester.makepyfile(test_user=USER_TESTS)
+        result = pytester.runpytest_subprocess(
+            "-p", "wsconn", "-p", "asyncio", "-p", "no:cacheprovider"
+        )
+        result.assert_outcomes(passed=5)
+
+    def test_dash_p_wsconn_with_autoload_on(self, pytester: pytest.Pytester) -> None:
+        """``pytest -p wsconn`` is harmless when the entry point already loaded the plugin."""
+        pytester.makepyfile(test_user=USER_TESTS)
+        result = pytester.runpytest_subprocess("-p", "wsconn", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=5)
+
+    def test_a_hook_supplies_the_token(
+        self, pytester: pytest.Pytester, reference_service: Service
+    ) -> None:
+        """``pytest_wsconn_token`` in a user's conftest.py supplies tokens for their service."""
+        pytester.makeconftest(
+            f"""
+            def pytest_wsconn_token(kind, config):
+                return {reference_service.token!r} if kind == "valid" else None
+            """
+        )
+        pytester.makepyfile(
+            """
+            import pytest
+            from pytest_wsconn import assert_connects
+
+            @pytest.mark.asyncio
+            async def test_hook_token(wsconn_connect, wsconn_token):
+                assert wsconn_token("valid").count(".") == 1
+                await assert_connects(wsconn_connect)
+            """
+        )
+        result = pytester.runpytest_subprocess(
+            "--wsconn-stack=external", f"--wsconn-url={reference_service.url}"
+        )
+        result.assert_outcomes(passed=1)
+
+
+@pytest.mark.usefixtures("user_env")
+class TestFailureReports:
+    def test_wrong_close_code_fails_exactly_that_test(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
+    ) -> None:
+        """Against a server answering 1000 with 1001, only the close test fails, naming both codes."""
+        service = broken_service("wrong-close-code")
+        pytester.makepyfile(
+            """
+            import pytest
+            from pytest_wsconn import assert_closes_with, assert_connects
+
+            pytestmark = pytest.mark.asyncio
+
+            async def test_echo(wsconn_connect):
+                conn = await assert_connects(wsconn_connect)
+                assert await conn.echo("hi", timeout=5) == "hi"
+
+            async def test_normal_close(wsconn_connect):
+                conn = await assert_connects(wsconn_connect)
+                await conn.close(1000)
+                await assert_closes_with(conn, 1000)
+            """
+        )
+        result = pytester.runpytest_subprocess(
+            "--wsconn-stack=external",
+            f"--wsconn-url={service.url}",
+            f"--wsconn-token={service.token}",
+        )
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*AssertionError: expected close 1000 (OK); the connection was closed by us "
+                "with 1000; the server answered 1001 (going away) 'bye'*",
+                "*- wsconn connection timeline -*",
+                "#* ws://127.0.0.1:*/ws?token=[*][*][*]",
+                "*diagnosis: going_away: *",
+                "FAILED *test_normal_close*",
+            ],
+            consecutive=False,
+        )
+        assert service.token not in result.stdout.str()
+
+    def test_a_failed_connection_says_why(self, pytester: pytest.Pytester) -> None:
+        """A connection that cannot open fails with the classified cause, not a bare traceback."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.asyncio
+            async def test_down(wsconn_connect, wsconn_proxy):
+                with wsconn_proxy.down():
+                    await wsconn_connect()
+            """
+        )
+        result = pytester.runpytest_subprocess()
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*ConnectFailed: the connection to ws://127.0.0.1:*/ws?token=[*][*][*] failed to "
+                "open: refused * network: connection refused*",
+                "*- wsconn connection timeline -*",
+            ],
+            consecutive=False,
+        )
+
+
+class TestUsageErrors:
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--wsconn-stack=docker"], "*invalid stack 'docker'; valid: local, external*"),
+            (["--wsconn-auth=bogus"], "*invalid auth mode 'bogus'; valid: query:<param>, header*"),
+            (["--wsconn-url=http://x"], "*invalid WebSocket URL 'http://x'*"),
+            (["--wsconn-timeout=-1"], "*invalid timeout '-1'*"),
+            (["--wsconn-stack=external"], "*--wsconn-stack=external needs --wsconn-url*"),
+        ],
+    )
+    def test_bad_option_value(
+        self, pytester: pytest.Pytester, args: list[str], message: str
+    ) -> None:
+        """A bad option value stops the run with a usage error naming the valid values."""
+        pytester.makepyfile("def test_nothing(): pass")
+        result = pytester.runpytest(*args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: pytest-wsconn: {message.lstrip('*')}"])
+
+    def test_bad_ini_value(self, pytester: pytest.Pytester) -> None:
+        """Ini keys are validated like their options, and the command line wins over them."""
+        pytester.makeini("[pytest]\nwsconn_stack = kubernetes\n")
+        pytester.makepyfile("def test_nothing(): pass")
+        result = pytester.runpytest()
+        result.stderr.fnmatch_lines(["ERROR: pytest-wsconn: invalid stack 'kubernetes'*"])
+        pytester.runpytest("--wsconn-stack=local").assert_outcomes(passed=1)
+
+    def test_unknown_fault_in_a_marker(self, pytester: pytest.Pytester) -> None:
+        """A marker naming an unknown fault is a usage error listing the valid kinds."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.wsconn_fault("earthquake")
+            def test_x(wsconn_proxy):
+                pass
+            """
+        )
+        result = pytester.runpytest()
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            [
+                "*test_x: @wsconn_fault unknown fault kind 'earthquake'",
+                "*valid kinds: latency, bandwidth, slow_close, timeout, reset_peer, slicer*",
+            ]
+        )
+
+    def test_marker_without_the_proxy_fixture(self, pytester: pytest.Pytester) -> None:
+        """A fault marker on a test that never touches the proxy is a usage error."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.wsconn_fault("latency", ms=10)
+            def test_x():
+                pass
+            """
+        )
+        result = pytester.runpytest()
+        result.stderr.fnmatch_lines(["*needs the wsconn_proxy or wsconn_connect fixture*"])
+
+    def test_missing_toxiproxy_binary(self, pytester: pytest.Pytester) -> None:
+        """A toxiproxy-server path that does not exist fails the tests with the install hint."""
+        pytester.makepyfile("def test_x(wsconn_stack): pass")
+        result = pytester.runpytest("--wsconn-toxiproxy-bin=/nonexistent/toxiproxy-server")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*pytest-wsconn: the local stack: --wsconn-toxiproxy-bin is "
+                "'/nonexistent/toxiproxy-server', which is not a file*",
+                "*hint: install Toxiproxy 2.12.0*",
+            ],
+            consecutive=False,
+        )
+        assert "Traceback" not in result.stdout.str()
