@@ -304,7 +304,7 @@ def measure(args: argparse.Namespace) -> list[Figure]:
         ready, teardown = bench_stack_start(starts)
         figures.append(Figure(ready, floors, STACK_START_GOAL))
         figures.append(Figure(teardown))
-    except (WsconnError, OSError, subprocess.SubprocessError) as exc:
+    except (WsconnError, OSError, ValueError, subprocess.SubprocessError) as exc:
         figures.append(Figure(None, goal=STACK_START_GOAL, error=str(exc), label=label))
     print("stack start measured", file=sys.stderr)
 

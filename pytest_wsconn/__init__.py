@@ -6,8 +6,9 @@ The public API; everything else is internal.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
+
+__version__: str
 
 if TYPE_CHECKING:
     from pytest_wsconn.assertions import assert_closes_with, assert_connects, assert_rejected
@@ -26,11 +27,6 @@ if TYPE_CHECKING:
     from pytest_wsconn.plugin import Tokens
     from pytest_wsconn.stack import Stack
     from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
-
-try:
-    __version__ = version("pytest-wsconn")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
 
 # Imported on first use, so that `wsconn serve` and the reference server start fast.
 _EXPORTS = {
@@ -64,6 +60,13 @@ _EXPORTS = {
 
 
 def __getattr__(name: str) -> Any:
+    from importlib.metadata import PackageNotFoundError, version
+
+    if name == "__version__":
+        try:
+            return version("pytest-wsconn")
+        except PackageNotFoundError:  # running from a source tree
+            return "0.0.0"
     if name not in _EXPORTS:
         raise AttributeError(f"module 'pytest_wsconn' has no attribute {name!r}")
     return getattr(importlib.import_module(f"pytest_wsconn.{_EXPORTS[name]}"), name)

@@ -1,11 +1,10 @@
-"""The plugin as a user meets it: a temp project run with pytester, outcomes and messages asserted."""
+"""The plugin as a user meets it: a temp project run by pytester, outcomes and output asserted."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
-
 from conftest import Service
 
 USER_TESTS = """
@@ -95,7 +94,7 @@ class TestFailureReports:
     def test_wrong_close_code_fails_exactly_that_test(
         self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
     ) -> None:
-        """Against a server answering 1000 with 1001, only the close test fails, naming both codes."""
+        """Against a server answering 1000 with 1001 only the close test fails, naming both."""
         service = broken_service("wrong-close-code")
         pytester.makepyfile(
             """

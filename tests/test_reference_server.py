@@ -23,25 +23,23 @@ from websockets.http11 import Request
 from websockets.typing import Subprotocol
 
 from pytest_wsconn.exceptions import ConfigError
-from pytest_wsconn.reference import (
+from pytest_wsconn.reference.server import (
     READY_PREFIX,
     SECRET_ENV,
     SUBPROTOCOL,
+    ControlError,
     ReferenceServer,
     Refusal,
     ServerSettings,
-    serve_reference,
-    sign_token,
-    validate_settings,
-)
-from pytest_wsconn.reference.server import (
-    ControlError,
     ServerStats,
     admit,
     find_token,
     health_report,
     parse_control,
+    serve_reference,
+    validate_settings,
 )
+from pytest_wsconn.reference.tokens import sign_token
 from pytest_wsconn.timing import scaled
 
 SECRET = b"k" * 32

@@ -1,49 +1,5 @@
-"""The reference WebSocket server and its signed tokens: the behaviour pytest-wsconn recommends."""
+"""The reference WebSocket server (``server``) and its signed tokens (``tokens``).
 
-from pytest_wsconn.reference.server import (
-    AUTH_COOKIE,
-    AUTH_PROTOCOL_PREFIX,
-    AUTH_QUERY_PARAM,
-    CONTROLS,
-    READY_PREFIX,
-    SECRET_ENV,
-    SUBPROTOCOL,
-    ReferenceServer,
-    Refusal,
-    ServerSettings,
-    ServerStats,
-    main,
-    serve_reference,
-    validate_settings,
-)
-from pytest_wsconn.reference.tokens import (
-    TokenKind,
-    TokenVerdict,
-    forge,
-    reference_token,
-    sign_token,
-    verify_token,
-)
-
-__all__ = [
-    "AUTH_COOKIE",
-    "AUTH_PROTOCOL_PREFIX",
-    "AUTH_QUERY_PARAM",
-    "CONTROLS",
-    "READY_PREFIX",
-    "SECRET_ENV",
-    "SUBPROTOCOL",
-    "ReferenceServer",
-    "Refusal",
-    "ServerSettings",
-    "ServerStats",
-    "TokenKind",
-    "TokenVerdict",
-    "forge",
-    "main",
-    "reference_token",
-    "serve_reference",
-    "sign_token",
-    "validate_settings",
-    "verify_token",
-]
+The behaviour pytest-wsconn recommends. Import from the submodules: importing ``tokens`` must
+not start up the server's asyncio machinery.
+"""

@@ -16,7 +16,6 @@ from pytest_wsconn.reference.server import READY_PREFIX, SECRET_ENV
 from pytest_wsconn.stack.toxiproxy_server import die_with_parent
 from pytest_wsconn.timing import scaled
 
-
 REFERENCE_COMMAND = ("-m", "pytest_wsconn.reference", "--host", "127.0.0.1", "--port", "0")
 
 
