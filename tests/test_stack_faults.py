@@ -182,7 +182,7 @@ class TestSlicer:
     async def test_large_message_reassembled(
         self, wsconn_connect: Connector, wsconn_proxy: Proxy
     ) -> None:
-        """A 10 kB message cut into <= 100-byte slices 5 ms apart arrives intact, >= 0.495 s late."""
+        """10 kB cut into <= 100-byte slices 5 ms apart arrive intact, at least 0.495 s later."""
         size, average, delay_us = 10_000, 100, 5_000
         message = os.urandom(size)
         conn = await wsconn_connect()

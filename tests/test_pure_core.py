@@ -1,0 +1,307 @@
+"""The pure core: classification, expectations, parsing and redaction, with no I/O."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_wsconn.closecodes import (
+    Outcome,
+    classify_close,
+    classify_http_status,
+    classify_outcome,
+    close_code_name,
+)
+from pytest_wsconn.config import (
+    AuthMode,
+    ConfigError,
+    Settings,
+    parse_auth_mode,
+    parse_http_url,
+    parse_stack,
+    parse_timeout,
+    parse_ws_url,
+    target_address,
+)
+from pytest_wsconn.expect import (
+    CloseInfo,
+    ConnectionAttempt,
+    classify,
+    describe_attempt,
+    expected_close_failure,
+    expected_rejection_failure,
+    timeline,
+)
+from pytest_wsconn.redact import REDACTED, redact_text, redact_url
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pytest_wsconn"
+PURE_MODULES = ["closecodes", "config", "expect", "faults", "redact", "reference/tokens"]
+IO_MODULES = {"asyncio", "socket", "subprocess", "ssl", "http", "urllib.request", "select"}
+
+
+def attempt(**fields: object) -> ConnectionAttempt:
+    values: dict[str, object] = {"url": "ws://h/ws", "started_at": 0.0, "started": 10.0}
+    return ConnectionAttempt(**{**values, **fields})  # type: ignore[arg-type]
+
+
+def closed(
+    code: int, *, received: bool = True, sent: int | None = None, ours: bool = False
+) -> CloseInfo:
+    return CloseInfo(code, "", received=received, sent_code=sent, initiated_by_us=ours, at=12.5)
+
+
+class TestPurity:
+    @pytest.mark.parametrize("module", PURE_MODULES)
+    def test_source_imports_no_io(self, module: str) -> None:
+        """A pure-core module imports no asyncio, socket, subprocess or HTTP client."""
+        tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+        imported = {
+            name
+            for node in ast.walk(tree)
+            for name in (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+        }
+        assert not {n for n in imported if n.split(".")[0] in IO_MODULES or n in IO_MODULES}
+
+    def test_importing_the_core_loads_no_event_loop_or_processes(self) -> None:
+        """Importing the pure core in a fresh interpreter pulls in no asyncio or subprocess."""
+        modules = ", ".join(f"pytest_wsconn.{m.replace('/', '.')}" for m in PURE_MODULES)
+        io = "{'asyncio', 'subprocess', 'http.client'}"
+        code = f"import sys, {modules}; print(sorted({io} & set(sys.modules)))"
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        )
+        assert out.stdout.strip() == "[]"
+
+
+class TestCloseCodes:
+    @pytest.mark.parametrize(
+        ("code", "category"),
+        [
+            (1000, "normal"),
+            (1001, "going_away"),
+            (1002, "protocol"),
+            (1003, "protocol"),
+            (1005, "normal"),
+            (1006, "network"),
+            (1007, "protocol"),
+            (1008, "policy"),
+            (1009, "message_too_big"),
+            (1010, "protocol"),
+            (1011, "server_error"),
+            (1012, "going_away"),
+            (1013, "overload"),
+            (1014, "server_error"),
+            (1015, "tls"),
+            (3000, "app_defined"),
+            (4001, "app_defined"),
+            (999, "unknown"),
+            (5000, "unknown"),
+        ],
+    )
+    def test_categories(self, code: int, category: str) -> None:
+        """Each registered code, and the application ranges, land in their category."""
+        assert classify_close(code).category == category
+
+    def test_keepalive_1011_we_sent_is_a_timeout(self) -> None:
+        """A 1011 our keepalive sent means a dead peer, not a server error."""
+        assert classify_close(1011, sent_by_us=True).category == "timeout"
+        assert classify_close(1011).category == "server_error"
+
+    @pytest.mark.parametrize(
+        ("code", "name"),
+        [
+            (1008, "1008 (policy violation)"),
+            (4000, "4000 (application-defined)"),
+            (3001, "3001 (registered)"),
+            (42, "42 (unknown)"),
+        ],
+    )
+    def test_names(self, code: int, name: str) -> None:
+        """Codes print with the names websockets knows."""
+        assert close_code_name(code) == name
+
+    @given(st.integers())
+    def test_total_over_all_codes(self, code: int) -> None:
+        """Any integer classifies to a category with an explanation."""
+        diagnosis = classify_close(code)
+        assert diagnosis.category and diagnosis.explanation
+
+    @given(st.integers(min_value=100, max_value=599))
+    def test_total_over_http_statuses(self, status: int) -> None:
+        """Any HTTP status classifies; 401 and 403 are auth."""
+        assert classify_http_status(status).explanation.startswith(f"HTTP {status}")
+
+    @pytest.mark.parametrize("outcome", list(Outcome))
+    def test_every_outcome(self, outcome: Outcome) -> None:
+        """Every outcome has a diagnosis; a rejection without status still explains itself."""
+        assert classify_outcome(outcome).explanation
+
+
+class TestExpect:
+    def test_keepalive_close_classifies_as_timeout(self) -> None:
+        """No close frame but our 1011 sent first: the keepalive gave up on a silent peer."""
+        a = attempt(
+            outcome=Outcome.OPENED,
+            ended=10.002,
+            close=closed(1006, received=False, sent=1011, ours=True),
+        )
+        assert classify(a).category == "timeout"
+        assert "keepalive" in describe_attempt(a)
+
+    def test_abnormal_close_description(self) -> None:
+        """A dropped connection reads as 1006 without a close frame, with its lifetime."""
+        a = attempt(outcome=Outcome.OPENED, ended=10.1, close=closed(1006, received=False))
+        assert describe_attempt(a) == (
+            "the connection to ws://h/ws closed abnormally (1006, no close frame) after 2.5 s — "
+            "network: the connection dropped without a closing handshake (1006 is never sent on "
+            "the wire: TCP reset, proxy cut or crash)"
+        )
+
+    def test_expected_close_matches(self) -> None:
+        """The expected code (and reason) received from the server is no failure."""
+        a = attempt(
+            outcome=Outcome.OPENED, close=CloseInfo(1008, "token expired", True, 1008, False, 11.0)
+        )
+        assert expected_close_failure(a, 1008, None) is None
+        assert expected_close_failure(a, 1008, "token expired") is None
+        message = expected_close_failure(a, 1008, "other")
+        assert message is not None and "with reason 'other'" in message
+
+    def test_expected_close_names_both_codes(self) -> None:
+        """A different close names what was expected and what happened."""
+        a = attempt(outcome=Outcome.OPENED, close=closed(1006, received=False))
+        message = expected_close_failure(a, 1008, None)
+        assert message is not None
+        assert message.startswith(
+            "expected close 1008 (policy violation); the connection closed abnormally (1006"
+        )
+        assert "after 2.5 s" in message
+
+    def test_still_open(self) -> None:
+        """An open connection is reported as still open after the wait."""
+        message = expected_close_failure(attempt(outcome=Outcome.OPENED), 1000, None, waited=3)
+        assert message == "expected close 1000 (OK); the connection was still open after 3.0 s"
+
+    def test_rejections(self) -> None:
+        """An HTTP status or a server close code satisfies a rejection; acceptance does not."""
+        rejected = attempt(outcome=Outcome.HTTP_REJECTED, http_status=401)
+        assert expected_rejection_failure(rejected, 401, None) is None
+        assert expected_rejection_failure(rejected, 403, None) == (
+            "expected HTTP 403; instead the connection to ws://h/ws was rejected with HTTP 401 — "
+            "auth: HTTP 401: the token was missing, invalid or expired"
+        )
+        policy = attempt(outcome=Outcome.OPENED, close=closed(1008))
+        assert expected_rejection_failure(policy, 401, 1008) is None
+        accepted = attempt(outcome=Outcome.OPENED, close=closed(1000, sent=1000, ours=True))
+        assert expected_rejection_failure(accepted, None, 1008) == (
+            "expected close 1008 (policy violation); the connection was accepted and stayed open"
+        )
+
+    def test_timeline(self) -> None:
+        """The timeline lists each attempt's steps relative to the first and its diagnosis."""
+        first = attempt(
+            outcome=Outcome.OPENED, ended=10.003, subprotocol="wsconn.v1", close=closed(1001)
+        )
+        second = attempt(
+            started=13.0,
+            outcome=Outcome.REFUSED,
+            ended=13.001,
+            error_type="ConnectionRefusedError",
+            error="refused",
+        )
+        text = timeline([first, second])
+        assert f"#{first.id} ws://h/ws" in text
+        assert "+  0.003s opened in 3.0 ms (subprotocol wsconn.v1)" in text
+        assert "+  2.500s was closed by the server with 1001 (going away)" in text
+        assert "+  3.001s refused (ConnectionRefusedError: refused)" in text
+        assert "diagnosis: network: connection refused" in text
+        assert timeline([]) == "no WebSocket connection was attempted"
+
+
+class TestConfig:
+    @pytest.mark.parametrize(
+        ("text", "mode"),
+        [
+            ("query:token", AuthMode("query", "token")),
+            ("query:access_token", AuthMode("query", "access_token")),
+            ("header", AuthMode("header")),
+            ("subprotocol", AuthMode("subprotocol", "token.")),
+            ("subprotocol:bearer.", AuthMode("subprotocol", "bearer.")),
+            ("cookie:session", AuthMode("cookie", "session")),
+            ("none", AuthMode("none")),
+        ],
+    )
+    def test_auth_modes(self, text: str, mode: AuthMode) -> None:
+        """Each documented auth mode parses, and prints back as it was written."""
+        assert parse_auth_mode(text) == mode
+        assert parse_auth_mode(str(mode)) == mode
+
+    @pytest.mark.parametrize("text", ["query", "cookie", "header:x", "none:x", "bearer", ""])
+    def test_bad_auth_modes_name_the_syntax(self, text: str) -> None:
+        """A bad auth mode is refused with the whole syntax."""
+        with pytest.raises(
+            ConfigError,
+            match=r"valid: query:<param>, header, subprotocol\[:<prefix>\], cookie:<name>, none",
+        ):
+            parse_auth_mode(text)
+
+    @given(st.text())
+    def test_auth_mode_parser_is_total(self, text: str) -> None:
+        """Any text either parses or raises ConfigError."""
+        with contextlib.suppress(ConfigError):
+            parse_auth_mode(text)
+
+    def test_other_parsers(self) -> None:
+        """Stack, URL and timeout parsers accept the valid and name it for the rest."""
+        assert parse_stack("external") == "external"
+        assert parse_ws_url("wss://api.example.com/ws") == "wss://api.example.com/ws"
+        assert parse_http_url("http://127.0.0.1:8474/") == "http://127.0.0.1:8474"
+        assert parse_timeout("2.5") == 2.5
+        for parser, bad in [
+            (parse_stack, "k8s"),
+            (parse_ws_url, "ws://h:99999/"),
+            (parse_ws_url, "ws:///x"),
+            (parse_http_url, "ftp://x"),
+            (parse_timeout, "nan"),
+            (parse_timeout, "0"),
+        ]:
+            with pytest.raises(ConfigError):
+                parser(bad)
+
+    def test_target_address_defaults(self) -> None:
+        """The dialled port follows the scheme when the URL has none."""
+        assert target_address("ws://h/x") == ("h", 80)
+        assert target_address("wss://h/x") == ("h", 443)
+        assert target_address("ws://h:9/x") == ("h", 9)
+
+    def test_external_needs_a_url(self) -> None:
+        """The external stack without a URL is a configuration error with a hint."""
+        with pytest.raises(ConfigError, match="needs --wsconn-url"):
+            Settings(stack="external")
+
+
+class TestRedact:
+    def test_query_token(self) -> None:
+        """Token-like query parameters, and the named one, are redacted; others kept."""
+        assert redact_url("ws://h/ws?token=abc&room=1") == f"ws://h/ws?token={REDACTED}&room=1"
+        assert redact_url("ws://h/ws?sig=abc", ["sig"]) == f"ws://h/ws?sig={REDACTED}"
+        assert redact_url("ws://h/ws") == "ws://h/ws"
+
+    @given(st.text(alphabet=st.characters(codec="ascii", categories=["L", "N"]), min_size=4))
+    def test_secret_never_survives(self, secret: str) -> None:
+        """Whatever the token, it appears in neither a redacted URL nor a redacted message."""
+        assert secret not in redact_url(f"ws://h/ws?token={secret}").split("?", 1)[1]
+        assert secret not in redact_text(f"failed with {secret}!", [secret])
