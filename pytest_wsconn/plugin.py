@@ -20,6 +20,7 @@ from pytest_wsconn.expect import ConnectionAttempt, classify, timeline
 from pytest_wsconn.faults import Fault, make_fault
 from pytest_wsconn.reference.tokens import TokenKind, forge, reference_token
 from pytest_wsconn.stack import Stack, describe_stack, open_stack
+from pytest_wsconn.timing import scaled
 from pytest_wsconn.toxiproxy import Proxy
 
 SETTINGS = pytest.StashKey[cfg.Settings]()
@@ -260,7 +261,7 @@ async def wsconn_connect(
         kwargs.setdefault("token", wsconn_token.get("valid"))
         kwargs.setdefault("auth", wsconn_settings.auth)
         kwargs.setdefault("origin", wsconn_settings.origin)
-        kwargs.setdefault("open_timeout", wsconn_settings.timeout)
+        kwargs.setdefault("open_timeout", scaled(wsconn_settings.timeout))
         if url is None and not direct:
             kwargs.setdefault("dial", wsconn_proxy.listen_address)
         conn = await connect(

@@ -7,6 +7,14 @@ from collections.abc import Callable
 import pytest
 from conftest import Service
 
+from pytest_wsconn.stack.toxiproxy_server import ToxiproxyServer
+
+
+def run_in_process(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Fast runs for usage errors; the -o spares the inner run pytest-asyncio's scope warning."""
+    return pytester.runpytest("-o", "asyncio_default_fixture_loop_scope=function", *args)
+
+
 USER_TESTS = """
 import pytest
 from pytest_wsconn import assert_closes_with, assert_connects, assert_rejected
@@ -61,6 +69,20 @@ class TestUserProject:
         pytester.makepyfile(test_user=USER_TESTS)
         result = pytester.runpytest_subprocess("-p", "wsconn", "-p", "no:cacheprovider")
         result.assert_outcomes(passed=5)
+
+    def test_a_running_toxiproxy(
+        self, pytester: pytest.Pytester, toxiproxy_server: ToxiproxyServer
+    ) -> None:
+        """``--wsconn-toxiproxy URL`` uses that Toxiproxy and removes its proxy afterwards."""
+        pytester.makepyfile(test_user=USER_TESTS)
+        result = pytester.runpytest_subprocess(f"--wsconn-toxiproxy={toxiproxy_server.url}")
+        result.assert_outcomes(passed=5)
+        result.stdout.fnmatch_lines(
+            [f"wsconn: stack=local*Toxiproxy 2.12.0 at {toxiproxy_server.url}"]
+        )
+        assert not [
+            name for name in toxiproxy_server.client.proxies() if name.startswith("wsconn_")
+        ]
 
     def test_a_hook_supplies_the_token(
         self, pytester: pytest.Pytester, reference_service: Service
@@ -172,7 +194,7 @@ class TestUsageErrors:
     ) -> None:
         """A bad option value stops the run with a usage error naming the valid values."""
         pytester.makepyfile("def test_nothing(): pass")
-        result = pytester.runpytest(*args)
+        result = run_in_process(pytester, *args)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: pytest-wsconn: {message.lstrip('*')}"])
 
@@ -180,9 +202,11 @@ class TestUsageErrors:
         """Ini keys are validated like their options, and the command line wins over them."""
         pytester.makeini("[pytest]\nwsconn_stack = kubernetes\n")
         pytester.makepyfile("def test_nothing(): pass")
-        result = pytester.runpytest()
+        result = run_in_process(
+            pytester,
+        )
         result.stderr.fnmatch_lines(["ERROR: pytest-wsconn: invalid stack 'kubernetes'*"])
-        pytester.runpytest("--wsconn-stack=local").assert_outcomes(passed=1)
+        run_in_process(pytester, "--wsconn-stack=local").assert_outcomes(passed=1)
 
     def test_unknown_fault_in_a_marker(self, pytester: pytest.Pytester) -> None:
         """A marker naming an unknown fault is a usage error listing the valid kinds."""
@@ -195,7 +219,9 @@ class TestUsageErrors:
                 pass
             """
         )
-        result = pytester.runpytest()
+        result = run_in_process(
+            pytester,
+        )
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(
             [
@@ -215,13 +241,15 @@ class TestUsageErrors:
                 pass
             """
         )
-        result = pytester.runpytest()
+        result = run_in_process(
+            pytester,
+        )
         result.stderr.fnmatch_lines(["*needs the wsconn_proxy or wsconn_connect fixture*"])
 
     def test_missing_toxiproxy_binary(self, pytester: pytest.Pytester) -> None:
         """A toxiproxy-server path that does not exist fails the tests with the install hint."""
         pytester.makepyfile("def test_x(wsconn_stack): pass")
-        result = pytester.runpytest("--wsconn-toxiproxy-bin=/nonexistent/toxiproxy-server")
+        result = run_in_process(pytester, "--wsconn-toxiproxy-bin=/nonexistent/toxiproxy-server")
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(
             [
