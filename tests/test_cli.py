@@ -1,0 +1,61 @@
+"""The ``wsconn`` command as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pytest_wsconn.reference.tokens import TokenVerdict, verify_token
+from pytest_wsconn.timing import scaled
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wsconn(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_wsconn", *args],
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+class TestCli:
+    def test_token_verifies_with_the_secret(self) -> None:
+        """``wsconn token`` prints a token the reference server accepts."""
+        result = wsconn("token", "--ttl", "60", env={"WSCONN_REFERENCE_SECRET": "s3cret"})
+        assert result.returncode == 0
+        assert verify_token(b"s3cret", result.stdout.strip(), time.time()) is TokenVerdict.VALID
+
+    def test_token_without_a_secret(self) -> None:
+        """Without the secret ``wsconn token`` says which variable to set and exits 2."""
+        env = {k: v for k, v in os.environ.items() if k != "WSCONN_REFERENCE_SECRET"}
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest_wsconn", "token"],
+            capture_output=True,
+            text=True,
+            timeout=scaled(60),
+            env=env,
+            check=False,
+        )
+        assert (result.returncode, result.stderr.strip()) == (
+            2,
+            "wsconn token: set WSCONN_REFERENCE_SECRET to the server's secret",
+        )
+
+    def test_version(self) -> None:
+        """``wsconn version`` names the package and its version."""
+        assert wsconn("version").stdout.startswith("pytest-wsconn 0.")
+
+    def test_demo_runs_the_battery(self) -> None:
+        """``wsconn demo`` runs every check against the embedded stack and they pass."""
+        result = wsconn("demo", "-q")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "11 passed" in result.stdout
+        assert "wsconn summary" in result.stdout
