@@ -13,7 +13,7 @@ from types import TracebackType
 
 from pytest_wsconn.exceptions import StackError
 from pytest_wsconn.reference.server import READY_PREFIX, SECRET_ENV
-from pytest_wsconn.stack.toxiproxy_server import die_with_parent
+from pytest_wsconn.stack.processes import spawn, stop
 from pytest_wsconn.timing import scaled
 
 REFERENCE_COMMAND = ("-m", "pytest_wsconn.reference", "--host", "127.0.0.1", "--port", "0")
@@ -29,13 +29,10 @@ class ReferenceProcess:
     def __init__(self, command: tuple[str, ...] = REFERENCE_COMMAND) -> None:
         self.secret = secrets.token_hex(32).encode()  # the server keys its HMAC with these bytes
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self._process = subprocess.Popen(
+        self._process = spawn(
             [sys.executable, *command],
-            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),  # noqa: PLW1509 - only calls prctl
             env={**os.environ, SECRET_ENV: self.secret.decode()},
         )
 
@@ -70,13 +67,7 @@ class ReferenceProcess:
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM (the server closes every client with 1001), then SIGKILL; always reaps."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=scaled(timeout))
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-        self._process.wait()
+        stop(self._process, scaled(timeout))
         if self._process.stdout is not None:
             self._process.stdout.close()
         self._log.close()

@@ -1,29 +1,26 @@
 """Find a toxiproxy-server binary and run it for one test session.
 
 The server is a child process on 127.0.0.1 and a free port, so parallel sessions (xdist workers,
-two checkouts) never share toxics. It must not outlive pytest: it gets its own session (a Ctrl-C
-in the terminal reaches pytest, which stops it in order) and, on Linux, PR_SET_PDEATHSIG so even
-a SIGKILLed pytest leaves no orphan.
+two checkouts) never share toxics; like every child of ours it never outlives pytest
+(``processes``).
 """
 
 from __future__ import annotations
 
-import ctypes
 import enum
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 from pytest_wsconn.exceptions import StackError, ToxiproxyError
+from pytest_wsconn.stack.processes import spawn, stop
 from pytest_wsconn.timing import scaled, wait_until
 from pytest_wsconn.toxiproxy import ToxiproxyClient
 
@@ -40,7 +37,6 @@ INSTALL_HINT = (
     f"Then put it on PATH or point {BINARY_ENV} or --wsconn-toxiproxy-bin at it"
 )
 
-_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 _OUTPUT_TAIL_LINES = 20
 
 
@@ -105,25 +101,6 @@ def _free_port(host: str) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` asking Linux to SIGTERM the child when this thread's process dies.
-
-    The kernel ties PR_SET_PDEATHSIG to the *thread* that forked, so start the server from a
-    long-lived thread (pytest's main thread), not from a short-lived worker thread.
-    """
-    if sys.platform != "linux":
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded before fork, not in the child
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
 
 
 class _Startup(enum.Enum):
@@ -206,13 +183,10 @@ class ToxiproxyServer:
         self._port = port
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives until stop()
         try:
-            self._process = subprocess.Popen(
+            self._process = spawn(
                 [str(self.binary), "-host", self.host, "-port", str(port)],
-                stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only calls prctl, see above
                 # info, whatever LOG_LEVEL the user's own app wants: startup reads these lines.
                 env={**os.environ, "LOG_LEVEL": "info"},
             )
@@ -275,15 +249,7 @@ class ToxiproxyServer:
         """SIGTERM, then SIGKILL after ``stop_timeout``; always reaps. Safe to call twice."""
         process, self._process, self._client = self._process, None, None
         if process is not None:
-            try:
-                if process.poll() is None:
-                    process.terminate()
-                    try:
-                        process.wait(timeout=self.stop_timeout)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-            finally:
-                process.wait()
+            stop(process, self.stop_timeout)
         if self._log is not None:
             self._final_output = self.output()
             self._log.close()
