@@ -13,7 +13,7 @@ __version__: str
 if TYPE_CHECKING:
     from pytest_wsconn.assertions import assert_closes_with, assert_connects, assert_rejected
     from pytest_wsconn.client import Connector, InstrumentedConnection, connect
-    from pytest_wsconn.closecodes import Diagnosis, Outcome, close_code_name
+    from pytest_wsconn.closecodes import Outcome, WebSocketError, close_code_name
     from pytest_wsconn.config import AuthMode, parse_auth_mode
     from pytest_wsconn.exceptions import (
         ConfigError,
@@ -36,7 +36,7 @@ _EXPORTS = {
     "Connector": "client",
     "InstrumentedConnection": "client",
     "connect": "client",
-    "Diagnosis": "closecodes",
+    "WebSocketError": "closecodes",
     "Outcome": "closecodes",
     "close_code_name": "closecodes",
     "AuthMode": "config",
@@ -79,7 +79,6 @@ __all__ = [
     "ConnectFailed",
     "ConnectionAttempt",
     "Connector",
-    "Diagnosis",
     "Fault",
     "InstrumentedConnection",
     "Outcome",
@@ -89,6 +88,7 @@ __all__ = [
     "Tokens",
     "ToxiproxyClient",
     "ToxiproxyError",
+    "WebSocketError",
     "WsconnError",
     "__version__",
     "assert_closes_with",

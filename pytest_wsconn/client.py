@@ -7,9 +7,6 @@ in a ``ConnectionAttempt``; classifying and describing attempts is the pure core
 from __future__ import annotations
 
 import asyncio
-import errno
-import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -17,10 +14,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
-from pytest_wsconn.closecodes import Outcome
+from pytest_wsconn.closecodes import Outcome, outcome_of, parse_retry_after
 from pytest_wsconn.config import AuthMode, parse_auth_mode
 from pytest_wsconn.exceptions import ConnectFailed
 from pytest_wsconn.expect import CloseInfo, ConnectionAttempt
@@ -96,32 +93,6 @@ def apply_auth(
     return url, headers, protocols
 
 
-def outcome_of(exc: BaseException) -> tuple[Outcome, int | None]:
-    """Map a connect exception (or its cause) to an outcome and the HTTP status, if any."""
-    if isinstance(exc, InvalidStatus):
-        return Outcome.HTTP_REJECTED, exc.response.status_code
-    if isinstance(exc, TimeoutError):
-        return Outcome.TIMEOUT, None
-    if isinstance(exc, socket.gaierror):
-        return Outcome.DNS, None
-    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-        return Outcome.TLS, None
-    if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
-        return Outcome.REFUSED, None
-    if isinstance(exc, ConnectionResetError | EOFError | BrokenPipeError):
-        return Outcome.RESET, None
-    if isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE):
-        return Outcome.RESET, None
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and cause is not exc:
-        outcome, status = outcome_of(cause)
-        if outcome is not Outcome.ERROR:
-            return outcome, status
-    if isinstance(exc, InvalidHandshake):
-        return Outcome.PROTOCOL, None
-    return Outcome.ERROR, None
-
-
 async def connect(
     url: str,
     *,
@@ -174,6 +145,9 @@ async def connect(
     except Exception as exc:
         attempt.ended = time.monotonic()
         attempt.outcome, attempt.http_status = outcome_of(exc)
+        if isinstance(exc, InvalidStatus):
+            retry_after = exc.response.headers.get("Retry-After")
+            attempt.retry_after = parse_retry_after(retry_after, time.time())
         attempt.error_type = type(exc).__name__
         attempt.error = redact_text(str(exc), [token])
         raise ConnectFailed(attempt) from exc

@@ -1,15 +1,43 @@
-"""Close codes and failures in words: the classification seam.
+"""Every way a WebSocket connection fails, in words a user can act on.
 
-Pure: maps what an attempt observed (outcome, close code, HTTP status) to a category and one
-sentence. The full catalogue with advice and retryability builds on this module.
+Pure: a total function from what was observed — a close code (and whether we sent it), an HTTP
+status that refused the upgrade, an exception — to a ``WebSocketError`` with a category, a
+message, likely causes, troubleshooting steps, whether a retry can help and how long to wait.
+Close codes come from websockets' ``CloseCode``; applications give 4000-4999 their meanings
+through ``set_app_codes`` (the plugin feeds it the ``wsconn_close_codes`` ini key and the
+``pytest_wsconn_close_code`` hook).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Literal
 
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import CLOSE_CODE_EXPLANATIONS, CloseCode
+
+from pytest_wsconn.exceptions import ConfigError
+
+Category = Literal[
+    "normal",
+    "going_away",
+    "network",
+    "dns",
+    "tls",
+    "http_rejected",
+    "auth",
+    "policy",
+    "protocol",
+    "message_too_big",
+    "server_error",
+    "overload",
+    "timeout",
+    "app_defined",
+    "unknown",
+]
 
 
 class Outcome(enum.StrEnum):
@@ -27,14 +55,481 @@ class Outcome(enum.StrEnum):
 
 
 @dataclasses.dataclass(frozen=True)
-class Diagnosis:
-    """A category a program can branch on and an explanation a person can act on."""
+class WebSocketError:
+    """A classified failure: what a program branches on and what a person reads."""
 
-    category: str
-    explanation: str
+    category: Category
+    code: int | None  # the close code or HTTP status, when there is one
+    message: str
+    causes: tuple[str, ...]
+    steps: tuple[str, ...]
+    retryable: bool
+    min_retry_delay: float = 0.0  # seconds a client should wait at least before retrying
 
     def __str__(self) -> str:
-        return f"{self.category}: {self.explanation}"
+        return f"{self.category}: {self.message}"
+
+    def advice(self) -> str:
+        """Causes and steps as indented lines, for reports."""
+        lines = [f"  likely cause: {cause}" for cause in self.causes]
+        lines += [f"  try: {step}" for step in self.steps]
+        retry = "retrying can help" if self.retryable else "retrying will not help"
+        if self.retryable and self.min_retry_delay:
+            retry += f" (wait at least {self.min_retry_delay:g} s)"
+        return "\n".join([*lines, f"  {retry}"])
+
+
+def _e(
+    category: Category,
+    code: int | None,
+    message: str,
+    causes: tuple[str, ...],
+    steps: tuple[str, ...],
+    *,
+    retry: bool,
+    wait: float = 0.0,
+) -> WebSocketError:
+    return WebSocketError(category, code, message, causes, steps, retry, wait)
+
+
+NEVER_ON_WIRE = frozenset({1004, 1005, 1006, 1015})
+"""Codes an endpoint reports locally but must never send in a close frame (RFC 6455 7.4.1)."""
+
+
+def _by_code(errors: list[WebSocketError]) -> dict[int, WebSocketError]:
+    return {error.code: error for error in errors if error.code is not None}
+
+
+_CLOSE_CODES = _by_code(
+    [
+        _e(
+            "normal",
+            1000,
+            "The connection was closed normally.",
+            ("one side finished its work and said goodbye",),
+            (
+                "nothing is broken; if the close was unexpected, read its reason and find which "
+                "side closed",
+            ),
+            retry=True,
+        ),
+        _e(
+            "going_away",
+            1001,
+            "The server is going away: it is shutting down or restarting "
+            "(or a browser tab left the page).",
+            ("a deploy or restart of the server", "a load balancer draining connections"),
+            ("reconnect after a short delay", "make deploys drain connections gracefully"),
+            retry=True,
+            wait=0.5,
+        ),
+        _e(
+            "protocol",
+            1002,
+            "One side broke the WebSocket protocol.",
+            ("a buggy client or server library", "a proxy that rewrites WebSocket frames"),
+            (
+                "capture the traffic (the client's debug log) and find which side sent the bad "
+                "frame",
+                "upgrade the WebSocket libraries on both sides",
+            ),
+            retry=True,
+            wait=1.0,
+        ),
+        _e(
+            "protocol",
+            1003,
+            "The server cannot accept this kind of data (text or binary).",
+            ("sending binary frames to a text-only endpoint, or the reverse",),
+            ("send the message type the endpoint expects",),
+            retry=False,
+        ),
+        _e(
+            "unknown",
+            1004,
+            "Close code 1004 is reserved and never sent on the wire; a peer "
+            "that sends it is broken.",
+            ("a buggy peer",),
+            ("report it to the maintainers of the peer's WebSocket library",),
+            retry=True,
+        ),
+        _e(
+            "normal",
+            1005,
+            "The close frame carried no status code (1005 is never sent on "
+            "the wire; it stands for 'no code given').",
+            ("the peer closed without giving a code",),
+            ("nothing is broken; ask the server to send a code that says why it closes",),
+            retry=True,
+        ),
+        _e(
+            "network",
+            1006,
+            "The connection dropped without a closing handshake (1006 is "
+            "never sent on the wire: it means no close frame arrived).",
+            (
+                "the network or a proxy cut the TCP connection",
+                "the server process crashed or was killed",
+                "a proxy or load balancer timed out an idle connection",
+            ),
+            (
+                "check the proxy's idle/read timeouts against the ping interval",
+                "look at the server's logs at that moment",
+                "reconnect with backoff",
+            ),
+            retry=True,
+        ),
+        _e(
+            "protocol",
+            1007,
+            "A message was not valid for its type (e.g. text that is not UTF-8).",
+            ("sending bytes as a text message",),
+            ("encode text as UTF-8, or send binary messages",),
+            retry=False,
+        ),
+        _e(
+            "policy",
+            1008,
+            "The server refused this client by policy.",
+            (
+                "a missing, invalid or expired token",
+                "an Origin the server does not allow",
+                "a rate or permission rule of the application",
+            ),
+            (
+                "read the close reason",
+                "refresh the token before reconnecting",
+                "check the server's allowed origins",
+            ),
+            retry=False,
+        ),
+        _e(
+            "message_too_big",
+            1009,
+            "A message was larger than the receiver accepts.",
+            ("a message over the server's (or a proxy's) size limit",),
+            ("send smaller messages or split them", "raise the receiver's max message size"),
+            retry=False,
+        ),
+        _e(
+            "protocol",
+            1010,
+            "The client needed an extension the server did not agree to.",
+            ("a client that requires e.g. permessage-deflate from a server that lacks it",),
+            ("make the extension optional on the client",),
+            retry=False,
+        ),
+        _e(
+            "server_error",
+            1011,
+            "The server hit an unexpected error while handling the connection.",
+            ("an unhandled exception in the server's handler",),
+            (
+                "look for the exception in the server's logs at that moment",
+                "reconnect with backoff",
+            ),
+            retry=True,
+            wait=1.0,
+        ),
+        _e(
+            "going_away",
+            1012,
+            "The service is restarting.",
+            ("a deploy or restart",),
+            ("reconnect after a short delay",),
+            retry=True,
+            wait=1.0,
+        ),
+        _e(
+            "overload",
+            1013,
+            "The server is overloaded or at its connection limit; try again later.",
+            ("too many connections", "the server shedding load"),
+            ("retry after a delay with jitter, not at once", "raise the server's capacity"),
+            retry=True,
+            wait=1.0,
+        ),
+        _e(
+            "server_error",
+            1014,
+            "A gateway or proxy got an invalid answer from the server behind it.",
+            ("the backend behind the proxy failed",),
+            ("check the backend's health and the proxy's upstream settings",),
+            retry=True,
+            wait=1.0,
+        ),
+        _e(
+            "tls",
+            1015,
+            "The TLS handshake failed (1015 is never sent on the wire).",
+            ("an expired or untrusted certificate", "a host name the certificate does not cover"),
+            ("check the certificate chain, its expiry and its host names",),
+            retry=False,
+        ),
+        _e(
+            "auth",
+            3000,
+            "Unauthorized (registered code 3000): the client must authenticate.",
+            ("a missing or invalid token",),
+            ("send a valid token",),
+            retry=False,
+        ),
+        _e(
+            "auth",
+            3003,
+            "Forbidden (registered code 3003): the client lacks permission.",
+            ("a token without the needed permission",),
+            ("use credentials with access to this resource",),
+            retry=False,
+        ),
+        _e(
+            "timeout",
+            3008,
+            "Timeout (registered code 3008): the server gave up waiting.",
+            ("an idle or slow client",),
+            ("send keepalives; reconnect",),
+            retry=True,
+            wait=1.0,
+        ),
+    ]
+)
+
+_HTTP_STATUSES = _by_code(
+    [
+        _e(
+            "http_rejected",
+            400,
+            "HTTP 400: the request was not a valid WebSocket upgrade.",
+            ("a proxy dropped the Upgrade/Connection headers", "a wrong Sec-WebSocket-Version"),
+            (
+                "check the proxy passes 'Upgrade' and 'Connection: upgrade' (nginx: "
+                "proxy_set_header Upgrade $http_upgrade)",
+            ),
+            retry=False,
+        ),
+        _e(
+            "auth",
+            401,
+            "HTTP 401: the token was missing, invalid or expired.",
+            ("no token sent, or sent where the server does not look", "an expired token"),
+            (
+                "check where the server reads the token (query, header, subprotocol, cookie)",
+                "get a fresh token",
+            ),
+            retry=False,
+        ),
+        _e(
+            "auth",
+            403,
+            "HTTP 403: the server refused this client.",
+            ("an Origin the server does not allow", "a token without permission"),
+            (
+                "add the page's origin to the server's allowed origins",
+                "check the token's permissions",
+            ),
+            retry=False,
+        ),
+        _e(
+            "http_rejected",
+            404,
+            "HTTP 404: there is no WebSocket endpoint at this path.",
+            ("a wrong path in the URL", "a proxy that does not route this path"),
+            ("check the URL's path against the server's routes and the proxy's locations",),
+            retry=False,
+        ),
+        _e(
+            "http_rejected",
+            426,
+            "HTTP 426: the server requires an upgrade it did not get.",
+            (
+                "a plain HTTP request reached the WebSocket endpoint",
+                "a proxy that strips the Upgrade header",
+            ),
+            ("connect with a WebSocket client", "pass the Upgrade header through the proxy"),
+            retry=False,
+        ),
+        _e(
+            "overload",
+            429,
+            "HTTP 429: too many requests; the server asks to slow down.",
+            ("a reconnect storm", "a rate limit"),
+            ("honour Retry-After", "add jitter to reconnect delays"),
+            retry=True,
+            wait=1.0,
+        ),
+        _e(
+            "server_error",
+            500,
+            "HTTP 500: the server failed while handling the upgrade.",
+            ("an exception in the server's handshake code",),
+            ("look at the server's logs",),
+            retry=True,
+            wait=1.0,
+        ),
+        _e(
+            "server_error",
+            502,
+            "HTTP 502: a proxy could not reach the backend.",
+            ("the backend is down", "the proxy points at the wrong host or port"),
+            ("check the backend runs and the proxy's upstream address",),
+            retry=True,
+            wait=1.0,
+        ),
+        _e(
+            "overload",
+            503,
+            "HTTP 503: the service is unavailable for now.",
+            ("the service is starting, overloaded or in maintenance",),
+            ("retry later, honouring Retry-After",),
+            retry=True,
+            wait=1.0,
+        ),
+        _e(
+            "timeout",
+            504,
+            "HTTP 504: a proxy timed out waiting for the backend.",
+            ("a slow or hung backend", "a proxy timeout shorter than the backend's start"),
+            ("check the backend's health and the proxy's timeouts",),
+            retry=True,
+            wait=1.0,
+        ),
+    ]
+)
+
+_OUTCOMES: dict[Outcome, WebSocketError] = {
+    Outcome.OPENED: _e(
+        "normal", None, "The connection is open.", (), ("nothing to do",), retry=True
+    ),
+    Outcome.HTTP_REJECTED: _e(
+        "http_rejected",
+        None,
+        "The server answered the upgrade with an HTTP error.",
+        ("the server or a proxy in front of it refused the connection",),
+        ("read the HTTP status and body in the report",),
+        retry=False,
+    ),
+    Outcome.REFUSED: _e(
+        "network",
+        None,
+        "Connection refused: nothing accepts connections at that address.",
+        ("the server is not running", "a wrong port", "a proxy in the path is down"),
+        ("check the server runs and listens on that host and port", "check the URL's port"),
+        retry=True,
+    ),
+    Outcome.RESET: _e(
+        "network",
+        None,
+        "The connection was cut while opening (reset or closed by the peer).",
+        (
+            "a proxy or firewall cut it",
+            "the server crashed",
+            "a wss:// URL pointing at a plain ws:// server, or the reverse",
+        ),
+        (
+            "check the scheme (ws or wss) matches the server",
+            "look at the server's and proxy's logs",
+        ),
+        retry=True,
+    ),
+    Outcome.DNS: _e(
+        "dns",
+        None,
+        "The host name did not resolve.",
+        ("a typo in the host name", "a service name that only resolves inside Docker's network"),
+        (
+            "check the host name",
+            "from a container, use the service name; from "
+            "the host, use localhost and the published port",
+        ),
+        retry=True,
+        wait=1.0,
+    ),
+    Outcome.TLS: _e(
+        "tls",
+        None,
+        "The TLS handshake failed.",
+        (
+            "an expired, self-signed or untrusted certificate",
+            "a host name the certificate does not cover",
+            "wss:// to a server that speaks plain ws",
+        ),
+        (
+            "check the certificate chain, its expiry and its host names",
+            "use ws:// for a server without TLS",
+        ),
+        retry=False,
+    ),
+    Outcome.TIMEOUT: _e(
+        "timeout",
+        None,
+        "The opening handshake did not finish in time.",
+        (
+            "a slow or hung server",
+            "a firewall that silently drops packets",
+            "a proxy that never forwards the upgrade",
+        ),
+        ("check the server answers (its /health)", "raise the open timeout if the network is slow"),
+        retry=True,
+    ),
+    Outcome.PROTOCOL: _e(
+        "protocol",
+        None,
+        "The server's answer was not a valid WebSocket handshake.",
+        ("the URL points at a plain HTTP server", "a proxy answered instead of the backend"),
+        ("check the URL and that the proxy forwards WebSocket upgrades",),
+        retry=False,
+    ),
+    Outcome.ERROR: _e(
+        "unknown",
+        None,
+        "The connection failed for an unexpected reason.",
+        ("see the exception in the report",),
+        ("read the exception and the connection timeline",),
+        retry=True,
+        wait=1.0,
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AppCode:
+    """What an application means by one of its own close codes (4000-4999)."""
+
+    message: str
+    retryable: bool = True
+    min_retry_delay: float = 0.0
+
+
+AppCodeLookup = Callable[[int], AppCode | None]
+_app_codes: AppCodeLookup = lambda code: None  # noqa: E731 - the default: no application codes
+
+
+def set_app_codes(lookup: AppCodeLookup | Mapping[int, AppCode] | None) -> None:
+    """Give application close codes their meanings (None forgets them)."""
+    global _app_codes  # noqa: PLW0603 - one catalogue per process, like the plugin's settings
+    if lookup is None:
+        _app_codes = lambda code: None  # noqa: E731
+    elif isinstance(lookup, Mapping):
+        _app_codes = lookup.get
+    else:
+        _app_codes = lookup
+
+
+def parse_app_codes(lines: list[str]) -> dict[int, AppCode]:
+    """Parse ``4001: no-retry: the session was revoked`` lines (``retry`` or ``no-retry``)."""
+    codes: dict[int, AppCode] = {}
+    for line in filter(None, (raw.strip() for raw in lines)):
+        code_text, _, rest = line.partition(":")
+        retry, _, message = rest.strip().partition(":")
+        if not code_text.strip().isdigit() or retry.strip() not in ("retry", "no-retry"):
+            raise ConfigError(
+                f"invalid close code line {line!r}; valid: '<4000-4999>: retry|no-retry: meaning'"
+            )
+        code = int(code_text)
+        if not 4000 <= code <= 4999:
+            raise ConfigError(f"close code {code} is not an application code (4000-4999)")
+        codes[code] = AppCode(message.strip() or f"application code {code}", retry == "retry")
+    return codes
 
 
 def close_code_name(code: int) -> str:
@@ -50,99 +545,194 @@ def close_code_name(code: int) -> str:
     return f"{code} ({label})"
 
 
-_CLOSE_CODES: dict[int, Diagnosis] = {
-    CloseCode.NORMAL_CLOSURE: Diagnosis("normal", "the connection was closed normally"),
-    CloseCode.GOING_AWAY: Diagnosis(
-        "going_away", "the server is shutting down or restarting; reconnecting should work"
-    ),
-    CloseCode.PROTOCOL_ERROR: Diagnosis("protocol", "one side broke the WebSocket protocol"),
-    CloseCode.UNSUPPORTED_DATA: Diagnosis(
-        "protocol", "the server cannot accept this kind of data (text vs binary)"
-    ),
-    CloseCode.NO_STATUS_RCVD: Diagnosis(
-        "normal", "the close frame carried no code (1005 is never sent on the wire)"
-    ),
-    CloseCode.ABNORMAL_CLOSURE: Diagnosis(
-        "network",
-        "the connection dropped without a closing handshake "
-        "(1006 is never sent on the wire: TCP reset, proxy cut or crash)",
-    ),
-    CloseCode.INVALID_DATA: Diagnosis("protocol", "a message was not valid (e.g. bad UTF-8)"),
-    CloseCode.POLICY_VIOLATION: Diagnosis(
-        "policy", "the server refused this client by policy (often a missing or expired token)"
-    ),
-    CloseCode.MESSAGE_TOO_BIG: Diagnosis(
-        "message_too_big", "a message was larger than the receiver accepts"
-    ),
-    CloseCode.MANDATORY_EXTENSION: Diagnosis(
-        "protocol", "the client needed an extension the server did not offer"
-    ),
-    CloseCode.INTERNAL_ERROR: Diagnosis(
-        "server_error", "the server hit an unexpected error while handling the connection"
-    ),
-    CloseCode.SERVICE_RESTART: Diagnosis("going_away", "the service is restarting"),
-    CloseCode.TRY_AGAIN_LATER: Diagnosis(
-        "overload", "the server is overloaded or at its connection limit; retry later"
-    ),
-    CloseCode.BAD_GATEWAY: Diagnosis("server_error", "a gateway got a bad answer upstream"),
-    CloseCode.TLS_HANDSHAKE: Diagnosis(
-        "tls", "the TLS handshake failed (1015 is never sent on the wire)"
-    ),
-}
-
-_HTTP_STATUSES: dict[int, Diagnosis] = {
-    400: Diagnosis("http_rejected", "HTTP 400: the request was not a valid WebSocket upgrade"),
-    401: Diagnosis("auth", "HTTP 401: the token was missing, invalid or expired"),
-    403: Diagnosis("auth", "HTTP 403: the server refused this client (Origin or permissions)"),
-    404: Diagnosis("http_rejected", "HTTP 404: no WebSocket endpoint at this path"),
-    426: Diagnosis("http_rejected", "HTTP 426: the server wants an Upgrade it did not get"),
-    429: Diagnosis("overload", "HTTP 429: too many requests; retry later"),
-    502: Diagnosis("http_rejected", "HTTP 502: a proxy could not reach the backend"),
-    503: Diagnosis("overload", "HTTP 503: the service is unavailable"),
-    504: Diagnosis("timeout", "HTTP 504: a proxy timed out waiting for the backend"),
-}
-
-_OUTCOMES: dict[Outcome, Diagnosis] = {
-    Outcome.OPENED: Diagnosis("ok", "the connection is open"),
-    Outcome.REFUSED: Diagnosis(
-        "network", "connection refused: nothing is listening there, or a proxy is down"
-    ),
-    Outcome.RESET: Diagnosis("network", "the TCP connection was reset by the peer or a proxy"),
-    Outcome.DNS: Diagnosis("dns", "the host name did not resolve"),
-    Outcome.TLS: Diagnosis("tls", "the TLS handshake failed (certificate, hostname or protocol)"),
-    Outcome.TIMEOUT: Diagnosis("timeout", "the opening handshake did not finish in time"),
-    Outcome.PROTOCOL: Diagnosis(
-        "protocol", "the server's answer was not a valid WebSocket handshake"
-    ),
-    Outcome.ERROR: Diagnosis("unknown", "the connection failed for an unexpected reason"),
-}
-
-
-def classify_outcome(outcome: Outcome, http_status: int | None = None) -> Diagnosis:
-    """Classify how an attempt failed to open (or that it opened)."""
-    if outcome is Outcome.HTTP_REJECTED and http_status is not None:
-        return classify_http_status(http_status)
-    return _OUTCOMES.get(outcome, _OUTCOMES[Outcome.ERROR])
-
-
-def classify_close(code: int, *, sent_by_us: bool = False) -> Diagnosis:
+def classify_close(code: int, *, sent_by_us: bool = False) -> WebSocketError:
     """Classify a close code; a 1011 we sent ourselves means our keepalive gave up on the peer."""
     if code == CloseCode.INTERNAL_ERROR and sent_by_us:
-        return Diagnosis(
-            "timeout", "the peer stopped answering pings, so the client closed (keepalive timeout)"
+        return _e(
+            "timeout",
+            code,
+            "The peer stopped answering pings, so this client closed "
+            "the connection (keepalive timeout, 1011 sent by us).",
+            (
+                "the server is hung or overloaded",
+                "the network path silently dropped packets",
+                "a ping timeout shorter than the network's latency",
+            ),
+            ("check the server is alive", "raise the ping timeout above the worst round trip"),
+            retry=True,
         )
     if code in _CLOSE_CODES:
         return _CLOSE_CODES[code]
     if 4000 <= code < 5000:
-        return Diagnosis("app_defined", f"the application closed with its own code {code}")
+        app = _app_codes(code)
+        if app is not None:
+            return _e(
+                "app_defined",
+                code,
+                f"{app.message} (application code {code}).",
+                ("the application's own reason",),
+                ("see the application's documentation for this code",),
+                retry=app.retryable,
+                wait=app.min_retry_delay,
+            )
+        return _e(
+            "app_defined",
+            code,
+            f"The application closed with its own code {code}.",
+            ("a reason private to the application",),
+            ("read the close reason", "give the code a meaning in the wsconn_close_codes ini key"),
+            retry=True,
+        )
     if 3000 <= code < 4000:
-        return Diagnosis("app_defined", f"a registered library/framework code {code}")
-    return Diagnosis("unknown", f"close code {code} has no registered meaning")
+        return _e(
+            "app_defined",
+            code,
+            f"A library or framework closed with registered code {code}.",
+            ("a reason defined by that library",),
+            ("look the code up in IANA's WebSocket close code registry",),
+            retry=True,
+        )
+    return _e(
+        "unknown",
+        code,
+        f"Close code {code} has no meaning: valid codes are 1000-1015 and 3000-4999.",
+        ("a broken peer",),
+        ("report it to the maintainers of the peer",),
+        retry=False,
+    )
 
 
-def classify_http_status(status: int) -> Diagnosis:
-    """Classify an HTTP status that refused the WebSocket upgrade."""
-    if status in _HTTP_STATUSES:
-        return _HTTP_STATUSES[status]
-    kind = "server_error" if status >= 500 else "http_rejected"
-    return Diagnosis(kind, f"HTTP {status}: the server refused the upgrade")
+def classify_http_status(status: int, retry_after: float | None = None) -> WebSocketError:
+    """Classify an HTTP status that refused the upgrade; ``Retry-After`` raises the wait."""
+    known = _HTTP_STATUSES.get(status)
+    if known is None:
+        category: Category = "server_error" if status >= 500 else "http_rejected"
+        known = _e(
+            category,
+            status,
+            f"HTTP {status}: the server refused the upgrade.",
+            ("the server or a proxy in front of it answered instead of upgrading",),
+            ("check the URL and the proxy's WebSocket settings",),
+            retry=status >= 500,
+            wait=1.0 if status >= 500 else 0.0,
+        )
+    if retry_after is not None and known.retryable:
+        return dataclasses.replace(known, min_retry_delay=max(known.min_retry_delay, retry_after))
+    return known
+
+
+def classify_outcome(
+    outcome: Outcome, http_status: int | None = None, retry_after: float | None = None
+) -> WebSocketError:
+    """Classify how an attempt failed to open (or that it opened)."""
+    if outcome is Outcome.HTTP_REJECTED and http_status is not None:
+        return classify_http_status(http_status, retry_after)
+    return _OUTCOMES[outcome]
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def outcome_of(exc: BaseException) -> tuple[Outcome, int | None]:
+    """Map a connect exception (or its cause) to an outcome and the HTTP status, if any.
+
+    Exceptions from ``socket`` and ``ssl`` are recognised by name: the pure core imports neither.
+    """
+    names = _names(exc)
+    if isinstance(exc, InvalidStatus):
+        return Outcome.HTTP_REJECTED, exc.response.status_code
+    if isinstance(exc, TimeoutError):
+        return Outcome.TIMEOUT, None
+    if names & {"gaierror", "herror"}:
+        return Outcome.DNS, None
+    if names & {"SSLError", "CertificateError"}:
+        return Outcome.TLS, None
+    if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
+        return Outcome.REFUSED, None
+    if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError | EOFError):
+        return Outcome.RESET, None
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and cause is not exc:
+        outcome, status = outcome_of(cause)
+        if outcome is not Outcome.ERROR:
+            return outcome, status
+    if isinstance(exc, InvalidHandshake):
+        return Outcome.PROTOCOL, None
+    return Outcome.ERROR, None
+
+
+def classify_exception(exc: BaseException) -> WebSocketError:
+    """Classify any exception a WebSocket client can raise; never raises itself."""
+    if isinstance(exc, ConnectionClosed):
+        rcvd, sent = exc.rcvd, exc.sent
+        if rcvd is None and sent is not None and sent.code == CloseCode.INTERNAL_ERROR:
+            return classify_close(sent.code, sent_by_us=True)
+        return classify_close(rcvd.code if rcvd is not None else CloseCode.ABNORMAL_CLOSURE)
+    return classify_outcome(*outcome_of(exc))
+
+
+def classify_failure(
+    *,
+    close_code: int | None = None,
+    sent_by_us: bool = False,
+    http_status: int | None = None,
+    exception: BaseException | None = None,
+    retry_after: float | None = None,
+) -> WebSocketError:
+    """The total function: whatever was observed, a classified error (close code first)."""
+    if close_code is not None:
+        return classify_close(close_code, sent_by_us=sent_by_us)
+    if http_status is not None:
+        return classify_http_status(http_status, retry_after)
+    if exception is not None:
+        return classify_exception(exception)
+    return _OUTCOMES[Outcome.ERROR]
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - now)
+
+
+def catalogue_markdown() -> str:
+    """The README's "what does this close code mean" table, generated from the catalogue."""
+    rows = ["| code | category | what it means | retry? |", "|---|---|---|---|"]
+    for code in sorted(_CLOSE_CODES):
+        error = _CLOSE_CODES[code]
+        wire = (
+            " Never sent on the wire."
+            if code in NEVER_ON_WIRE and "wire" not in error.message
+            else ""
+        )
+        retry = "yes" if error.retryable else "no"
+        if error.retryable and error.min_retry_delay:
+            retry += f", after ≥ {error.min_retry_delay:g} s"
+        rows.append(
+            f"| {close_code_name(code)} | {error.category} | {error.message}{wire} | {retry} |"
+        )
+    rows.append(
+        "| 1011 sent by us | timeout | Our keepalive got no pong in time: the peer is "
+        "silent or hung. | yes |"
+    )
+    rows.append(
+        "| 3000-3999 (others) | app_defined | Registered by a library or framework. | yes |"
+    )
+    rows.append(
+        "| 4000-4999 | app_defined | The application's own codes: give them meanings "
+        "with `wsconn_close_codes`. | yes, unless configured |"
+    )
+    for status in sorted(_HTTP_STATUSES):
+        error = _HTTP_STATUSES[status]
+        retry = "yes" if error.retryable else "no"
+        rows.append(f"| HTTP {status} | {error.category} | {error.message} | {retry} |")
+    return "\n".join(rows) + "\n"

@@ -11,8 +11,8 @@ import itertools
 from websockets.frames import CloseCode
 
 from pytest_wsconn.closecodes import (
-    Diagnosis,
     Outcome,
+    WebSocketError,
     classify_close,
     classify_outcome,
     close_code_name,
@@ -64,6 +64,7 @@ class ConnectionAttempt:
     outcome: Outcome = Outcome.ERROR
     ended: float | None = None  # monotonic end of the opening handshake
     http_status: int | None = None
+    retry_after: float | None = None  # seconds, from a Retry-After header on a rejection
     error_type: str | None = None
     error: str | None = None  # redacted
     subprotocol: str | None = None
@@ -79,14 +80,14 @@ class ConnectionAttempt:
         return self.ended - self.started
 
 
-def classify(attempt: ConnectionAttempt) -> Diagnosis:
+def classify(attempt: ConnectionAttempt) -> WebSocketError:
     """The diagnosis of an attempt: its close if it was closed, else how it failed to open."""
     close = attempt.close
     if close is not None and close.keepalive_timeout:
         return classify_close(CloseCode.INTERNAL_ERROR, sent_by_us=True)
     if close is not None:
         return classify_close(close.code)
-    return classify_outcome(attempt.outcome, attempt.http_status)
+    return classify_outcome(attempt.outcome, attempt.http_status, attempt.retry_after)
 
 
 def describe_attempt(attempt: ConnectionAttempt) -> str:

@@ -171,7 +171,7 @@ class TestFailureReports:
         result.stdout.fnmatch_lines(
             [
                 "*ConnectFailed: the connection to ws://127.0.0.1:*/ws?token=[*][*][*] failed to "
-                "open: refused * network: connection refused*",
+                "open: refused * network: Connection refused: nothing accepts connections*",
                 "*- wsconn connection timeline -*",
             ],
             consecutive=False,

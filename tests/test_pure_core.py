@@ -105,7 +105,8 @@ class TestCloseCodes:
             (1013, "overload"),
             (1014, "server_error"),
             (1015, "tls"),
-            (3000, "app_defined"),
+            (3000, "auth"),
+            (3001, "app_defined"),
             (4001, "app_defined"),
             (999, "unknown"),
             (5000, "unknown"),
@@ -137,17 +138,17 @@ class TestCloseCodes:
     def test_total_over_all_codes(self, code: int) -> None:
         """Any integer classifies to a category with an explanation."""
         diagnosis = classify_close(code)
-        assert diagnosis.category and diagnosis.explanation
+        assert diagnosis.category and diagnosis.message
 
     @given(st.integers(min_value=100, max_value=599))
     def test_total_over_http_statuses(self, status: int) -> None:
         """Any HTTP status classifies; 401 and 403 are auth."""
-        assert classify_http_status(status).explanation.startswith(f"HTTP {status}")
+        assert classify_http_status(status).message.startswith(f"HTTP {status}")
 
     @pytest.mark.parametrize("outcome", list(Outcome))
     def test_every_outcome(self, outcome: Outcome) -> None:
         """Every outcome has a diagnosis; a rejection without status still explains itself."""
-        assert classify_outcome(outcome).explanation
+        assert classify_outcome(outcome).message
 
 
 class TestExpect:
@@ -166,8 +167,8 @@ class TestExpect:
         a = attempt(outcome=Outcome.OPENED, ended=10.1, close=closed(1006, received=False))
         assert describe_attempt(a) == (
             "the connection to ws://h/ws closed abnormally (1006, no close frame) after 2.5 s — "
-            "network: the connection dropped without a closing handshake (1006 is never sent on "
-            "the wire: TCP reset, proxy cut or crash)"
+            "network: The connection dropped without a closing handshake (1006 is never sent on "
+            "the wire: it means no close frame arrived)."
         )
 
     def test_expected_close_matches(self) -> None:
@@ -201,7 +202,7 @@ class TestExpect:
         assert expected_rejection_failure(rejected, 401, None) is None
         assert expected_rejection_failure(rejected, 403, None) == (
             "expected HTTP 403; instead the connection to ws://h/ws was rejected with HTTP 401 — "
-            "auth: HTTP 401: the token was missing, invalid or expired"
+            "auth: HTTP 401: the token was missing, invalid or expired."
         )
         policy = attempt(outcome=Outcome.OPENED, close=closed(1008))
         assert expected_rejection_failure(policy, 401, 1008) is None
@@ -227,7 +228,7 @@ class TestExpect:
         assert "+  0.003s opened in 3.0 ms (subprotocol wsconn.v1)" in text
         assert "+  2.500s was closed by the server with 1001 (going away)" in text
         assert "+  3.001s refused (ConnectionRefusedError: refused)" in text
-        assert "diagnosis: network: connection refused" in text
+        assert "diagnosis: network: Connection refused: nothing accepts" in text
         assert timeline([]) == "no WebSocket connection was attempted"
 
 
