@@ -17,7 +17,7 @@ from typing import Literal, get_args
 from pytest_wsconn.exceptions import ConfigError
 
 Jitter = Literal["full", "decorrelated", "none"]
-JITTERS: tuple[str, ...] = get_args(Jitter)
+JITTERS: tuple[Jitter, ...] = get_args(Jitter)
 
 # AWS's decorrelated jitter lets each delay grow up to this multiple of the previous one.
 _DECORRELATED_GROWTH = 3.0
@@ -26,9 +26,7 @@ _MAX_EXPONENT = 2**53
 
 
 def _is_finite_number(value: object) -> bool:
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    )
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _require(ok: bool, name: str, value: object, valid: str) -> None:

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--subject", default="wsconn-user")
     token.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
     commands.add_parser("demo", help="run the check battery on the embedded stack", add_help=False)
+    commands.add_parser("codes", help="print what each close code and HTTP status means")
     commands.add_parser("version", help="print the version")
 
     args, rest = parser.parse_known_args(argv)
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "token":
         return _token(args)
+    if args.command == "codes":
+        from pytest_wsconn.closecodes import catalogue_markdown
+
+        print(catalogue_markdown(), end="")
+        return 0
     from pytest_wsconn import __version__
 
     print(f"pytest-wsconn {__version__}")

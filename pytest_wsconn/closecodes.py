@@ -634,6 +634,14 @@ def _names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
 
+def _text(exc: BaseException) -> str:
+    """``str(exc)``, which a half-built exception can make raise; never raises itself."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - classification must go on whatever the exception does
+        return type(exc).__name__
+
+
 def outcome_of(exc: BaseException) -> tuple[Outcome, int | None]:
     """Map a connect exception (or its cause) to an outcome and the HTTP status, if any.
 
@@ -648,7 +656,7 @@ def outcome_of(exc: BaseException) -> tuple[Outcome, int | None]:
         return Outcome.DNS, None
     if names & {"SSLError", "CertificateError"}:
         return Outcome.TLS, None
-    if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
+    if isinstance(exc, ConnectionRefusedError) or "refused" in _text(exc).lower():
         return Outcome.REFUSED, None
     if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError | EOFError):
         return Outcome.RESET, None

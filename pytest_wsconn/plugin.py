@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from pytest_wsconn import config as cfg
 from pytest_wsconn.client import Connector, InstrumentedConnection, connect
+from pytest_wsconn.closecodes import AppCode, parse_app_codes, set_app_codes
 from pytest_wsconn.exceptions import WsconnError
 from pytest_wsconn.expect import ConnectionAttempt, classify, timeline
 from pytest_wsconn.faults import Fault, make_fault
@@ -75,6 +76,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=f"{option.help} (pytest-wsconn)",
         )
         parser.addini(f"wsconn_{key}", f"default for --wsconn-{option.name} (pytest-wsconn)")
+    parser.addini(
+        "wsconn_close_codes",
+        "your application's close codes, one a line: '4001: no-retry: session revoked' "
+        "(pytest-wsconn)",
+        type="linelist",
+    )
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -106,9 +113,20 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         config.stash[SETTINGS] = _read_settings(config)
+        app_codes = parse_app_codes(config.getini("wsconn_close_codes"))
     except WsconnError as error:
         raise pytest.UsageError(f"pytest-wsconn: {error}") from None
     config.stash[SESSION_ATTEMPTS] = []
+
+    def lookup(code: int) -> AppCode | None:
+        hooked: AppCode | None = config.hook.pytest_wsconn_close_code(code=code, config=config)
+        return hooked if hooked is not None else app_codes.get(code)
+
+    set_app_codes(lookup)
+
+
+def pytest_unconfigure() -> None:
+    set_app_codes(None)
 
 
 def _marker_fault(item: pytest.Item) -> Fault | None:
