@@ -638,7 +638,7 @@ def _text(exc: BaseException) -> str:
     """``str(exc)``, which a half-built exception can make raise; never raises itself."""
     try:
         return str(exc)
-    except Exception:  # noqa: BLE001 - classification must go on whatever the exception does
+    except Exception:  # classification must go on, whatever the exception does
         return type(exc).__name__
 
 
@@ -648,8 +648,9 @@ def outcome_of(exc: BaseException) -> tuple[Outcome, int | None]:
     Exceptions from ``socket`` and ``ssl`` are recognised by name: the pure core imports neither.
     """
     names = _names(exc)
-    if isinstance(exc, InvalidStatus):
-        return Outcome.HTTP_REJECTED, exc.response.status_code
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, InvalidStatus) and isinstance(status, int):
+        return Outcome.HTTP_REJECTED, status
     if isinstance(exc, TimeoutError):
         return Outcome.TIMEOUT, None
     if names & {"gaierror", "herror"}:

@@ -218,7 +218,8 @@ class TestPluginWiring:
     def test_bad_ini_line(self, pytester: pytest.Pytester) -> None:
         """A malformed wsconn_close_codes line is a usage error."""
         pytester.makeini(
-            "[pytest]\nasyncio_default_fixture_loop_scope = function\nwsconn_close_codes = 4001 maybe\n"
+            "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+            "wsconn_close_codes = 4001 maybe\n"
         )
         result = pytester.runpytest()
         result.stderr.fnmatch_lines(["ERROR: pytest-wsconn: invalid close code line '4001 maybe'*"])
