@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 __version__: str
 
 if TYPE_CHECKING:
-    from pytest_wsconn.assertions import assert_closes_with, assert_connects, assert_rejected
+    from pytest_wsconn.assertions import (
+        assert_backoff,
+        assert_closes_with,
+        assert_connects,
+        assert_gives_up,
+        assert_reconnects,
+        assert_rejected,
+    )
+    from pytest_wsconn.backoff import BackoffPolicy
     from pytest_wsconn.client import Connector, InstrumentedConnection, connect
     from pytest_wsconn.closecodes import Outcome, WebSocketError, close_code_name
     from pytest_wsconn.config import AuthMode, parse_auth_mode
@@ -25,6 +33,7 @@ if TYPE_CHECKING:
     from pytest_wsconn.expect import CloseInfo, ConnectionAttempt, classify, describe_attempt
     from pytest_wsconn.faults import Fault, make_fault
     from pytest_wsconn.plugin import Tokens
+    from pytest_wsconn.reconnect import QueueFull, ReconnectingClient, State, Transition
     from pytest_wsconn.stack import Stack
     from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
 
@@ -33,6 +42,14 @@ _EXPORTS = {
     "assert_closes_with": "assertions",
     "assert_connects": "assertions",
     "assert_rejected": "assertions",
+    "assert_backoff": "assertions",
+    "assert_gives_up": "assertions",
+    "assert_reconnects": "assertions",
+    "BackoffPolicy": "backoff",
+    "QueueFull": "reconnect",
+    "ReconnectingClient": "reconnect",
+    "State": "reconnect",
+    "Transition": "reconnect",
     "Connector": "client",
     "InstrumentedConnection": "client",
     "connect": "client",
@@ -74,6 +91,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AuthMode",
+    "BackoffPolicy",
     "CloseInfo",
     "ConfigError",
     "ConnectFailed",
@@ -83,16 +101,23 @@ __all__ = [
     "InstrumentedConnection",
     "Outcome",
     "Proxy",
+    "QueueFull",
+    "ReconnectingClient",
     "Stack",
     "StackError",
+    "State",
     "Tokens",
     "ToxiproxyClient",
     "ToxiproxyError",
+    "Transition",
     "WebSocketError",
     "WsconnError",
     "__version__",
+    "assert_backoff",
     "assert_closes_with",
     "assert_connects",
+    "assert_gives_up",
+    "assert_reconnects",
     "assert_rejected",
     "classify",
     "close_code_name",

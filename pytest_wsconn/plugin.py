@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import os
 import statistics
 from collections import Counter
@@ -19,6 +20,7 @@ from pytest_wsconn.closecodes import AppCode, parse_app_codes, set_app_codes
 from pytest_wsconn.exceptions import WsconnError
 from pytest_wsconn.expect import ConnectionAttempt, classify, timeline
 from pytest_wsconn.faults import Fault, make_fault
+from pytest_wsconn.reconnect import ReconnectingClient
 from pytest_wsconn.reference.tokens import TokenKind, forge, reference_token
 from pytest_wsconn.stack import Stack, describe_stack, open_stack
 from pytest_wsconn.timing import scaled
@@ -27,6 +29,7 @@ from pytest_wsconn.toxiproxy import Proxy
 SETTINGS = pytest.StashKey[cfg.Settings]()
 SESSION_ATTEMPTS = pytest.StashKey[list[ConnectionAttempt]]()
 TEST_ATTEMPTS = pytest.StashKey[list[ConnectionAttempt]]()
+TEST_CLIENTS = pytest.StashKey[list[ReconnectingClient]]()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +167,10 @@ def pytest_runtest_makereport(
     attempts = item.stash.get(TEST_ATTEMPTS, [])
     if report.failed and attempts:
         report.sections.append(("wsconn connection timeline", timeline(attempts)))
+    clients = item.stash.get(TEST_CLIENTS, [])
+    if report.failed and clients:
+        logs = "\n".join(client.describe() for client in clients)
+        report.sections.append(("wsconn reconnecting clients", logs))
     return report
 
 
@@ -291,3 +298,27 @@ async def wsconn_connect(
     yield wsconn_connect
     for conn in opened:
         await conn.close()
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def wsconn_reconnecting_client(
+    request: pytest.FixtureRequest, wsconn_connect: Connector
+) -> AsyncIterator[Callable[..., ReconnectingClient]]:
+    """Factory: a started ``ReconnectingClient`` over ``wsconn_connect``.
+
+    Keywords of ``ReconnectingClient`` (``policy``, ``fallback_after``, ``on_reconnect``, ...)
+    go to the client, the rest to ``wsconn_connect``. Every client is closed after the test.
+    """
+    clients = request.node.stash.setdefault(TEST_CLIENTS, [])
+    client_options = set(inspect.signature(ReconnectingClient).parameters) - {"connect"}
+
+    def wsconn_reconnecting_client(**kwargs: Any) -> ReconnectingClient:
+        options = {key: kwargs.pop(key) for key in list(kwargs) if key in client_options}
+        client = ReconnectingClient(lambda: wsconn_connect(**kwargs), **options)
+        clients.append(client)
+        client.start()
+        return client
+
+    yield wsconn_reconnecting_client
+    for client in clients:
+        await client.close()
