@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from conftest import Service
 
-CHECKS = 11
+CHECKS = 14
 
 
 def run_battery(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -49,7 +49,7 @@ class TestBatteryPasses:
             pytester, "--wsconn-stack=external", f"--wsconn-url={reference_service.url}", "-rs"
         )
         outcomes = result.parseoutcomes()
-        assert outcomes["skipped"] == 2, result.stdout.str()
+        assert outcomes["skipped"] == 4, result.stdout.str()
         result.stdout.fnmatch_lines(["*no valid token for this service (pass --wsconn-token)*"])
 
 
@@ -60,12 +60,15 @@ class TestBatteryCatchesBrokenServers:
     ) -> None:
         """Missing and forged tokens and a foreign Origin each fail, naming the acceptance."""
         result = run_against(pytester, broken_service("accept-anything"))
-        result.assert_outcomes(passed=CHECKS - 3, failed=3)
+        result.assert_outcomes(passed=CHECKS - 5, failed=5)
         result.stdout.fnmatch_lines(
             [
+                "*AssertionError: a missing token was accepted*",
                 "FAILED *test_auth.py::test_bad_token_rejected?missing?*",
                 "FAILED *test_auth.py::test_bad_token_rejected?forged?*",
                 "FAILED *test_auth.py::test_foreign_origin_rejected*",
+                "FAILED *test_reconnect.py::test_rejected_token_is_not_retried?missing?*",
+                "FAILED *test_reconnect.py::test_rejected_token_is_not_retried?forged?*",
             ],
             consecutive=False,
         )

@@ -57,5 +57,5 @@ class TestCli:
         """``wsconn demo`` runs every check against the embedded stack and they pass."""
         result = wsconn("demo", "-q")
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "11 passed" in result.stdout
+        assert "14 passed" in result.stdout
         assert "wsconn summary" in result.stdout

@@ -42,7 +42,7 @@ from pytest_wsconn.expect import (
 from pytest_wsconn.redact import REDACTED, redact_text, redact_url
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_wsconn"
-PURE_MODULES = ["closecodes", "config", "expect", "faults", "redact", "reference/tokens"]
+PURE_MODULES = ["backoff", "closecodes", "config", "expect", "faults", "redact", "reference/tokens"]
 IO_MODULES = {"asyncio", "socket", "subprocess", "ssl", "http", "urllib.request", "select"}
 
 
@@ -306,3 +306,14 @@ class TestRedact:
         """Whatever the token, it appears in neither a redacted URL nor a redacted message."""
         assert secret not in redact_url(f"ws://h/ws?token={secret}").split("?", 1)[1]
         assert secret not in redact_text(f"failed with {secret}!", [secret])
+
+
+class TestPublicApi:
+    def test_every_export_resolves(self) -> None:
+        """Each name in ``pytest_wsconn.__all__`` imports lazily from its module."""
+        import pytest_wsconn
+
+        for name in pytest_wsconn.__all__:
+            assert getattr(pytest_wsconn, name) is not None, name
+        with pytest.raises(AttributeError, match="no attribute 'nope'"):
+            _ = pytest_wsconn.nope  # type: ignore[attr-defined]
