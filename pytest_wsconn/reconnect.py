@@ -182,7 +182,7 @@ class ReconnectingClient:
         origin = self.transitions[0].at
         lines = []
         for t in self.transitions:
-            line = f"  +{t.at - origin:7.3f}s {t.source} → {t.target}: {t.cause}"
+            line = f"  +{t.at - origin:7.3f}s {t.source} → {t.target}: {t.cause.rstrip('.')}"
             if t.delay is not None:
                 line += f"; next attempt in {t.delay:.3f} s"
             lines.append(line)
