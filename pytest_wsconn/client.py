@@ -19,8 +19,9 @@ from websockets.typing import Origin, Subprotocol
 
 from pytest_wsconn.closecodes import Outcome, outcome_of, parse_retry_after
 from pytest_wsconn.config import AuthMode, parse_auth_mode
+from pytest_wsconn.events import emit
 from pytest_wsconn.exceptions import ConnectFailed
-from pytest_wsconn.expect import CloseInfo, ConnectionAttempt
+from pytest_wsconn.expect import CloseInfo, ConnectionAttempt, classify
 from pytest_wsconn.redact import redact_text, redact_url
 
 AttemptSink = Callable[[ConnectionAttempt], None]
@@ -43,6 +44,17 @@ class InstrumentedConnection(ClientConnection):
             sent_code=sent.code if sent else None,
             initiated_by_us=sent is not None and self.protocol.close_rcvd_then_sent is not True,
             at=time.monotonic(),
+        )
+        close = self.attempt.close
+        emit(
+            "close",
+            attempt_id=self.attempt.id,
+            url=self.attempt.url,
+            code=close.code,
+            reason=close.reason,
+            received=close.received,
+            sent_code=close.sent_code,
+            category=classify(self.attempt).category,
         )
 
     async def wait_closed_within(self, seconds: float) -> bool:
@@ -126,6 +138,7 @@ async def connect(
     )
     if on_attempt is not None:
         on_attempt(attempt)
+    emit("connect.start", attempt_id=attempt.id, url=attempt.url)
     if dial is not None:
         kwargs.update(host=dial[0], port=dial[1])
     try:
@@ -150,10 +163,26 @@ async def connect(
             attempt.retry_after = parse_retry_after(retry_after, time.time())
         attempt.error_type = type(exc).__name__
         attempt.error = redact_text(str(exc), [token])
+        emit(
+            "connect.fail",
+            attempt_id=attempt.id,
+            url=attempt.url,
+            outcome=attempt.outcome,
+            http_status=attempt.http_status,
+            error=attempt.error,
+            category=classify(attempt).category,
+        )
         raise ConnectFailed(attempt) from exc
     assert isinstance(conn, InstrumentedConnection)
     attempt.ended = time.monotonic()
     attempt.outcome = Outcome.OPENED
     attempt.subprotocol = conn.subprotocol
     conn.attempt = attempt
+    emit(
+        "connect.ok",
+        attempt_id=attempt.id,
+        url=attempt.url,
+        handshake_ms=round(1000 * (attempt.handshake_seconds or 0), 3),
+        subprotocol=attempt.subprotocol,
+    )
     return conn

@@ -105,6 +105,8 @@ class Settings:
     toxiproxy_url: str | None = None
     toxiproxy_bin: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    log_file: str | None = None
+    report: str | None = None
 
     def __post_init__(self) -> None:
         if self.stack == "external" and not self.url:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import json
+import logging
 import os
-import statistics
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +18,14 @@ import pytest_asyncio
 from pytest_wsconn import config as cfg
 from pytest_wsconn.client import Connector, InstrumentedConnection, connect
 from pytest_wsconn.closecodes import AppCode, parse_app_codes, set_app_codes
+from pytest_wsconn.events import EventCollector, JsonLinesHandler, set_current_test
+from pytest_wsconn.events import logger as events_logger
 from pytest_wsconn.exceptions import WsconnError
-from pytest_wsconn.expect import ConnectionAttempt, classify, timeline
+from pytest_wsconn.expect import ConnectionAttempt, timeline
 from pytest_wsconn.faults import Fault, make_fault
 from pytest_wsconn.reconnect import ReconnectingClient
 from pytest_wsconn.reference.tokens import TokenKind, forge, reference_token
+from pytest_wsconn.session_report import build_report, summary_line
 from pytest_wsconn.stack import Stack, describe_stack, open_stack
 from pytest_wsconn.timing import scaled
 from pytest_wsconn.toxiproxy import Proxy
@@ -30,6 +34,8 @@ SETTINGS = pytest.StashKey[cfg.Settings]()
 SESSION_ATTEMPTS = pytest.StashKey[list[ConnectionAttempt]]()
 TEST_ATTEMPTS = pytest.StashKey[list[ConnectionAttempt]]()
 TEST_CLIENTS = pytest.StashKey[list[ReconnectingClient]]()
+SESSION_OUTCOMES = pytest.StashKey[dict[str, tuple[str, float]]]()
+EVENT_HANDLERS = pytest.StashKey[list[logging.Handler]]()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +68,8 @@ _OPTIONS = (
         "path of toxiproxy-server (or env WSCONN_TOXIPROXY_BIN)",
         str,
     ),
+    _Option("log-file", "log_file", "write connection events as JSON lines to this file", str),
+    _Option("report", "report", "write a JSON report of the session to this file", str),
     _Option(
         "timeout", "timeout", "opening-handshake timeout in seconds (default 10)", cfg.parse_timeout
     ),
@@ -120,6 +128,16 @@ def pytest_configure(config: pytest.Config) -> None:
     except WsconnError as error:
         raise pytest.UsageError(f"pytest-wsconn: {error}") from None
     config.stash[SESSION_ATTEMPTS] = []
+    config.stash[SESSION_OUTCOMES] = {}
+    settings = config.stash[SETTINGS]
+    if settings.log_file or settings.report:
+        handlers: list[logging.Handler] = [EventCollector()]
+        if settings.log_file:
+            handlers.append(JsonLinesHandler(Path(settings.log_file)))
+        events_logger.setLevel(logging.INFO)
+        for handler in handlers:
+            events_logger.addHandler(handler)
+        config.stash[EVENT_HANDLERS] = handlers
 
     def lookup(code: int) -> AppCode | None:
         hooked: AppCode | None = config.hook.pytest_wsconn_close_code(code=code, config=config)
@@ -128,8 +146,11 @@ def pytest_configure(config: pytest.Config) -> None:
     set_app_codes(lookup)
 
 
-def pytest_unconfigure() -> None:
+def pytest_unconfigure(config: pytest.Config) -> None:
     set_app_codes(None)
+    for handler in config.stash.get(EVENT_HANDLERS, []):
+        events_logger.removeHandler(handler)
+        handler.close()
 
 
 def _marker_fault(item: pytest.Item) -> Fault | None:
@@ -159,11 +180,22 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"wsconn: {describe_stack(config.stash[SETTINGS], config.rootpath)}"
 
 
+def _record_outcome(outcomes: dict[str, tuple[str, float]], report: pytest.TestReport) -> None:
+    """A test's outcome for the JSON report: its call's, or "error" when setup/teardown failed."""
+    outcome, duration = outcomes.get(report.nodeid, ("passed", 0.0))
+    if report.when == "call" or (report.when == "setup" and report.skipped):
+        outcome = report.outcome
+    elif report.failed:
+        outcome = "error"
+    outcomes[report.nodeid] = (outcome, duration + report.duration)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    _record_outcome(item.config.stash[SESSION_OUTCOMES], report)
     attempts = item.stash.get(TEST_ATTEMPTS, [])
     if report.failed and attempts:
         report.sections.append(("wsconn connection timeline", timeline(attempts)))
@@ -176,18 +208,43 @@ def pytest_runtest_makereport(
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     attempts = config.stash.get(SESSION_ATTEMPTS, [])
-    if not attempts:
+    if attempts:
+        terminalreporter.write_sep("-", "wsconn summary")
+        terminalreporter.write_line(summary_line(attempts))
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    set_current_test(nodeid)
+
+
+def pytest_runtest_logfinish() -> None:
+    set_current_test(None)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    settings = config.stash.get(SETTINGS, None)
+    handlers = config.stash.get(EVENT_HANDLERS, [])
+    if settings is None or not settings.report or not handlers:
         return
-    handshakes = sorted(a.handshake_seconds for a in attempts if a.handshake_seconds is not None)
-    failed = Counter(classify(a).category for a in attempts if a.handshake_seconds is None)
-    line = f"{len(handshakes)} connections opened, {sum(failed.values())} failed"
-    if failed:
-        line += " (" + ", ".join(f"{cat} {n}" for cat, n in failed.most_common()) + ")"
-    if len(handshakes) >= 2:
-        p50, p95 = (statistics.quantiles(handshakes, n=100)[i] for i in (49, 94))
-        line += f"; handshake p50 {1000 * p50:.1f} ms, p95 {1000 * p95:.1f} ms"
-    terminalreporter.write_sep("-", "wsconn summary")
-    terminalreporter.write_line(line)
+    collector = handlers[0]
+    assert isinstance(collector, EventCollector)
+    path = Path(settings.report)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # one file per xdist worker: report.gw0.json, ...
+        path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
+    target = settings.url if settings.stack == "external" else "the reference server"
+    attempts = config.stash[SESSION_ATTEMPTS]
+    outcomes = config.stash[SESSION_OUTCOMES]
+    report = build_report(
+        stack=settings.stack,
+        target=target or "",
+        attempts=attempts,
+        events=collector.events,
+        outcomes=outcomes,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str))
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from pytest_wsconn.backoff import Backoff, BackoffPolicy
 from pytest_wsconn.client import InstrumentedConnection
 from pytest_wsconn.closecodes import WebSocketError, classify_exception
+from pytest_wsconn.events import emit
 from pytest_wsconn.exceptions import ConnectFailed, WsconnError
 from pytest_wsconn.expect import classify
 
@@ -269,6 +270,14 @@ class ReconnectingClient:
                 self._on_degraded(error)
             delay = max(self.policy.max_delay, suggested or 0.0)
         target = State.FALLBACK if degraded else State.RECONNECTING
+        emit(
+            "reconnect.scheduled",
+            delay=delay,
+            failures=failures,
+            state=target,
+            category=error.category,
+            code=error.code,
+        )
         self._move(
             target, str(error), error=error, delay=delay, failures=failures, suggested=suggested
         )

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from pytest_wsconn import faults
+from pytest_wsconn.events import emit
 from pytest_wsconn.exceptions import ConfigError, ToxiproxyError
 from pytest_wsconn.faults import Fault, Stream
 from pytest_wsconn.timing import scaled
@@ -208,18 +209,26 @@ class Proxy:
     @contextmanager
     def apply(self, fault: Fault, name: str | None = None) -> Iterator[None]:
         """Hold ``fault`` for the ``with`` block and undo it on exit, even on an exception."""
+        described: dict[str, Any] = {
+            "proxy": self.name,
+            "kind": fault.kind,
+            "stream": fault.stream,
+            "toxicity": fault.toxicity,
+            "attributes": dict(fault.attributes),
+        }
         if fault.kind == "down":
             self.disable()
-            try:
-                yield
-            finally:
-                self.enable()
-            return
-        toxic = self.add_toxic(fault, name)
+        else:
+            toxic = self.add_toxic(fault, name)
+        emit("fault.applied", **described)
         try:
             yield
         finally:
-            self._remove_if_present(toxic)
+            if fault.kind == "down":
+                self.enable()
+            else:
+                self._remove_if_present(toxic)
+            emit("fault.removed", **described)
 
     def _remove_if_present(self, toxic: str) -> None:
         """Remove ``toxic``; a reset inside the block may already have removed it."""

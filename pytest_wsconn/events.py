@@ -1,0 +1,71 @@
+"""Structured connection events through stdlib logging, and a JSON-lines file for them.
+
+Every event — ``connect.start``, ``connect.ok``, ``connect.fail``, ``close``,
+``reconnect.scheduled``, ``fault.applied``, ``fault.removed`` — goes to the
+``pytest_wsconn.events`` logger with its fields under ``record.wsconn``: the event name, the test
+id, the attempt id where there is one, monotonic and wall time. Values are redacted by the
+emitters (URLs carry no token).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("pytest_wsconn.events")
+_current_test: str | None = None
+
+
+def set_current_test(test_id: str | None) -> None:
+    """The test that events belong to until the next call (the plugin sets it per test)."""
+    global _current_test  # noqa: PLW0603 - one running test per process
+    _current_test = test_id
+
+
+def emit(event: str, *, attempt_id: int | None = None, **fields: Any) -> None:
+    """Log ``event`` with its structured fields."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    record = {
+        "event": event,
+        "test_id": _current_test,
+        "attempt_id": attempt_id,
+        "monotonic": time.monotonic(),
+        "wall": time.time(),
+        **fields,
+    }
+    logger.info("%s %s", event, fields, extra={"wsconn": record})
+
+
+class JsonLinesHandler(logging.Handler):
+    """Writes each event's fields as one JSON line."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.INFO)
+        self._file = path.open("a", encoding="utf-8")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "wsconn", None)
+        if fields is not None:
+            self._file.write(json.dumps(fields, default=str) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class EventCollector(logging.Handler):
+    """Keeps the events in memory, for the session report."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "wsconn", None)
+        if fields is not None:
+            self.events.append(fields)
