@@ -501,18 +501,26 @@ class AppCode:
 
 
 AppCodeLookup = Callable[[int], AppCode | None]
-_app_codes: AppCodeLookup = lambda code: None  # noqa: E731 - the default: no application codes
 
 
-def set_app_codes(lookup: AppCodeLookup | Mapping[int, AppCode] | None) -> None:
-    """Give application close codes their meanings (None forgets them)."""
+def _no_app_codes(code: int) -> AppCode | None:
+    return None
+
+
+_app_codes: AppCodeLookup = _no_app_codes
+
+
+def set_app_codes(lookup: AppCodeLookup | Mapping[int, AppCode] | None) -> AppCodeLookup:
+    """Give application close codes their meanings (None forgets them); returns the old lookup."""
     global _app_codes  # noqa: PLW0603 - one catalogue per process, like the plugin's settings
+    previous = _app_codes
     if lookup is None:
-        _app_codes = lambda code: None  # noqa: E731
+        _app_codes = _no_app_codes
     elif isinstance(lookup, Mapping):
         _app_codes = lookup.get
     else:
         _app_codes = lookup
+    return previous
 
 
 def parse_app_codes(lines: list[str]) -> dict[int, AppCode]:

@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from pytest_wsconn import config as cfg
 from pytest_wsconn.client import Connector, InstrumentedConnection, connect
-from pytest_wsconn.closecodes import AppCode, parse_app_codes, set_app_codes
+from pytest_wsconn.closecodes import AppCode, AppCodeLookup, parse_app_codes, set_app_codes
 from pytest_wsconn.events import EventCollector, JsonLinesHandler, set_current_test
 from pytest_wsconn.events import logger as events_logger
 from pytest_wsconn.exceptions import WsconnError
@@ -36,6 +36,7 @@ TEST_ATTEMPTS = pytest.StashKey[list[ConnectionAttempt]]()
 TEST_CLIENTS = pytest.StashKey[list[ReconnectingClient]]()
 SESSION_OUTCOMES = pytest.StashKey[dict[str, tuple[str, float]]]()
 EVENT_HANDLERS = pytest.StashKey[list[logging.Handler]]()
+PREVIOUS_APP_CODES = pytest.StashKey[AppCodeLookup]()  # restored for pytester's nested sessions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,11 +144,11 @@ def pytest_configure(config: pytest.Config) -> None:
         hooked: AppCode | None = config.hook.pytest_wsconn_close_code(code=code, config=config)
         return hooked if hooked is not None else app_codes.get(code)
 
-    set_app_codes(lookup)
+    config.stash[PREVIOUS_APP_CODES] = set_app_codes(lookup)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    set_app_codes(None)
+    set_app_codes(config.stash.get(PREVIOUS_APP_CODES, None))
     for handler in config.stash.get(EVENT_HANDLERS, []):
         events_logger.removeHandler(handler)
         handler.close()
