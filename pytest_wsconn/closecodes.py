@@ -650,11 +650,8 @@ def _text(exc: BaseException) -> str:
         return type(exc).__name__
 
 
-def outcome_of(exc: BaseException) -> tuple[Outcome, int | None]:
-    """Map a connect exception (or its cause) to an outcome and the HTTP status, if any.
-
-    Exceptions from ``socket`` and ``ssl`` are recognised by name: the pure core imports neither.
-    """
+def _direct_outcome(exc: BaseException) -> tuple[Outcome, int | None]:
+    """What ``exc`` itself says, ignoring its causes (``ERROR`` when it says nothing)."""
     names = _names(exc)
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(exc, InvalidStatus) and isinstance(status, int):
@@ -669,11 +666,23 @@ def outcome_of(exc: BaseException) -> tuple[Outcome, int | None]:
         return Outcome.REFUSED, None
     if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError | EOFError):
         return Outcome.RESET, None
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and cause is not exc:
-        outcome, status = outcome_of(cause)
+    return Outcome.ERROR, None
+
+
+def outcome_of(exc: BaseException) -> tuple[Outcome, int | None]:
+    """Map a connect exception, or the first of its causes that says more, to an outcome.
+
+    Exceptions from ``socket`` and ``ssl`` are recognised by name: the pure core imports neither.
+    The cause chain is walked once, so even a cyclic chain ends.
+    """
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        outcome, status = _direct_outcome(link)
         if outcome is not Outcome.ERROR:
             return outcome, status
+        link = link.__cause__ or link.__context__
     if isinstance(exc, InvalidHandshake):
         return Outcome.PROTOCOL, None
     return Outcome.ERROR, None

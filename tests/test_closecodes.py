@@ -87,6 +87,14 @@ class TestTotality:
         exc.__cause__ = cause if cause is not exc else None
         actionable(classify_failure(exception=exc))
 
+    def test_a_cyclic_cause_chain_ends(self) -> None:
+        """Exceptions that cause each other (it happens with __context__) still classify."""
+        first, second = ValueError("a"), KeyError("b")
+        first.__cause__, second.__context__ = second, first
+        assert classify_failure(exception=first).category == "unknown"
+        second.__context__ = ConnectionRefusedError()
+        assert classify_failure(exception=first).category == "network"
+
     def test_enough_exception_types_are_exercised(self) -> None:
         """The property above covers the standard library's and websockets' exceptions."""
         names = {type(e).__name__ for e in EXCEPTIONS}
