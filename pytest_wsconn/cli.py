@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--subject", default="wsconn-user")
     token.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
     commands.add_parser("demo", help="run the check battery on the embedded stack", add_help=False)
+    commands.add_parser(
+        "diagnose", help="check step by step why a URL does not connect", add_help=False
+    )
     commands.add_parser("codes", help="print what each close code and HTTP status means")
     commands.add_parser("version", help="print the version")
 
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(rest)
     if args.command == "demo":
         return _demo(rest)
+    if args.command == "diagnose":
+        from pytest_wsconn.diagnostics import main as diagnose_main
+
+        return diagnose_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "token":

@@ -127,6 +127,7 @@ async def connect(
     ``dial`` sends the TCP connection to another address (a proxy) while the Host header and
     TLS server name still come from ``url``.
     """
+    __tracebackhide__ = True
     mode = parse_auth_mode(auth) if isinstance(auth, str) else auth
     full_url, auth_headers, protocols = apply_auth(url, mode, token, subprotocols)
     secret_params = [mode.name] if mode.kind == "query" else []
@@ -172,7 +173,7 @@ async def connect(
             error=attempt.error,
             category=classify(attempt).category,
         )
-        raise ConnectFailed(attempt) from exc
+        raise ConnectFailed(attempt, exc) from None
     assert isinstance(conn, InstrumentedConnection)
     attempt.ended = time.monotonic()
     attempt.outcome = Outcome.OPENED

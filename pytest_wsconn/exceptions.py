@@ -46,10 +46,15 @@ class StackError(WsconnError):
 
 
 class ConnectFailed(WsconnError):
-    """A WebSocket connection did not open; ``attempt`` says what happened and why."""
+    """A WebSocket connection did not open; ``attempt`` says what happened and why.
 
-    def __init__(self, attempt: ConnectionAttempt) -> None:
+    ``exception`` is what the WebSocket library raised; it is kept off the traceback, whose
+    message already says it in one sentence.
+    """
+
+    def __init__(self, attempt: ConnectionAttempt, exception: BaseException | None = None) -> None:
         from pytest_wsconn.expect import describe_attempt
 
         super().__init__(describe_attempt(attempt))
         self.attempt = attempt
+        self.exception = exception

@@ -18,13 +18,15 @@ import pytest_asyncio
 from pytest_wsconn import config as cfg
 from pytest_wsconn.client import Connector, InstrumentedConnection, connect
 from pytest_wsconn.closecodes import AppCode, AppCodeLookup, parse_app_codes, set_app_codes
+from pytest_wsconn.diagnostics import ConnectionDiagnostics
 from pytest_wsconn.events import EventCollector, JsonLinesHandler, set_current_test
 from pytest_wsconn.events import logger as events_logger
-from pytest_wsconn.exceptions import WsconnError
-from pytest_wsconn.expect import ConnectionAttempt, timeline
+from pytest_wsconn.exceptions import ConnectFailed, WsconnError
+from pytest_wsconn.expect import ConnectionAttempt, classify, timeline
 from pytest_wsconn.faults import Fault, make_fault
 from pytest_wsconn.reconnect import ReconnectingClient
 from pytest_wsconn.reference.tokens import TokenKind, forge, reference_token
+from pytest_wsconn.results import render_checks
 from pytest_wsconn.session_report import build_report, summary_line
 from pytest_wsconn.stack import Stack, describe_stack, open_stack
 from pytest_wsconn.timing import scaled
@@ -36,6 +38,8 @@ TEST_ATTEMPTS = pytest.StashKey[list[ConnectionAttempt]]()
 TEST_CLIENTS = pytest.StashKey[list[ReconnectingClient]]()
 SESSION_OUTCOMES = pytest.StashKey[dict[str, tuple[str, float]]]()
 EVENT_HANDLERS = pytest.StashKey[list[logging.Handler]]()
+DIAGNOSED_IN = pytest.StashKey[str]()  # the test whose report holds the session's diagnosis
+TEST_DIAGNOSIS = pytest.StashKey[str]()
 PREVIOUS_APP_CODES = pytest.StashKey[AppCodeLookup]()  # restored for pytester's nested sessions
 
 
@@ -200,6 +204,9 @@ def pytest_runtest_makereport(
     attempts = item.stash.get(TEST_ATTEMPTS, [])
     if report.failed and attempts:
         report.sections.append(("wsconn connection timeline", timeline(attempts)))
+    diagnosis = item.stash.get(TEST_DIAGNOSIS, None)
+    if report.failed and diagnosis:
+        report.sections.append(("wsconn diagnostics", diagnosis))
     clients = item.stash.get(TEST_CLIENTS, [])
     if report.failed and clients:
         logs = "\n".join(client.describe() for client in clients)
@@ -317,6 +324,43 @@ def wsconn_token(
     return Tokens(pytestconfig, wsconn_stack, wsconn_settings)
 
 
+UNREACHABLE = {"network", "dns", "tls", "timeout"}
+
+
+async def _diagnose_unreachable(
+    request: pytest.FixtureRequest,
+    attempt: ConnectionAttempt,
+    url: str,
+    connect_kwargs: dict[str, Any],
+) -> None:
+    """Diagnose the service once, when the session's connections fail before any opened.
+
+    The service is diagnosed directly, not through the proxy: the proxy is ours, the question is
+    whether the service answers.
+
+        A stack that is down then reads "DNS ok, TCP refused …" in the first failure's report, and
+        every later failure points to it, instead of forty identical tracebacks.
+    """
+    config = request.config
+    if DIAGNOSED_IN in config.stash:
+        first = config.stash[DIAGNOSED_IN]
+        request.node.stash[TEST_DIAGNOSIS] = f"see the wsconn diagnostics in the report of {first}"
+        return
+    unopened = all(a.handshake_seconds is None for a in config.stash[SESSION_ATTEMPTS])
+    if not unopened or classify(attempt).category not in UNREACHABLE:
+        return
+    diagnostics = ConnectionDiagnostics(
+        url,
+        token=connect_kwargs.get("token"),
+        auth=connect_kwargs.get("auth", cfg.DEFAULT_AUTH),
+        origin=connect_kwargs.get("origin"),
+        timeout=min(connect_kwargs.get("open_timeout", 5.0), 5.0),
+    )
+    text = render_checks(diagnostics.target, await diagnostics.run())
+    config.stash[DIAGNOSED_IN] = request.node.nodeid
+    request.node.stash[TEST_DIAGNOSIS] = f"no connection has opened in this session:\n\n{text}"
+
+
 @pytest_asyncio.fixture(loop_scope="function")
 async def wsconn_connect(
     request: pytest.FixtureRequest,
@@ -341,15 +385,19 @@ async def wsconn_connect(
     async def wsconn_connect(
         url: str | None = None, /, *, direct: bool = False, **kwargs: Any
     ) -> InstrumentedConnection:
+        __tracebackhide__ = True
         kwargs.setdefault("token", wsconn_token.get("valid"))
         kwargs.setdefault("auth", wsconn_settings.auth)
         kwargs.setdefault("origin", wsconn_settings.origin)
         kwargs.setdefault("open_timeout", scaled(wsconn_settings.timeout))
         if url is None and not direct:
             kwargs.setdefault("dial", wsconn_proxy.listen_address)
-        conn = await connect(
-            url or wsconn_stack.url, on_attempt=record, test_id=request.node.nodeid, **kwargs
-        )
+        target = url or wsconn_stack.url
+        try:
+            conn = await connect(target, on_attempt=record, test_id=request.node.nodeid, **kwargs)
+        except ConnectFailed as failed:
+            await _diagnose_unreachable(request, failed.attempt, target, kwargs)
+            raise
         opened.append(conn)
         return conn
 

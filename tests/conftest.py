@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -71,3 +72,12 @@ def broken_service() -> Iterator[Callable[[str], Service]]:
 def user_env(monkeypatch: pytest.MonkeyPatch, toxiproxy_binary: Path) -> None:
     """What a user's environment provides to an inner pytest run: the toxiproxy-server to use."""
     monkeypatch.setenv("WSCONN_TOXIPROXY_BIN", str(toxiproxy_binary))
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A ws:// URL on a loopback port where nothing listens (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"ws://127.0.0.1:{port}/ws"

@@ -177,6 +177,41 @@ class TestFailureReports:
             consecutive=False,
         )
 
+    def test_an_unreachable_service_is_diagnosed_once(
+        self, pytester: pytest.Pytester, closed_port_url: str
+    ) -> None:
+        """The first failure carries the diagnosis (TCP refused); later ones point to it."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.asyncio
+            @pytest.mark.parametrize("n", range(3))
+            async def test_down(wsconn_connect, n):
+                await wsconn_connect()
+            """
+        )
+        result = pytester.runpytest_subprocess(
+            "--wsconn-stack=external", f"--wsconn-url={closed_port_url}"
+        )
+        result.assert_outcomes(failed=3)
+        result.stdout.fnmatch_lines(
+            [
+                "*- wsconn diagnostics -*",
+                "no connection has opened in this session:",
+                "wsconn diagnose ws://127.0.0.1:*/ws",
+                "tcp * fail * 127.0.0.1:*: connection refused",
+                "handshake * skipped * skipped: TCP connect failed",
+                "tcp: network: Connection refused: nothing accepts connections at that address.",
+                "*likely cause: the server is not running",
+                "*_ test_down?1? _*",
+                "*see the wsconn diagnostics in the report of test_*.py::test_down?0?",
+            ],
+            consecutive=False,
+        )
+        assert result.stdout.str().count("wsconn diagnose ws://") == 1
+        assert "Traceback" not in result.stdout.str()
+
 
 class TestUsageErrors:
     @pytest.mark.parametrize(

@@ -42,7 +42,18 @@ from pytest_wsconn.expect import (
 from pytest_wsconn.redact import REDACTED, redact_text, redact_url
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_wsconn"
-PURE_MODULES = ["backoff", "closecodes", "config", "expect", "faults", "redact", "reference/tokens"]
+PURE_MODULES = [
+    "backoff",
+    "closecodes",
+    "config",
+    "expect",
+    "faults",
+    "redact",
+    "reference/tokens",
+    "results",
+    "session_report",
+    "verdicts",
+]
 IO_MODULES = {"asyncio", "socket", "subprocess", "ssl", "http", "urllib.request", "select"}
 
 

@@ -1,0 +1,583 @@
+"""``wsconn diagnose``: find the first thing that stands between a client and a WebSocket service.
+
+The checks run in order, one ``CheckResult`` each::
+
+    url -> dns -> tcp -> tls (wss:// only) -> health, health_websocket
+                                          -> handshake -> auth, origin, round_trip -> ping
+
+A check whose prerequisite failed is ``skipped`` with that reason ("skipped: TCP connect
+failed"), so the first failure is the one to fix. Mixed content fails the URL check but blocks
+nothing: it is a browser's rule, and the service behind the URL can still be checked.
+
+What each observation means is decided in the pure ``verdicts`` module; this is the I/O shell
+(``ConnectionDiagnostics``, ``diagnose``) and the command line (``main``). The token is
+redacted from every detail and field and never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+from urllib.parse import quote, urlsplit
+
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.http11 import Response
+
+from pytest_wsconn.client import InstrumentedConnection, connect
+from pytest_wsconn.closecodes import (
+    Outcome,
+    classify_exception,
+    classify_outcome,
+    close_code_name,
+)
+from pytest_wsconn.config import (
+    AUTH_SYNTAX,
+    DEFAULT_AUTH,
+    AuthMode,
+    parse_auth_mode,
+    parse_timeout,
+    target_address,
+)
+from pytest_wsconn.exceptions import ConfigError, ConnectFailed
+from pytest_wsconn.expect import classify
+from pytest_wsconn.redact import redact_url
+from pytest_wsconn.results import CheckResult, checks_exit_code, checks_json, render_checks
+from pytest_wsconn.verdicts import (
+    NO_PONG,
+    HttpReply,
+    Probe,
+    auth_verdict,
+    check_certificate,
+    check_health,
+    check_health_websocket,
+    check_url,
+    classify_tls_failure,
+    describe_handshake,
+    origin_of,
+    origin_verdict,
+    parse_http_response,
+    redacted,
+    url_problem,
+)
+
+DEFAULT_TIMEOUT = 5.0
+FOREIGN_ORIGIN = "https://wsconn-diagnose.invalid"
+"""The Origin of the "foreign page": ``.invalid`` is never a real site (RFC 2606), so no
+allow-list can rightly contain it."""
+
+
+_REFUSAL_GRACE = 1.0
+"""Seconds a probe connection may stay open before it counts as accepted: a server that refuses
+after the upgrade (close 1008) does so at once."""
+
+_MAX_HTTP_BYTES = 2**20
+
+# What a skipped check names as the failure that kept it from running.
+_LABELS = {
+    "url": "URL sanity",
+    "dns": "DNS resolution",
+    "tcp": "TCP connect",
+    "tls": "TLS",
+    "handshake": "WebSocket handshake",
+    "round_trip": "round trip",
+}
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "dns": ("url",),
+    "tcp": ("dns",),
+    "tls": ("tcp",),
+    "health": ("tcp", "tls"),
+    "health_websocket": ("tcp", "tls"),
+    "handshake": ("tcp", "tls"),
+    "auth": ("handshake",),
+    "origin": ("handshake",),
+    "round_trip": ("handshake",),
+    "ping": ("handshake", "round_trip"),
+}
+
+
+# I/O shell
+
+
+def _why(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The cause's message and, when there is a deeper one, the innermost cause that explains it."""
+    first = last = exc.__cause__ or exc
+    seen = {id(last)}
+    while last.__cause__ is not None and id(last.__cause__) not in seen:  # chains can be cyclic
+        last = last.__cause__
+        seen.add(id(last))
+    text = str(first) or type(first).__name__
+    return text if last is first else f"{text} ({last})"
+
+
+def _reply(response: Response) -> HttpReply:
+    return HttpReply(
+        response.status_code, tuple(response.headers.raw_items()), bytes(response.body)
+    )
+
+
+def _closed(exc: ConnectionClosed) -> str:
+    if exc.rcvd is None:
+        return "the connection dropped without a close frame"
+    reason = f" {exc.rcvd.reason!r}" if exc.rcvd.reason else ""
+    return f"closed with {close_code_name(exc.rcvd.code)}{reason}"
+
+
+async def _close(writer: asyncio.StreamWriter, timeout: float) -> None:
+    writer.close()
+    with contextlib.suppress(OSError):  # TimeoutError included: a peer that never says goodbye
+        async with asyncio.timeout(timeout):
+            await writer.wait_closed()
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionDiagnostics:
+    """What to diagnose and how; ``run`` performs the checks in order.
+
+    ``dial`` sends every connection to another address (a proxy) while the Host header and TLS
+    server name still come from ``url``, as ``client.connect`` does.
+    """
+
+    url: str
+    token: str | None = dataclasses.field(default=None, repr=False)
+    auth: AuthMode = dataclasses.field(default_factory=lambda: parse_auth_mode(DEFAULT_AUTH))
+    origin: str | None = None
+    page_origin: str | None = None
+    health_path: str = "/health"
+    timeout: float = DEFAULT_TIMEOUT
+    dial: tuple[str, int] | None = None
+    ssl_context: ssl.SSLContext | None = None
+
+    @property
+    def target(self) -> str:
+        """The URL as reports show it, token redacted."""
+        return redact_url(self.url, [self.auth.name] if self.auth.kind == "query" else [])
+
+    async def run(self) -> list[CheckResult]:
+        """Every check, in order; a check whose prerequisite failed is skipped."""
+        return await _Run(self).results()
+
+
+class _Run:
+    """One pass over the checks: what earlier checks found, for the later ones."""
+
+    def __init__(self, settings: ConnectionDiagnostics) -> None:
+        self.s = settings
+        self.secure = settings.url.lower().startswith("wss:")
+        self.context = settings.ssl_context or ssl.create_default_context()
+        self.origin = settings.origin or (
+            origin_of(settings.page_origin) if settings.page_origin else None
+        )
+        self.addresses: list[str] = []
+        self.port = 0
+        self.address: tuple[str, int] | None = None  # the address TCP reached
+        self.conn: InstrumentedConnection | None = None
+
+    def plan(self) -> list[tuple[str, Callable[[], Awaitable[CheckResult]]]]:
+        checks = [("dns", self.dns), ("tcp", self.tcp)]
+        checks += [("tls", self.tls)] if self.secure else []
+        return [
+            *checks,
+            ("health", self.health),
+            ("health_websocket", self.health_websocket),
+            ("handshake", self.handshake),
+            ("auth", self.auth),
+            ("origin", self.foreign_origin),
+            ("round_trip", self.round_trip),
+            ("ping", self.ping),
+        ]
+
+    async def results(self) -> list[CheckResult]:
+        results = [check_url(self.s.url, self.s.page_origin)]
+        # Mixed content is a browser's rule: only a URL that cannot be dialled stops the rest.
+        blocked = {"url": "url"} if url_problem(self.s.url) else {}
+        try:
+            for name, check in self.plan():
+                cause = next((blocked[need] for need in _NEEDS[name] if need in blocked), None)
+                if cause is not None:
+                    result = CheckResult(name, "skipped", f"skipped: {_LABELS[cause]} failed")
+                    blocked[name] = cause
+                else:
+                    started = time.monotonic()
+                    result = await check()
+                    result = dataclasses.replace(result, duration=time.monotonic() - started)
+                    if result.status == "fail":
+                        blocked[name] = name
+                results.append(result)
+        finally:
+            if self.conn is not None:
+                await self.conn.close()
+        return [redacted(result, self.s.token) for result in results]
+
+    def _address(self) -> tuple[str, int]:
+        assert self.address is not None, "runs only after the TCP check passed"
+        return self.address
+
+    async def dns(self) -> CheckResult:
+        host, self.port = self.s.dial or target_address(self.s.url)
+        try:
+            async with asyncio.timeout(self.s.timeout):
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, self.port, type=socket.SOCK_STREAM
+                )
+        except TimeoutError:
+            detail = f"no answer for {host} within {self.s.timeout:g} s"
+            return CheckResult("dns", "fail", detail, error=classify_outcome(Outcome.DNS))
+        except OSError as exc:
+            detail = f"{host} did not resolve: {_why(exc, self.s.timeout)}"
+            return CheckResult("dns", "fail", detail, error=classify_exception(exc))
+        self.addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        via = " (dialled instead of the URL's host)" if self.s.dial else ""
+        detail = f"{host} -> {', '.join(self.addresses)}{via}"
+        return CheckResult("dns", "pass", detail, fields={"addresses": self.addresses})
+
+    async def tcp(self) -> CheckResult:
+        failures: list[str] = []
+        errors: list[OSError] = []
+        for address in self.addresses:
+            shown = f"[{address}]:{self.port}" if ":" in address else f"{address}:{self.port}"
+            try:
+                async with asyncio.timeout(self.s.timeout):
+                    _, writer = await asyncio.open_connection(address, self.port)
+            except OSError as exc:  # TimeoutError included
+                failures.append(f"{shown}: {_why(exc, self.s.timeout)}")
+                errors.append(exc)
+                continue
+            await _close(writer, self.s.timeout)
+            self.address = (address, self.port)
+            tried = f" (after {'; '.join(failures)})" if failures else ""
+            return CheckResult("tcp", "pass", f"connected to {shown}{tried}")
+        return CheckResult("tcp", "fail", "; ".join(failures), error=classify_exception(errors[-1]))
+
+    async def tls(self) -> CheckResult:
+        hostname = urlsplit(self.s.url).hostname
+        try:
+            async with asyncio.timeout(self.s.timeout):
+                _, writer = await asyncio.open_connection(
+                    *self._address(), ssl=self.context, server_hostname=hostname
+                )
+        except ssl.SSLCertVerificationError as exc:
+            detail, error = classify_tls_failure(exc.verify_code, exc.reason, exc.verify_message)
+            return CheckResult("tls", "fail", detail, error=error)
+        except ssl.SSLError as exc:
+            detail, error = classify_tls_failure(None, exc.reason, str(exc))
+            return CheckResult("tls", "fail", detail, error=error)
+        except (ConnectionResetError, ConnectionAbortedError) as exc:
+            detail = "the server cut the connection during the TLS handshake (a plain ws:// port?)"
+            return CheckResult("tls", "fail", detail, error=classify_exception(exc))
+        except OSError as exc:
+            detail = f"TLS handshake failed: {_why(exc, self.s.timeout)}"
+            return CheckResult("tls", "fail", detail, error=classify_exception(exc))
+        tls = writer.get_extra_info("ssl_object")
+        cert, version = tls.getpeercert(), tls.version()
+        await _close(writer, self.s.timeout)
+        verified = self.context.verify_mode == ssl.CERT_REQUIRED and self.context.check_hostname
+        return check_certificate(cert, version, time.time(), verified=verified)
+
+    async def _get(self, path: str) -> HttpReply:
+        """GET ``path`` over a fresh connection to the address TCP reached; Host from the URL."""
+        parts = urlsplit(self.s.url)
+        request = (
+            f"GET {quote(path, safe=':/?#[]@!$&()*+,;=%')} HTTP/1.1\r\n"
+            f"Host: {parts.netloc.rpartition('@')[2]}\r\n"
+            "User-Agent: wsconn-diagnose\r\nAccept: application/json, */*;q=0.5\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        async with asyncio.timeout(self.s.timeout):
+            reader, writer = await asyncio.open_connection(
+                *self._address(),
+                ssl=self.context if self.secure else None,
+                server_hostname=parts.hostname if self.secure else None,
+            )
+            try:
+                writer.write(request.encode("ascii"))
+                data, eof = b"", False
+                while (reply := parse_http_response(data, eof=eof)) is None:
+                    if len(data) > _MAX_HTTP_BYTES:
+                        raise ValueError(f"the answer to GET {path} is over 1 MiB")
+                    chunk = await reader.read(65536)
+                    data, eof = data + chunk, not chunk
+            finally:
+                await _close(writer, self.s.timeout)
+        return reply
+
+    async def health(self) -> CheckResult:
+        path = self.s.health_path
+        try:
+            reply = await self._get(path)
+        except (OSError, ValueError) as exc:
+            detail = f"GET {path}: {_why(exc, self.s.timeout)}"
+            return CheckResult("health", "fail", detail, error=classify_exception(exc))
+        return check_health(path, reply)
+
+    async def health_websocket(self) -> CheckResult:
+        path = f"{self.s.health_path.rstrip('/')}/websocket"
+        try:
+            reply = await self._get(path)
+        except (OSError, ValueError) as exc:
+            detail = f"GET {path}: {_why(exc, self.s.timeout)}"
+            return CheckResult("health_websocket", "warn", detail, error=classify_exception(exc))
+        return check_health_websocket(path, reply)
+
+    async def _connect(self, token: str | None, origin: str | None) -> InstrumentedConnection:
+        tls: dict[str, Any] = {"ssl": self.context} if self.secure else {}  # ws:// takes no ssl
+        return await connect(
+            self.s.url,
+            token=token,
+            auth=self.s.auth,
+            origin=origin,
+            open_timeout=self.s.timeout,
+            ping_interval=None,  # the ping check sends the only ping
+            dial=self._address(),
+            **tls,
+        )
+
+    async def handshake(self) -> CheckResult:
+        try:
+            self.conn = await self._connect(self.s.token, self.origin)
+        except ConnectFailed as exc:
+            cause = exc.__cause__
+            if isinstance(cause, InvalidStatus):
+                detail, fields = describe_handshake(_reply(cause.response))
+            elif exc.attempt.outcome is Outcome.TIMEOUT:
+                detail, fields = f"no answer to the upgrade within {self.s.timeout:g} s", {}
+            else:
+                detail, fields = f"{exc.attempt.outcome.value}: {_root_cause(exc)}", {}
+            error = classify(exc.attempt)
+            return CheckResult("handshake", "fail", detail, error=error, fields=fields)
+        assert self.conn.request is not None, "set once the connection opened"
+        assert self.conn.response is not None, "set once the connection opened"
+        detail, fields = describe_handshake(
+            _reply(self.conn.response),
+            key=self.conn.request.headers.get("Sec-WebSocket-Key"),
+            subprotocol=self.conn.subprotocol,
+        )
+        return CheckResult("handshake", "pass", detail, fields=fields)
+
+    async def _probe(self, token: str | None, origin: str | None) -> Probe:
+        """Connect as told, then see whether the server serves the connection or closes it."""
+        try:
+            conn = await self._connect(token, origin)
+        except ConnectFailed as exc:
+            status = exc.attempt.http_status
+            error = classify(exc.attempt)
+            if status is not None and 400 <= status < 500:
+                return Probe("refused", f"HTTP {status}", error)
+            return Probe("inconclusive", str(error), error)
+        grace = min(self.s.timeout, _REFUSAL_GRACE)
+        try:
+            await conn.echo(f"wsconn diagnose probe {secrets.token_hex(4)}", grace)
+        except ConnectionClosed as exc:
+            return Probe("refused", _closed(exc), classify_exception(exc))
+        except TimeoutError:
+            return Probe("accepted", f"it stayed open for {grace:g} s")
+        finally:
+            await conn.close()
+        return Probe("accepted", "it answered a message")
+
+    async def auth(self) -> CheckResult:
+        token_sent = self.s.token is not None and self.s.auth.kind != "none"
+        return auth_verdict(await self._probe(None, self.origin), token_sent=token_sent)
+
+    async def foreign_origin(self) -> CheckResult:
+        return origin_verdict(self.s.auth, await self._probe(self.s.token, FOREIGN_ORIGIN))
+
+    def _conn(self) -> InstrumentedConnection:
+        assert self.conn is not None, "runs only after the handshake passed"
+        return self.conn
+
+    async def round_trip(self) -> CheckResult:
+        message = f"wsconn diagnose {secrets.token_hex(4)}"
+        try:
+            reply = await self._conn().echo(message, self.s.timeout)
+        except TimeoutError:
+            detail = (
+                f"no reply within {self.s.timeout:g} s: the service may only push, "
+                "or expect another kind of message"
+            )
+            return CheckResult("round_trip", "warn", detail)
+        except ConnectionClosed as exc:
+            detail = f"the server ended the connection: {_closed(exc)}"
+            return CheckResult("round_trip", "fail", detail, error=classify_exception(exc))
+        if reply == message:
+            return CheckResult("round_trip", "pass", f"echoed a {len(message)}-character message")
+        kind = "text" if isinstance(reply, str) else "binary"
+        detail = f"got a reply ({kind}, {len(reply)} long), not an echo"
+        return CheckResult("round_trip", "pass", detail)
+
+    async def ping(self) -> CheckResult:
+        try:
+            rtt = await self._conn().ping_rtt(self.s.timeout)
+        except TimeoutError:
+            detail = f"no pong within {self.s.timeout:g} s"
+            return CheckResult("ping", "fail", detail, error=NO_PONG)
+        except ConnectionClosed as exc:
+            return CheckResult("ping", "fail", _closed(exc), error=classify_exception(exc))
+        rtt_ms = round(rtt * 1000, 3)
+        return CheckResult("ping", "pass", f"pong in {rtt_ms:.1f} ms", fields={"rtt_ms": rtt_ms})
+
+
+async def diagnose(
+    url: str,
+    *,
+    token: str | None = None,
+    auth: AuthMode | str = DEFAULT_AUTH,
+    origin: str | None = None,
+    page_origin: str | None = None,
+    health_path: str = "/health",
+    timeout: float = DEFAULT_TIMEOUT,
+    dial: tuple[str, int] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> list[CheckResult]:
+    """Run every check against ``url``; ``ConfigError`` for an invalid ``auth``."""
+    mode = parse_auth_mode(auth) if isinstance(auth, str) else auth
+    return await ConnectionDiagnostics(
+        url,
+        token=token,
+        auth=mode,
+        origin=origin,
+        page_origin=page_origin,
+        health_path=health_path,
+        timeout=timeout,
+        dial=dial,
+        ssl_context=ssl_context,
+    ).run()
+
+
+# Command line
+
+
+class _UsageError(Exception):
+    """A command line that cannot run: one sentence for stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see wsconn diagnose --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="wsconn diagnose",
+        description="Check step by step why a WebSocket URL does or does not connect: URL, "
+        "DNS, TCP, TLS, health, handshake, auth, Origin, round trip, ping. Exit status: 0 all "
+        "passed, 1 a check failed, 2 usage error. The token is never taken from the command "
+        "line and never printed. (pytest-wsconn)",
+    )
+    parser.add_argument("url", metavar="URL", help="ws://host[:port]/path or wss://...")
+    token = parser.add_mutually_exclusive_group()
+    token.add_argument("--token-env", metavar="VAR", help="read the token from this variable")
+    token.add_argument(
+        "--token-stdin", action="store_true", help="read the token from stdin (piped)"
+    )
+    parser.add_argument(
+        "--auth",
+        default=DEFAULT_AUTH,
+        metavar="MODE",
+        help=f"where the token goes: {AUTH_SYNTAX} (default: {DEFAULT_AUTH})",
+    )
+    parser.add_argument("--origin", help="the Origin header to send (default: --page-origin's)")
+    parser.add_argument(
+        "--page-origin", metavar="URL", help="the page that opens the WebSocket (mixed content)"
+    )
+    parser.add_argument(
+        "--health-path",
+        default="/health",
+        metavar="PATH",
+        help="the health page (default: /health); PATH/websocket is read too, if served",
+    )
+    parser.add_argument(
+        "--timeout",
+        default=str(DEFAULT_TIMEOUT),
+        metavar="S",
+        help=f"seconds per step (default: {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument("--cafile", metavar="PEM", help="trust this CA for wss:// (private CAs)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _read_token(args: argparse.Namespace) -> str | None:
+    if args.token_env:
+        token = os.environ.get(args.token_env, "").strip()
+        if not token:
+            raise _UsageError(f"--token-env {args.token_env}: that variable is not set or empty")
+        return token
+    if args.token_stdin:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise _UsageError("--token-stdin reads a piped token, e.g. `printenv T | wsconn ...`")
+        token = sys.stdin.readline().strip()
+        if not token:
+            raise _UsageError("--token-stdin: stdin held no token")
+        return token
+    return None
+
+
+def _settings(args: argparse.Namespace) -> ConnectionDiagnostics:
+    problem = url_problem(args.url)
+    if problem is not None:
+        raise _UsageError(f"cannot diagnose {redact_url(args.url)}: {problem}")
+    page = args.page_origin
+    if page is not None and (
+        urlsplit(page).scheme not in ("http", "https") or not urlsplit(page).hostname
+    ):
+        raise _UsageError(f"--page-origin {page!r} is not a page URL; valid: http(s)://host[:port]")
+    if not args.health_path.startswith("/"):
+        raise _UsageError(f"--health-path {args.health_path!r} must start with /")
+    context = None
+    if args.cafile is not None:
+        try:
+            context = ssl.create_default_context(cafile=args.cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise _UsageError(f"--cafile {args.cafile}: cannot read it ({exc})") from None
+    try:
+        auth, timeout = parse_auth_mode(args.auth), parse_timeout(args.timeout)
+    except ConfigError as exc:
+        raise _UsageError(exc.message) from None
+    return ConnectionDiagnostics(
+        args.url,
+        token=_read_token(args),
+        auth=auth,
+        origin=args.origin,
+        page_origin=page,
+        health_path=args.health_path,
+        timeout=timeout,
+        ssl_context=context,
+    )
+
+
+def main(argv: list[str]) -> int:
+    """``wsconn diagnose``: print the checks (a table, or ``--json``); 0, 1 or 2 for usage."""
+    try:
+        args = _parser().parse_args(argv)
+        diagnostics = _settings(args)
+    except _UsageError as exc:
+        print(f"wsconn diagnose: {exc}", file=sys.stderr)
+        return 2
+    results = asyncio.run(diagnostics.run())
+    if args.json:
+        print(json.dumps(checks_json(diagnostics.target, results), indent=2))
+    else:
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        print(render_checks(diagnostics.target, results, color=color), end="")
+    return checks_exit_code(results)
