@@ -212,28 +212,39 @@ class ReconnectingClient:
         else:
             self._move(State.CONNECTING, "start")
         while not self._closing:
-            try:
-                connection = await self._connect()
-            except ConnectFailed as failed:
-                error = classify(failed.attempt)
-            except Exception as exc:  # a connector of the user's own may raise anything
-                error = classify_exception(exc)
-            else:
-                if self._closing:  # close() was called while this attempt was under way
-                    await connection.close()
-                    break
-                await self._opened(connection)
-                if self._closing:
-                    break
-                if connection.attempt is not None:
-                    error = classify(connection.attempt)
-                else:  # a connector that does not record attempts
-                    error = classify_exception(ConnectionClosed(None, None))
-                self._backoff.closed()
-            if self._closing or not await self._retry(error):
+            error = await self._connect_and_serve()
+            if error is None or self._closing or not await self._retry(error):
                 break
         if self._closing:
             self._move(State.CLOSED, "closed by the application")
+
+    async def _connect_and_serve(self) -> WebSocketError | None:
+        """One attempt and, if it opens, the connection's life: the error that ended it.
+
+        None means stop: the application closed the client, or its ``on_reconnect`` failed.
+        """
+        try:
+            connection = await self._connect()
+        except ConnectFailed as failed:
+            return classify(failed.attempt)
+        except Exception as exc:  # a connector of the user's own may raise anything
+            return classify_exception(exc)
+        if self._closing:  # close() was called while this attempt was under way
+            await connection.close()
+            return None
+        try:
+            await self._opened(connection)
+        except Exception as exc:  # the application's on_reconnect failed
+            await connection.close()
+            self.error = classify_exception(exc)
+            self._move(State.FAILED, f"on_reconnect raised {exc!r}", error=self.error)
+            return None
+        if self._closing:
+            return None
+        self._backoff.closed()
+        if connection.attempt is None:  # a connector that does not record attempts
+            return classify_exception(ConnectionClosed(None, None))
+        return classify(connection.attempt)
 
     async def _opened(self, connection: InstrumentedConnection) -> None:
         """Serve one open connection until it closes."""
@@ -242,7 +253,8 @@ class ReconnectingClient:
         self._backoff.opened()
         self._move(State.OPEN, "reconnected" if reconnected else "connected")
         if reconnected and self._on_reconnect is not None:
-            await self._on_reconnect(connection)
+            with contextlib.suppress(ConnectionClosed):  # gone already: classified below
+                await self._on_reconnect(connection)
         while self._queue and self._state is State.OPEN:
             try:
                 await connection.send(self._queue[0])

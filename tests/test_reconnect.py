@@ -217,3 +217,30 @@ class TestClose:
         await assert_reconnects(client, times=0, within=5)
         assert client.connection is not None
         assert client.connection.subprotocol == "wsconn.v1"
+
+
+class TestOnReconnectFailures:
+    async def test_an_on_reconnect_that_raises_fails_the_client(
+        self, wsconn_connect: Connector
+    ) -> None:
+        """A bug in on_reconnect ends in failed with the error, not in a dead 'open' client."""
+
+        async def on_reconnect(conn: InstrumentedConnection) -> None:
+            raise RuntimeError("resubscribe broke")
+
+        first = await wsconn_connect()
+        calls = iter([first])
+
+        async def connector() -> InstrumentedConnection:
+            return next(calls, None) or await wsconn_connect()
+
+        client = ReconnectingClient(connector, policy=FAST, on_reconnect=on_reconnect)
+        client.start()
+        assert await client.wait_for(State.OPEN, timeout=scaled(2))
+        await first.close()
+        await assert_gives_up(client, within=5)
+        assert (
+            client.transitions[-1].cause == "on_reconnect raised RuntimeError('resubscribe broke')"
+        )
+        await client.close()
+        assert client.state is State.CLOSED
