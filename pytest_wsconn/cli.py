@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "diagnose", help="check step by step why a URL does not connect", add_help=False
     )
+    commands.add_parser(
+        "check", help="check .env, compose and nginx files for WebSocket problems", add_help=False
+    )
     commands.add_parser("codes", help="print what each close code and HTTP status means")
     commands.add_parser("version", help="print the version")
 
@@ -59,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(rest)
     if args.command == "demo":
         return _demo(rest)
+    if args.command == "check":
+        from pytest_wsconn.configcheck import main as check_main
+
+        return check_main(rest)
     if args.command == "diagnose":
         from pytest_wsconn.diagnostics import main as diagnose_main
 

@@ -120,8 +120,8 @@ def _why(exc: BaseException, timeout: float) -> str:
 
 
 def _root_cause(exc: BaseException) -> str:
-    """The cause's message and, when there is a deeper one, the innermost cause that explains it."""
-    first = last = exc.__cause__ or exc
+    """The message and, when there is a deeper one, the innermost cause that explains it."""
+    first = last = exc
     seen = {id(last)}
     while last.__cause__ is not None and id(last.__cause__) not in seen:  # chains can be cyclic
         last = last.__cause__
@@ -356,13 +356,13 @@ class _Run:
         try:
             self.conn = await self._connect(self.s.token, self.origin)
         except ConnectFailed as exc:
-            cause = exc.__cause__
+            cause = exc.exception or exc
             if isinstance(cause, InvalidStatus):
                 detail, fields = describe_handshake(_reply(cause.response))
             elif exc.attempt.outcome is Outcome.TIMEOUT:
                 detail, fields = f"no answer to the upgrade within {self.s.timeout:g} s", {}
             else:
-                detail, fields = f"{exc.attempt.outcome.value}: {_root_cause(exc)}", {}
+                detail, fields = f"{exc.attempt.outcome.value}: {_root_cause(cause)}", {}
             error = classify(exc.attempt)
             return CheckResult("handshake", "fail", detail, error=error, fields=fields)
         assert self.conn.request is not None, "set once the connection opened"
