@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "check", help="check .env, compose and nginx files for WebSocket problems", add_help=False
     )
+    commands.add_parser(
+        "load",
+        help="run a Locust load scenario headless (needs pytest-wsconn[load])",
+        add_help=False,
+    )
     commands.add_parser("codes", help="print what each close code and HTTP status means")
     commands.add_parser("version", help="print the version")
 
@@ -66,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         from pytest_wsconn.configcheck import main as check_main
 
         return check_main(rest)
+    if args.command == "load":
+        from pytest_wsconn.load import main as load_main
+
+        return load_main(rest)
     if args.command == "diagnose":
         from pytest_wsconn.diagnostics import main as diagnose_main
 

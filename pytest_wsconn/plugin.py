@@ -42,6 +42,9 @@ DIAGNOSED_IN = pytest.StashKey[str]()  # the test whose report holds the session
 TEST_DIAGNOSIS = pytest.StashKey[str]()
 PREVIOUS_APP_CODES = pytest.StashKey[AppCodeLookup]()  # restored for pytester's nested sessions
 
+# The wsconn_load fixture and marker; Locust itself only ever runs in a child process.
+pytest_plugins = ["pytest_wsconn.load.fixture"]
+
 
 @dataclasses.dataclass(frozen=True)
 class _Option:

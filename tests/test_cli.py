@@ -59,3 +59,9 @@ class TestCli:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "14 passed" in result.stdout
         assert "wsconn summary" in result.stdout
+
+    def test_load_help_lists_the_thresholds(self) -> None:
+        """``wsconn load --help`` reaches the load runner's own options."""
+        result = wsconn("load", "--help")
+        assert result.returncode == 0
+        assert "--max-p95-rtt-ms" in result.stdout

@@ -1,0 +1,99 @@
+"""Latency histograms that merge exactly across Locust workers, at ~1 % resolution.
+
+Locust rounds each response time to whole milliseconds before computing percentiles, which turns
+a 0.2 ms loopback round trip into "0 ms". Load users also feed these histograms (microseconds
+up, logarithmic buckets 1 % wide), ship them to the master with their reports and the summary
+reads percentiles from them. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+RESOLUTION = 1.01  # each bucket is 1 % wider than the one before
+_LOG = math.log(RESOLUTION)
+_FLOOR_MS = 0.001  # one microsecond: everything below lands in bucket 0
+_CEILING_MS = 1e12  # ~30 years: longer durations share the last bucket
+
+
+def bucket_of(ms: float) -> int:
+    """The bucket a duration in milliseconds falls into (0 for anything ≤ 1 µs)."""
+    if not ms > _FLOOR_MS:  # also catches NaN
+        return 0
+    return int((math.log(min(ms, _CEILING_MS)) - math.log(_FLOOR_MS)) / _LOG) + 1
+
+
+def bucket_value(bucket: int) -> float:
+    """The upper bound in milliseconds of ``bucket``: percentiles never understate."""
+    return _FLOOR_MS * RESOLUTION**bucket
+
+
+class Histogram:
+    """Counts per bucket; ``add`` a sample, ``merge`` another, read ``percentile``."""
+
+    __slots__ = ("buckets", "count", "max_ms", "total_ms")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.count = 0
+        self.total_ms = 0.0
+        self.max_ms = 0.0
+
+    def add(self, ms: float) -> None:
+        bucket = bucket_of(ms)
+        self.buckets[bucket] = self.buckets.get(bucket, 0) + 1
+        self.count += 1
+        self.total_ms += ms
+        self.max_ms = max(self.max_ms, ms)
+
+    def merge(self, other: Histogram) -> None:
+        for bucket, count in other.buckets.items():
+            self.buckets[bucket] = self.buckets.get(bucket, 0) + count
+        self.count += other.count
+        self.total_ms += other.total_ms
+        self.max_ms = max(self.max_ms, other.max_ms)
+
+    def percentile(self, fraction: float) -> float | None:
+        """The smallest bucket bound with at least ``fraction`` of the samples at or below it."""
+        if not self.count:
+            return None
+        wanted = max(1, math.ceil(fraction * self.count))
+        seen = 0
+        for bucket in sorted(self.buckets):
+            seen += self.buckets[bucket]
+            if seen >= wanted:
+                return min(bucket_value(bucket), self.max_ms)
+        return self.max_ms
+
+    @property
+    def mean_ms(self) -> float | None:
+        return self.total_ms / self.count if self.count else None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-safe form (bucket keys as strings), for Locust's worker reports."""
+        return {
+            "buckets": {str(b): c for b, c in self.buckets.items()},
+            "count": self.count,
+            "total_ms": self.total_ms,
+            "max_ms": self.max_ms,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Histogram:
+        histogram = cls()
+        buckets = data.get("buckets", {})
+        if isinstance(buckets, Mapping):
+            histogram.buckets = {int(b): int(c) for b, c in buckets.items()}
+        histogram.count = int(data.get("count", 0))  # type: ignore[call-overload]
+        histogram.total_ms = float(data.get("total_ms", 0.0))  # type: ignore[arg-type]
+        histogram.max_ms = float(data.get("max_ms", 0.0))  # type: ignore[arg-type]
+        return histogram
+
+
+def merged(histograms: Iterable[Histogram]) -> Histogram:
+    """One histogram holding every sample of ``histograms``."""
+    total = Histogram()
+    for histogram in histograms:
+        total.merge(histogram)
+    return total

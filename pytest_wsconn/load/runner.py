@@ -1,0 +1,493 @@
+"""``wsconn load``: run a scenario with Locust headless, locally or as master + local workers.
+
+The I/O shell around the pure parts: it starts the embedded stack when no ``--host`` is given
+(the reference server behind Toxiproxy), runs ``locust`` as child processes (never imported
+here: Locust monkey-patches whatever imports it), drives the reconnect storm's faults on the
+proxy, then reads Locust's CSV files and the master's ``wsconn.json`` into a summary, checks the
+thresholds and says which one failed.
+
+Exit status: 0 all thresholds met; 1 a threshold failed; 2 a usage or set-up error; 3 Locust
+did not complete the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_wsconn import faults
+from pytest_wsconn.config import Settings, parse_auth_mode, parse_ws_url
+from pytest_wsconn.exceptions import ConfigError, WsconnError
+from pytest_wsconn.load.recovery import FaultWindow, storm_schedule
+from pytest_wsconn.load.summary import LoadSummary, build_summary
+from pytest_wsconn.load.thresholds import Thresholds, evaluate
+from pytest_wsconn.timing import scaled
+
+EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_LOCUST = 0, 1, 2, 3
+SCENARIOS = ("connect_storm", "steady_messaging", "idle_hold", "reconnect_storm")
+STORM_FAULTS = ("down", "reset_peer")
+REFERENCE_MAX_CONNECTIONS = 1_000_000  # the embedded server must not be the limit under test
+START_TIMEOUT = 60.0  # seconds for Locust to start and its workers to connect (scaled)
+STOP_GRACE = 30.0  # seconds past the run time before Locust is stopped by force (scaled)
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+# Pure parsers
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``2m``, ``1h30m`` or ``1.5s`` → seconds (> 0)."""
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value)
+    else:
+        parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+        if not value or parts is None:
+            raise ConfigError(f"invalid duration {text!r}; valid: e.g. 30, 30s, 2m, 1h30m")
+        hours, minutes, secs = (float(p) if p else 0.0 for p in parts.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if not seconds > 0:
+        raise ConfigError(f"invalid duration {text!r}; valid: a positive time, e.g. 30s")
+    return seconds
+
+
+def scenario_path(name: str, search: Sequence[Path]) -> Path:
+    """A scenario's locustfile: a path to a ``.py`` file, or a name looked up in ``search``."""
+    given = Path(name)
+    if given.suffix == ".py":
+        if not given.is_file():
+            raise ConfigError(f"scenario file {name!r} does not exist")
+        return given.resolve()
+    for folder in search:
+        candidate = folder / f"{name}.py"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"unknown scenario {name!r}; valid: {', '.join(SCENARIOS)}, or a locustfile path "
+        "(a .py file with a WebSocketUser subclass)"
+    )
+
+
+def scenario_folders() -> list[Path]:
+    """Where the shipped scenarios are: inside the wheel, or the repository's ``scenarios/``."""
+    return [PACKAGE_DIR / "_scenarios", PACKAGE_DIR.parent / "scenarios"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not 0 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _ws_url(text: str) -> str:
+    try:
+        return parse_ws_url(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _auth(text: str) -> str:
+    try:
+        return str(parse_auth_mode(text))
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _faults(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in STORM_FAULTS]
+    if unknown or not kinds:
+        valid = ", ".join(STORM_FAULTS)
+        raise argparse.ArgumentTypeError(
+            f"invalid storm faults {text!r}; valid: a comma-separated list of {valid}"
+        )
+    return kinds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wsconn load",
+        description="Run a WebSocket load scenario with Locust, headless (pytest-wsconn). "
+        "Without --host it runs against the embedded stack: the reference server behind "
+        "Toxiproxy.",
+    )
+    parser.add_argument("scenario", help=f"{', '.join(SCENARIOS)}, or a locustfile path")
+    run = parser.add_argument_group("run")
+    run.add_argument("--users", "-u", type=_positive_int, default=10, help="peak users (10)")
+    run.add_argument(
+        "--spawn-rate", "-r", type=float, default=None, help="users started per second (all in 1 s)"
+    )
+    run.add_argument("--duration", "-t", type=_seconds, default=10.0, help="run time (10s)")
+    run.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=0,
+        help="local Locust worker processes under a master bound to 127.0.0.1 (0: one process)",
+    )
+    run.add_argument("--host", type=_ws_url, help="your service's ws:// or wss:// URL")
+    run.add_argument("--token", default=None, help="token (or env WSCONN_TOKEN)")
+    run.add_argument("--auth", type=_auth, default="query:token", help="where the token goes")
+    run.add_argument("--origin", default="", help="Origin header")
+    run.add_argument(
+        "--direct",
+        action="store_true",
+        help="embedded stack: dial the reference server itself, not Toxiproxy (big idle holds)",
+    )
+    run.add_argument("--toxiproxy-bin", default=None, help="path of toxiproxy-server")
+    run.add_argument(
+        "--out", type=Path, default=None, help="report folder (./wsconn-load/SCENARIO)"
+    )
+    run.add_argument("--master-port", type=int, default=0, help="master's port (0: a free one)")
+    run.add_argument(
+        "--master-bind",
+        default="127.0.0.1",
+        help="address the master listens on (127.0.0.1; 0.0.0.0 for --remote-workers)",
+    )
+    run.add_argument(
+        "--remote-workers",
+        type=_non_negative_int,
+        default=0,
+        help="workers started on other machines; the master waits for them too",
+    )
+    run.add_argument(
+        "--locust-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for the Locust master, repeatable: --locust-arg=--loglevel=DEBUG",
+    )
+    steps = parser.add_argument_group("steps")
+    steps.add_argument("--message-size", type=_positive_int, default=32)
+    steps.add_argument("--message-interval", type=float, default=None, help="s between messages")
+    steps.add_argument("--ping-interval", type=float, default=None, help="keepalive ping every s")
+    steps.add_argument("--ping-timeout", type=float, default=10.0)
+    steps.add_argument("--open-timeout", type=float, default=10.0)
+    steps.add_argument("--backoff-initial", type=float, default=0.1)
+    steps.add_argument("--backoff-max", type=float, default=2.0)
+    storm = parser.add_argument_group("reconnect storm")
+    storm.add_argument(
+        "--storm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="apply faults during the load (default: on for reconnect_storm only)",
+    )
+    storm.add_argument("--storm-faults", type=_faults, default=STORM_FAULTS)
+    storm.add_argument("--storm-every", type=_seconds, default=4.0, help="s between faults")
+    storm.add_argument("--storm-for", type=_seconds, default=1.0, help="s each fault lasts")
+    storm.add_argument(
+        "--storm-recover",
+        type=_seconds,
+        default=2.0,
+        help="s kept fault-free after each fault for the users to come back",
+    )
+    storm.add_argument("--storm-grace", type=float, default=1.0, help="s a drop may lag a fault")
+    storm.add_argument("--toxiproxy", default=None, help="a running Toxiproxy API (with --proxy)")
+    storm.add_argument("--proxy", default=None, help="name of the proxy in front of --host")
+    limits = parser.add_argument_group("thresholds (exit 1 when one fails)")
+    limits.add_argument("--max-failure-ratio", type=float, default=None)
+    limits.add_argument("--max-p95-connect-ms", type=float, default=None)
+    limits.add_argument("--max-p95-rtt-ms", type=float, default=None)
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+    return parser
+
+
+# The shell
+
+
+@dataclass
+class Target:
+    """Where the users connect, with what, and the proxy the storm breaks (if any)."""
+
+    url: str
+    token: str | None
+    dial: str = ""
+    proxy: Any = None  # pytest_wsconn.toxiproxy.Proxy
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _project_dir() -> Path:
+    local = Path.cwd()
+    return local if (local / "toxiproxy" / "bin").is_dir() else PACKAGE_DIR.parent
+
+
+@contextlib.contextmanager
+def open_target(args: argparse.Namespace, storm: bool) -> Iterator[Target]:
+    """The embedded stack, or the user's ``--host`` (behind a Toxiproxy of ours for a storm)."""
+    from pytest_wsconn.reference.tokens import reference_token
+    from pytest_wsconn.stack import open_stack
+    from pytest_wsconn.stack.reference_process import REFERENCE_COMMAND, ReferenceProcess
+    from pytest_wsconn.toxiproxy import ToxiproxyClient
+
+    token = args.token or (os.environ.get("WSCONN_TOKEN") if args.host else None) or None
+    with contextlib.ExitStack() as resources:
+        if args.host is None:
+            command = (*REFERENCE_COMMAND, "--max-connections", str(REFERENCE_MAX_CONNECTIONS))
+            server = resources.enter_context(ReferenceProcess(command))
+            url = server.wait_ready(scaled(10))
+            token = token or reference_token(server.secret, "valid")
+            if args.direct and not storm:
+                yield Target(url, token)
+                return
+        else:
+            url = args.host
+            if args.toxiproxy and args.proxy:
+                proxy = ToxiproxyClient(args.toxiproxy).proxy(args.proxy)
+                host, port = proxy.listen_address
+                yield Target(url, token, f"{host}:{port}", proxy)
+                return
+            if not storm:
+                yield Target(url, token)
+                return
+        settings = Settings(stack="external", url=url, toxiproxy_bin=args.toxiproxy_bin)
+        stack = resources.enter_context(open_stack(settings, _project_dir(), f"load{os.getpid()}"))
+        host, port = stack.proxy.listen_address
+        yield Target(url, token, f"{host}:{port}", stack.proxy)
+
+
+class Storm(threading.Thread):
+    """Applies the fault windows on the proxy, recording when each really began and ended."""
+
+    def __init__(self, proxy: Any, plan: Sequence[FaultWindow], started: float) -> None:
+        super().__init__(name="wsconn-storm", daemon=True)
+        self.proxy = proxy
+        self.plan = plan
+        self.started = started
+        self.applied: list[FaultWindow] = []
+        self.error: BaseException | None = None
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        try:
+            for window in self.plan:
+                if self._stop_event.wait(max(0.0, self.started + window.start - time.time())):
+                    return
+                fault = faults.down() if window.kind == "down" else faults.reset_peer()
+                began = time.time()  # connections may drop while the API call is under way
+                with self.proxy.apply(fault):
+                    self._stop_event.wait(window.end - window.start)
+                self.applied.append(FaultWindow(window.kind, began, time.time()))
+        except BaseException as error:  # reported by the runner, never lost in a thread
+            self.error = error
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=scaled(10))
+
+
+def locust_commands(
+    args: argparse.Namespace, locustfile: Path, target: Target, out: Path, port: int
+) -> tuple[list[str], list[list[str]]]:
+    """The master's (or single process's) command line and the workers'."""
+    base = [sys.executable, "-m", "locust", "-f", str(locustfile)]
+    spawn_rate = args.spawn_rate or float(args.users)
+    options = {
+        "ws-auth": args.auth,
+        "ws-origin": args.origin,
+        "ws-dial": target.dial,
+        "ws-open-timeout": args.open_timeout,
+        "ws-message-size": args.message_size,
+        "ws-ping-timeout": args.ping_timeout,
+        "ws-backoff-initial": args.backoff_initial,
+        "ws-backoff-max": args.backoff_max,
+        "ws-result": out / "wsconn.json",
+    }
+    if args.message_interval is not None:
+        options["ws-message-interval"] = args.message_interval
+    if args.ping_interval is not None:
+        options["ws-ping-interval"] = args.ping_interval
+    master = [
+        *base,
+        "--headless",
+        "--users", str(args.users),
+        "--spawn-rate", f"{spawn_rate:g}",
+        "--run-time", f"{max(1, round(args.duration))}s",
+        "--host", target.url,
+        "--stop-timeout", "0",
+        "--exit-code-on-error", "0",
+        "--csv", str(out / "locust"),
+        "--html", str(out / "report.html"),
+        "--only-summary",
+        *[f"--{name}={value}" for name, value in options.items()],
+    ]  # fmt: skip
+    workers = []
+    if args.workers or args.remote_workers:
+        master += [
+            "--master",
+            "--master-bind-host", args.master_bind,
+            "--master-bind-port", str(port),
+            "--expect-workers", str(args.workers + args.remote_workers),
+            "--expect-workers-max-wait", f"{scaled(START_TIMEOUT):g}",
+        ]  # fmt: skip
+        worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+        workers = [worker for _ in range(args.workers)]
+    return [*master, *args.locust_arg], workers
+
+
+def _wait_started(marker: Path, master: subprocess.Popen[bytes], timeout: float) -> float | None:
+    """When the load began (the master's marker file), or None if Locust never got there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and master.poll() is None:
+        with contextlib.suppress(OSError, ValueError):
+            return float(marker.read_text())
+        time.sleep(0.05)
+    return None
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _launch(
+    args: argparse.Namespace, locustfile: Path, target: Target, out: Path, storm: bool
+) -> tuple[int | None, float | None, list[FaultWindow]]:
+    """Run Locust (master and workers) and the storm; exit code, start time, faults applied."""
+    from pytest_wsconn.stack.processes import spawn, stop
+
+    distributed = args.workers or args.remote_workers
+    port = args.master_port or (_free_port() if distributed else 0)
+    master_cmd, worker_cmds = locust_commands(args, locustfile, target, out, port)
+    if args.remote_workers:
+        print(
+            f"wsconn load: waiting for {args.remote_workers} remote worker(s); on each machine "
+            f"(with pytest-wsconn[load] and the same token in WSCONN_TOKEN) run:\n"
+            f"  locust -f {locustfile} --worker --master-host <this host> "
+            f"--master-port {port}",
+            file=sys.stderr,
+            flush=True,
+        )
+    env = {**os.environ, "WSCONN_TOKEN": target.token or ""}
+    env.pop("WSCONN_AUTH", None)
+    with contextlib.ExitStack() as processes:
+        log = processes.enter_context((out / "master.log").open("wb"))
+        master = spawn(master_cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        processes.callback(stop, master, scaled(10))
+        for index, command in enumerate(worker_cmds):
+            log = processes.enter_context((out / f"worker-{index + 1}.log").open("wb"))
+            worker = spawn(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            processes.callback(stop, worker, scaled(10))
+        started = _wait_started(out / "wsconn.json.started", master, scaled(START_TIMEOUT))
+        thread = None
+        if storm and started is not None:
+            warmup = args.users / (args.spawn_rate or args.users) + 0.5
+            plan = storm_schedule(
+                args.duration,
+                args.storm_every,
+                args.storm_for,
+                warmup,
+                args.storm_faults,
+                recover=args.storm_recover,
+            )
+            thread = Storm(target.proxy, plan, started)
+            thread.start()
+        try:
+            limit = scaled(START_TIMEOUT + STOP_GRACE) + args.duration
+            code: int | None = master.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            code = None
+        if thread is not None:
+            thread.stop()
+            if thread.error is not None:
+                raise WsconnError(f"the storm could not drive the proxy: {thread.error}")
+    return code, started, thread.applied if thread is not None else []
+
+
+def run(
+    args: argparse.Namespace, thresholds: Thresholds, say: Callable[[str], None]
+) -> tuple[int, LoadSummary | None]:
+    """One load run: target up, Locust run, summary built and thresholds checked."""
+    locustfile = scenario_path(args.scenario, scenario_folders())
+    name = locustfile.stem
+    storm = args.storm if args.storm is not None else name == "reconnect_storm"
+    if args.message_interval is None and name == "reconnect_storm":
+        args.message_interval = 0.2
+    out = (args.out or Path("wsconn-load") / name).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob("locust_*.csv"), out / "wsconn.json", out / "wsconn.json.started"]:
+        stale.unlink(missing_ok=True)
+    with open_target(args, storm) as target:
+        if storm and target.proxy is None:
+            raise ConfigError("a reconnect storm needs a proxy: give --toxiproxy and --proxy")
+        via = f" via {target.dial}" if target.dial else ""
+        say(f"wsconn load: {name} → {target.url}{via}")
+        code, started, applied = _launch(args, locustfile, target, out, storm)
+    stats = out / "locust_stats.csv"
+    if code != 0 or not stats.is_file():
+        why = "did not finish in time" if code is None else f"exited with {code}"
+        log = out / "master.log"
+        say(f"wsconn load: Locust {why}; the end of {log}:\n{_tail(log)}")
+        return EXIT_LOCUST, None
+    result_path = out / "wsconn.json"
+    result = json.loads(result_path.read_text()) if result_path.is_file() else {}
+    failures = out / "locust_failures.csv"
+    summary = build_summary(
+        scenario=name,
+        users=args.users,
+        duration_s=args.duration,
+        stats_csv=stats.read_text(),
+        failures_csv=failures.read_text() if failures.is_file() else "",
+        result=result,
+        windows=applied,
+        end=(started or 0.0) + args.duration,
+        grace=args.storm_grace,
+    )
+    summary.breaches = evaluate(thresholds, summary.figures())
+    summary.reports = [str(out / f) for f in ("report.html", "locust_stats.csv", "summary.json")]
+    (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
+    return (EXIT_THRESHOLD if summary.breaches else EXIT_OK), summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``wsconn load …``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    say = (
+        (lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    )
+    try:
+        thresholds = Thresholds(
+            args.max_failure_ratio, args.max_p95_connect_ms, args.max_p95_rtt_ms
+        )
+        code, summary = run(args, thresholds, say)
+    except WsconnError as error:
+        print(f"wsconn load: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if summary is not None:
+        print(summary.format(), flush=True)
+        for breach in summary.breaches:
+            print(f"wsconn load: threshold failed: {breach}", file=sys.stderr)
+    return code

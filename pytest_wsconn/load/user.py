@@ -1,0 +1,379 @@
+"""``WebSocketUser``: a Locust user that fires one request event per WebSocket step.
+
+Importing this module imports Locust, which monkey-patches the process for gevent: only
+locustfiles (``scenarios/``) import it, never the plugin or the runner.
+
+Each step is a Locust request of type ``WS`` named after the step:
+
+======== ===================================================================================
+connect  the opening handshake (TCP connect + HTTP upgrade), in ms; fails with the category
+auth     only when a token is sent: the upgrade that carried it, in ms; a refused token (HTTP
+         401/403, or close 1008/3000/3003 before the first message) fails here, not on connect
+message  one round trip: send, then receive the echo
+ping     one keepalive round trip (ping → pong); a connection lost while idle fails here
+close    the closing handshake; fails unless the server answers 1000
+======== ===================================================================================
+
+A failure's error is the classified ``category: message`` of ``pytest_wsconn.closecodes``, so
+Locust's failure table reads ``auth: HTTP 401: the token was missing, invalid or expired.``.
+Latencies also go into µs-resolution histograms that workers ship to the master with their
+reports (Locust itself rounds to whole ms); users of scenarios that set ``record_timeline``
+record when their connections open, drop and fail, for the reconnect-storm report.
+
+Settings come from ``--ws-*`` options on the Locust command line (the master passes them on to
+its workers), e.g. ``--ws-auth header --ws-token …``; ``wsconn load`` sets them for you.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from locust import User, events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from pytest_wsconn.backoff import Backoff, BackoffPolicy
+from pytest_wsconn.client import apply_auth
+from pytest_wsconn.closecodes import WebSocketError, classify_close
+from pytest_wsconn.config import parse_auth_mode
+from pytest_wsconn.load.errors import AUTH_CATEGORIES, StepFailure, classify_load_error
+from pytest_wsconn.load.histogram import Histogram
+from pytest_wsconn.load.recovery import EventKind
+from pytest_wsconn.load.wsclient import WsClient
+
+REQUEST_TYPE = "WS"
+REPORT_KEY = "wsconn"
+_ids = itertools.count(1)
+
+# name, default, help; every option is a Locust option, so workers get the master's values.
+OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("ws-auth", os.environ.get("WSCONN_AUTH", "query:token"), "where the token goes"),
+    ("ws-token", os.environ.get("WSCONN_TOKEN", ""), "token sent by every user"),
+    ("ws-origin", "", "Origin header"),
+    ("ws-dial", "", "host:port to dial instead of the URL's (a proxy); Host stays the URL's"),
+    ("ws-open-timeout", "10", "opening-handshake timeout, s"),
+    ("ws-close-timeout", "5", "closing-handshake timeout, s"),
+    ("ws-message-size", "32", "bytes per message"),
+    ("ws-message-interval", "1", "seconds between a user's messages (0: back to back)"),
+    ("ws-reply-timeout", "5", "seconds to wait for an echo"),
+    ("ws-ping-interval", "20", "keepalive: seconds between pings of an idle user"),
+    ("ws-ping-timeout", "10", "keepalive: seconds to wait for a pong"),
+    ("ws-backoff-initial", "0.1", "reconnect backoff: first delay, s (full jitter)"),
+    ("ws-backoff-max", "2", "reconnect backoff: longest delay, s"),
+    ("ws-result", "", "master: write histograms, workers and timeline to this JSON file"),
+)
+
+
+def _add_options(parser: Any) -> None:
+    for name, default, help_text in OPTIONS:
+        parser.add_argument(
+            f"--{name}",
+            default=default,
+            help=f"{help_text} (pytest-wsconn)",
+            include_in_web_ui=name != "ws-result",
+            is_secret=name == "ws-token",
+        )
+
+
+class _Collector:
+    """This process's histograms, timeline and request count since the last report."""
+
+    def __init__(self) -> None:
+        self.histograms: dict[str, Histogram] = {}
+        self.timeline: list[tuple[float, str, str]] = []
+        self.requests = 0
+
+    def take(self) -> dict[str, Any]:
+        """What was collected since the last call, JSON-safe; the next report starts afresh."""
+        data = {
+            "histograms": {name: h.to_dict() for name, h in self.histograms.items()},
+            "timeline": self.timeline,
+            "requests": self.requests,
+        }
+        self.histograms, self.timeline, self.requests = {}, [], 0
+        return data
+
+
+_collector = _Collector()
+_result: dict[str, Any] = {"histograms": {}, "timeline": [], "workers": {}}
+
+
+def _merge(data: dict[str, Any], worker: str | None) -> None:
+    histograms: dict[str, Histogram] = _result["histograms"]
+    for name, raw in data.get("histograms", {}).items():
+        histograms.setdefault(name, Histogram()).merge(Histogram.from_dict(raw))
+    _result["timeline"].extend(data.get("timeline", []))
+    if worker is not None:
+        _result["workers"][worker] = _result["workers"].get(worker, 0) + data.get("requests", 0)
+
+
+def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
+    data[REPORT_KEY] = _collector.take()
+
+
+def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
+    if REPORT_KEY in data:
+        _merge(data[REPORT_KEY], client_id)
+
+
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    """Tell ``wsconn load`` when the load began: its fault schedule counts from here."""
+    path = getattr(environment.parsed_options, "ws_result", "")
+    if path and not isinstance(environment.runner, WorkerRunner):
+        Path(f"{path}.started").write_text(repr(time.time()))
+
+
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    if not isinstance(environment.runner, MasterRunner):
+        _merge(_collector.take(), None)
+    path = getattr(environment.parsed_options, "ws_result", "")
+    if path:
+        result = dict(_result)
+        result["histograms"] = {n: h.to_dict() for n, h in _result["histograms"].items()}
+        Path(path).write_text(json.dumps(result))
+
+
+# Locust's EventHook.add_listener is untyped.
+events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-untyped-call]
+events.report_to_master.add_listener(_on_report_to_master)  # type: ignore[no-untyped-call]
+events.worker_report.add_listener(_on_worker_report)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(_on_test_start)  # type: ignore[no-untyped-call]
+events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
+
+
+def _option(environment: Environment, name: str) -> str:
+    value = getattr(environment.parsed_options, name.replace("-", "_"), None)
+    if value is None:  # run without Locust's parser (run_single_user, tests)
+        value = next(default for option, default, _ in OPTIONS if option == name)
+    return str(value)
+
+
+class WebSocketUser(User):
+    """A Locust user with one WebSocket connection, ``self.ws``, and a method per step.
+
+    Subclass it in a locustfile and write tasks with ``ws_connect``, ``ws_exchange``,
+    ``ws_ping``, ``ws_hold``, ``ws_close`` and ``ws_reconnect``; each fires its request event
+    and returns whether the step worked, so tasks read as plain control flow. ``host`` (Locust's
+    ``--host``) is the ``ws://`` or ``wss://`` URL.
+    """
+
+    abstract = True
+    subprotocols: ClassVar[tuple[str, ...]] = ()
+    record_timeline: ClassVar[bool] = False
+    """Record connection opens, drops and failures for the reconnect-storm report."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+
+        def option(name: str) -> str:
+            return _option(environment, name)
+
+        self.url = str(self.host or "")
+        self.auth = parse_auth_mode(option("ws-auth"))
+        self.token = option("ws-token") or None
+        self.origin = option("ws-origin") or None
+        dial_host, _, dial_port = option("ws-dial").rpartition(":")
+        self.dial = (dial_host, int(dial_port)) if dial_host else None
+        self.open_timeout = float(option("ws-open-timeout"))
+        self.close_timeout = float(option("ws-close-timeout"))
+        self.message = "x" * int(option("ws-message-size"))
+        self.message_interval = float(option("ws-message-interval"))
+        self.reply_timeout = float(option("ws-reply-timeout"))
+        self.ping_interval = float(option("ws-ping-interval"))
+        self.ping_timeout = float(option("ws-ping-timeout"))
+        policy = BackoffPolicy(
+            initial=float(option("ws-backoff-initial")),
+            max_delay=float(option("ws-backoff-max")),
+            max_attempts=None,
+            reset_after=1.0,
+        )
+        self.backoff = Backoff(policy, random.Random(), time.monotonic)  # noqa: S311 - jitter
+        self.user_id = f"{os.getpid()}-{next(_ids)}"
+        self.ws: WsClient | None = None
+        self._confirmed = False  # the server has answered on this connection (auth confirmed)
+        self._next_ping = 0.0  # monotonic time of the next keepalive ping
+
+    # Reporting
+
+    def _fire(
+        self, step: str, seconds: float, length: int = 0, error: WebSocketError | None = None
+    ) -> None:
+        ms = seconds * 1000
+        _collector.requests += 1
+        if error is None:
+            histogram = _collector.histograms.get(step)
+            if histogram is None:
+                histogram = _collector.histograms[step] = Histogram()
+            histogram.add(ms)
+        self.environment.events.request.fire(
+            request_type=REQUEST_TYPE,
+            name=step,
+            response_time=ms,
+            response_length=length,
+            exception=StepFailure(error) if error is not None else None,
+            context={},
+        )
+
+    def _record(self, kind: EventKind) -> None:
+        if self.record_timeline:
+            _collector.timeline.append((time.time(), self.user_id, kind))
+
+    def _sends_credentials(self) -> bool:
+        return self.token is not None and self.auth.kind != "none"
+
+    def _failed(self, step: str, seconds: float, exc: BaseException) -> None:
+        """A step on an open connection failed: report it, drop the connection."""
+        error = classify_load_error(exc, time.time())
+        if not self._confirmed and self._sends_credentials() and error.category in AUTH_CATEGORIES:
+            step = "auth"  # the server took the upgrade, then refused the token (close 1008)
+        self._fire(step, seconds, error=error)
+        if self.ws is not None:
+            self.ws.abort()
+            self.ws = None
+        self._record("lost")
+        self.backoff.closed()
+
+    # Steps
+
+    def ws_connect(self) -> bool:
+        """Open ``self.ws`` (closing any old one first): fires ``connect`` and ``auth``."""
+        if self.ws is not None:
+            self.ws.abort()
+            self.ws = None
+        url, headers, protocols = apply_auth(self.url, self.auth, self.token, self.subprotocols)
+        started = time.perf_counter()
+        try:
+            client, handshake = WsClient.connect(
+                url,
+                headers=headers,
+                subprotocols=protocols,
+                origin=self.origin,
+                timeout=self.open_timeout,
+                dial=self.dial,
+            )
+        except Exception as exc:  # classified below; GreenletExit (a BaseException) passes
+            error = classify_load_error(exc, time.time())
+            step = (
+                "auth"
+                if error.category in AUTH_CATEGORIES and self._sends_credentials()
+                else "connect"
+            )
+            self._fire(step, time.perf_counter() - started, error=error)
+            self._record("fail")
+            return False
+        self.ws = client
+        self._confirmed = False
+        self._next_ping = time.monotonic() + self.ping_interval
+        self._fire("connect", handshake.seconds)
+        if self._sends_credentials():
+            self._fire("auth", handshake.upgrade_seconds)
+        self._record("open")
+        self.backoff.opened()
+        return True
+
+    def ws_exchange(self, message: str | bytes | None = None) -> bool:
+        """Send ``message`` (default: ``--ws-message-size`` bytes of text), await the echo."""
+        if self.ws is None:
+            return False
+        payload = self.message if message is None else message
+        started = time.perf_counter()
+        try:
+            self.ws.send(payload)
+            reply = self.ws.recv(self.reply_timeout)
+        except Exception as exc:
+            self._failed("message", time.perf_counter() - started, exc)
+            return False
+        self._confirmed = True
+        self._fire("message", time.perf_counter() - started, len(reply))
+        return True
+
+    def ws_ping(self) -> bool:
+        """One keepalive round trip; no pong within ``--ws-ping-timeout`` closes with 1011."""
+        if self.ws is None:
+            return False
+        started = time.perf_counter()
+        try:
+            seconds = self.ws.ping_pong(self.ping_timeout)
+        except TimeoutError:
+            self._fire(
+                "ping", time.perf_counter() - started, error=classify_close(1011, sent_by_us=True)
+            )
+            self.ws.abort()
+            self.ws = None
+            self._record("lost")
+            return False
+        except Exception as exc:
+            self._failed("ping", time.perf_counter() - started, exc)
+            return False
+        self._confirmed = True
+        self._fire("ping", seconds)
+        return True
+
+    def ws_hold(self, seconds: float) -> bool:
+        """Stay connected and idle for ``seconds``: answer the server's pings and send ours
+        every ``--ws-ping-interval``. False as soon as the connection is lost (a drop noticed
+        while idle fails as ``ping``)."""
+        deadline = time.monotonic() + seconds
+        while self.ws is not None:
+            now = time.monotonic()
+            if now >= self._next_ping:
+                self._next_ping = now + self.ping_interval
+                if not self.ws_ping():
+                    return False
+                continue
+            if now >= deadline:
+                return True
+            started = time.perf_counter()
+            try:
+                self.ws.idle(min(deadline, self._next_ping) - now)
+            except Exception as exc:
+                self._failed("ping", time.perf_counter() - started, exc)
+                return False
+        return False
+
+    def ws_close(self, code: int = 1000) -> bool:
+        """The closing handshake; fails unless the server answers with a normal close."""
+        if self.ws is None:
+            return False
+        client, self.ws = self.ws, None
+        started = time.perf_counter()
+        closed = client.close(code, timeout=self.close_timeout)
+        elapsed = time.perf_counter() - started
+        self._record("closed")
+        self.backoff.closed()
+        if closed.received and closed.code in (1000, 1005):
+            self._fire("close", elapsed)
+            return True
+        self._failed_close(elapsed, closed.code)
+        return False
+
+    def _failed_close(self, seconds: float, code: int) -> None:
+        error = classify_close(code)
+        step = (
+            "auth"
+            if not self._confirmed
+            and self._sends_credentials()
+            and error.category in AUTH_CATEGORIES
+            else "close"
+        )
+        self._fire(step, seconds, error=error)
+
+    def ws_reconnect(self) -> bool:
+        """Wait the backoff's next (jittered) delay, then ``ws_connect``."""
+        delay = self.backoff.next_delay() or self.backoff.policy.max_delay
+        time.sleep(delay)
+        return self.ws_connect()
+
+    def on_stop(self) -> None:
+        """Close the connection when Locust stops the user."""
+        if self.ws is not None:
+            self.close_timeout = min(self.close_timeout, 1.0)
+            self.ws_close()

@@ -1,0 +1,414 @@
+"""A small blocking WebSocket client (RFC 6455) for load users: gevent-friendly, timed per step.
+
+Plain ``socket`` calls, so under gevent's monkey patching (which Locust applies) every blocking
+read is a cooperative switch. It does only what a load user needs — the opening handshake with
+the TCP and upgrade parts timed apart, masked text/binary frames, ping/pong, fragmented
+messages, the closing handshake — and does it with few allocations per frame: it was measured
+against websocket-client and websockets' sync client (``benchmarks/bench_load.py --clients``)
+and kept because it is the fastest of the three (figures in the README).
+
+Failures raise the exceptions of :mod:`pytest_wsconn.load.errors`, whose ``classify_load_error``
+turns any of them (and ``OSError``/``TimeoutError``) into a classified ``WebSocketError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+import os
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+try:  # websockets' C speedup where it was built, as websockets.frames does
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - a pure-Python build of websockets
+    from websockets.utils import apply_mask
+from websockets.utils import accept_key
+
+from pytest_wsconn.load.errors import (
+    Closed,
+    HandshakeInvalid,
+    HandshakeRejected,
+    ProtocolViolation,
+    WsClientError,
+)
+
+MAX_HEADER_BYTES = 65536
+MAX_BODY_BYTES = 4096
+RECV_SIZE = 65536
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+_CONTROL = frozenset({OP_CLOSE, OP_PING, OP_PONG})
+_LEN16 = struct.Struct("!H")
+_LEN64 = struct.Struct("!Q")
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """How the opening handshake went: seconds for the TCP (and TLS) connect and the upgrade."""
+
+    tcp_seconds: float
+    upgrade_seconds: float
+    subprotocol: str | None
+
+    @property
+    def seconds(self) -> float:
+        return self.tcp_seconds + self.upgrade_seconds
+
+
+def encode_frame(opcode: int, payload: bytes, key: bytes | None = None) -> bytes:
+    """One final, masked client frame (a client must mask every frame it sends)."""
+    key = os.urandom(4) if key is None else key
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        header = bytes((0x80 | opcode, 0x80 | 126)) + _LEN16.pack(n)
+    else:
+        header = bytes((0x80 | opcode, 0x80 | 127)) + _LEN64.pack(n)
+    return header + key + apply_mask(payload, key)
+
+
+def _close_payload(code: int, reason: str) -> bytes:
+    return _LEN16.pack(code) + reason.encode()[:123]
+
+
+class WsClient:
+    """One open client connection; make it with :meth:`connect`."""
+
+    def __init__(self, sock: socket.socket, buffered: bytes, subprotocol: str | None) -> None:
+        self.sock = sock
+        self.subprotocol = subprotocol
+        self._buffer = bytearray(buffered)
+        self._close_sent: int | None = None
+        self.closed: Closed | None = None
+        self.last_pong: float | None = None
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        subprotocols: Sequence[str] = (),
+        origin: str | None = None,
+        timeout: float = 10.0,
+        dial: tuple[str, int] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> tuple[WsClient, Handshake]:
+        """Open a connection to ``url`` (``dial`` sends the TCP connection elsewhere)."""
+        parts = urlsplit(url)
+        secure = parts.scheme == "wss"
+        host = parts.hostname or ""
+        port = parts.port or (443 if secure else 80)
+        started = time.perf_counter()
+        sock = _open_tcp(dial or (host, port), timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if secure:
+                context = ssl_context or ssl.create_default_context()
+                sock = context.wrap_socket(sock, server_hostname=host)
+            connected = time.perf_counter()
+            key = base64.b64encode(os.urandom(16)).decode()
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            authority = parts.netloc.rpartition("@")[2]
+            lines = [
+                f"GET {path} HTTP/1.1",
+                f"Host: {authority}",
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                f"Sec-WebSocket-Key: {key}",
+                "Sec-WebSocket-Version: 13",
+            ]
+            if origin:
+                lines.append(f"Origin: {origin}")
+            if subprotocols:
+                lines.append(f"Sec-WebSocket-Protocol: {', '.join(subprotocols)}")
+            lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            answer, rest = _read_upgrade(sock, key)
+            upgraded = time.perf_counter()
+        except BaseException:
+            sock.close()
+            raise
+        client = cls(sock, rest, answer.get("sec-websocket-protocol"))
+        return client, Handshake(connected - started, upgraded - connected, client.subprotocol)
+
+    # Sending
+
+    def send(self, message: str | bytes) -> None:
+        """Send a text (``str``) or binary (``bytes``) message."""
+        if isinstance(message, str):
+            self._send_frame(OP_TEXT, message.encode())
+        else:
+            self._send_frame(OP_BINARY, message)
+
+    def ping(self, payload: bytes = b"") -> None:
+        """Send a ping; its pong sets ``last_pong`` when a later ``recv`` reads it."""
+        self._send_frame(OP_PING, payload)
+
+    def _send_frame(self, opcode: int, payload: bytes) -> None:
+        if self.closed is not None:
+            raise self.closed
+        try:
+            self.sock.sendall(encode_frame(opcode, payload))
+        except OSError:
+            self._lost()
+            raise
+
+    # Receiving
+
+    def recv(self, timeout: float | None = None) -> str | bytes:
+        """The next message; answers pings on the way; raises ``Closed`` when the peer closes."""
+        self.sock.settimeout(timeout)
+        fragments: list[bytes] = []
+        first_opcode = 0
+        while True:
+            opcode, fin, payload = self._read_frame()
+            if opcode in _CONTROL:
+                self._control(opcode, payload)
+                continue
+            if opcode == OP_CONT:
+                if not fragments:
+                    self._fail("a continuation frame without a message to continue")
+            elif fragments:
+                self._fail("a new message began before the last one ended")
+            else:
+                first_opcode = opcode
+            fragments.append(payload)
+            if fin:
+                data = fragments[0] if len(fragments) == 1 else b"".join(fragments)
+                if first_opcode == OP_TEXT:
+                    try:
+                        return data.decode()
+                    except UnicodeDecodeError:
+                        self._fail("a text message that is not UTF-8", 1007)
+                return data
+
+    def ping_pong(self, timeout: float) -> float:
+        """Send a ping and read until its pong: the round trip in seconds.
+
+        Messages that arrive meanwhile are dropped (a keepalive user does not read them);
+        ``TimeoutError`` if no pong comes within ``timeout``.
+        """
+        payload = os.urandom(4)
+        started = time.perf_counter()
+        self.ping(payload)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no pong within {timeout:g} s")
+            self.sock.settimeout(remaining)
+            opcode, _, data = self._read_frame()
+            if opcode == OP_PONG and data == payload:
+                self.last_pong = time.monotonic()
+                return time.perf_counter() - started
+            if opcode in _CONTROL:
+                self._control(opcode, data)
+
+    def idle(self, seconds: float) -> None:
+        """Sit on the connection for ``seconds``, answering pings and dropping messages.
+
+        Returns when the time is up; raises ``Closed`` if the connection ends meanwhile.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.sock.settimeout(remaining)
+            try:
+                opcode, _, data = self._read_frame()
+            except TimeoutError:
+                return
+            if opcode in _CONTROL:
+                self._control(opcode, data)
+
+    def _control(self, opcode: int, payload: bytes) -> None:
+        if opcode == OP_PING:
+            self._send_frame(OP_PONG, payload)
+        elif opcode == OP_PONG:
+            self.last_pong = time.monotonic()
+        else:
+            code = _LEN16.unpack_from(payload)[0] if len(payload) >= 2 else 1005
+            reason = payload[2:].decode(errors="replace")
+            if self._close_sent is None:
+                self._close_sent = code if code != 1005 else 1000
+                # The peer may already be gone; its close frame is what counts.
+                with contextlib.suppress(OSError):
+                    self.sock.sendall(encode_frame(OP_CLOSE, payload[:2]))
+            self.closed = Closed(code, reason, received=True, sent_code=self._close_sent)
+            self.sock.close()
+            raise self.closed
+
+    def _fill(self, need: int) -> None:
+        buffer = self._buffer
+        while len(buffer) < need:
+            try:
+                chunk = self.sock.recv(RECV_SIZE)
+            except TimeoutError:
+                raise
+            except OSError:
+                self._lost()
+                raise
+            if not chunk:
+                raise self._lost()
+            buffer += chunk
+
+    def _read_frame(self) -> tuple[int, bool, bytes]:
+        if self.closed is not None:
+            raise self.closed
+        self._fill(2)
+        buffer = self._buffer
+        b0, b1 = buffer[0], buffer[1]
+        if b0 & 0x70:
+            self._fail("a frame with reserved bits set (no extension was agreed)")
+        opcode, fin, length, offset = b0 & 0x0F, bool(b0 & 0x80), b1 & 0x7F, 2
+        if length == 126:
+            self._fill(4)
+            length, offset = _LEN16.unpack_from(buffer, 2)[0], 4
+        elif length == 127:
+            self._fill(10)
+            length, offset = _LEN64.unpack_from(buffer, 2)[0], 10
+        masked = b1 & 0x80
+        if masked:
+            offset += 4
+        self._fill(offset + length)
+        payload = bytes(buffer[offset : offset + length])
+        if masked:
+            payload = apply_mask(payload, bytes(buffer[offset - 4 : offset]))
+        del buffer[: offset + length]
+        if opcode in _CONTROL and (length > 125 or not fin):
+            self._fail("a control frame longer than 125 bytes or fragmented")
+        if opcode not in _CONTROL and opcode > OP_BINARY:
+            self._fail(f"an unknown opcode {opcode}")
+        return opcode, fin, payload
+
+    def _fail(self, message: str, code: int = 1002) -> None:
+        """The server broke the protocol: close with ``code`` and raise."""
+        error = ProtocolViolation(f"the server sent {message}", code)
+        with contextlib.suppress(OSError):  # closing anyway
+            self.sock.sendall(encode_frame(OP_CLOSE, _close_payload(code, "")))
+        self._close_sent = code
+        self._lost()
+        raise error
+
+    def _lost(self) -> Closed:
+        """The connection is gone (or we give up on it): hang up; how it ended."""
+        if self.closed is None:
+            self.closed = Closed(1006, "", received=False, sent_code=self._close_sent)
+        self.sock.close()
+        return self.closed
+
+    # Closing
+
+    def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> Closed:
+        """The closing handshake: send our close frame, read until the server's, then hang up.
+
+        Returns how it closed; the code the server answered (1006: it hung up without one).
+        """
+        if self.closed is not None:
+            return self.closed
+        self._close_sent = code
+        try:
+            self.sock.sendall(encode_frame(OP_CLOSE, _close_payload(code, reason)))
+        except OSError:
+            return self._lost()
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError  # noqa: TRY301 - handled below with the other ways out
+                self.sock.settimeout(remaining)
+                opcode, _, payload = self._read_frame()
+                if opcode == OP_CLOSE:
+                    answer = _LEN16.unpack_from(payload)[0] if len(payload) >= 2 else 1005
+                    reason = payload[2:].decode(errors="replace")
+                    self.closed = Closed(answer, reason, received=True, sent_code=code)
+                    self.sock.close()
+                    return self.closed
+        except (TimeoutError, OSError, WsClientError):
+            return self._lost()
+
+    def abort(self) -> None:
+        """Hang up without a closing handshake."""
+        self._lost()
+
+
+def _open_tcp(address: tuple[str, int], timeout: float) -> socket.socket:
+    """A TCP connection; an IP literal skips ``getaddrinfo``.
+
+    Under gevent, ``getaddrinfo`` runs in a thread pool: profiling a connect storm showed half
+    of the user process's CPU in that hand-off, for an address that needs no resolving.
+    """
+    host, port = address
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return socket.create_connection(address, timeout=timeout)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _read_upgrade(sock: socket.socket, key: str) -> tuple[dict[str, str], bytes]:
+    """Read and check the answer to our upgrade: its headers and the bytes that followed."""
+    status, answer, rest = _read_response(sock)
+    if status != 101:
+        raise HandshakeRejected(status, answer, _read_body(sock, answer, rest))
+    if answer.get("upgrade", "").lower() != "websocket":
+        raise HandshakeInvalid("the answer has no 'Upgrade: websocket'")
+    if answer.get("sec-websocket-accept") != accept_key(key):
+        raise HandshakeInvalid("the answer's Sec-WebSocket-Accept does not match our key")
+    return answer, rest
+
+
+def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Read the HTTP answer head: status, lower-cased headers and the bytes after it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise HandshakeInvalid("the server hung up before answering the upgrade")
+        data += chunk
+        if len(data) > MAX_HEADER_BYTES:
+            raise HandshakeInvalid("the server's answer has over 64 KiB of headers")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    version, _, tail = status_line.partition(" ")
+    code = tail[:3]
+    if not version.startswith("HTTP/1.") or not code.isdigit():
+        raise HandshakeInvalid(f"the server did not answer in HTTP: {status_line[:80]!r}")
+    headers: dict[str, str] = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        key = name.strip().lower()
+        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+    return int(code), headers, rest
+
+
+def _read_body(sock: socket.socket, headers: Mapping[str, str], rest: bytes) -> bytes:
+    """Up to ``MAX_BODY_BYTES`` of a refusal's body, for the report; never fails."""
+    try:
+        wanted = min(int(headers.get("content-length", "0")), MAX_BODY_BYTES)
+        while len(rest) < wanted:
+            chunk = sock.recv(wanted - len(rest))
+            if not chunk:
+                break
+            rest += chunk
+    except (OSError, ValueError):
+        pass
+    return rest[:MAX_BODY_BYTES]

@@ -1,0 +1,35 @@
+"""steady_messaging: N users each hold one connection and send a message every interval.
+
+Request types: ``connect``, ``auth``, ``message`` (the echo round trip: its percentiles are the
+RTT figures of the summary). ``--message-interval`` (``--ws-message-interval``) paces each user;
+``--message-size`` sets the payload.
+Run it: ``wsconn load steady_messaging --users 100 --message-interval 0.1 --duration 60s``.
+"""
+
+import time
+
+from locust import task
+
+from pytest_wsconn.load.user import WebSocketUser
+
+
+class SteadyMessaging(WebSocketUser):
+    """One connection per user, one round trip per interval, reconnecting with backoff."""
+
+    def wait_time(self) -> float:
+        """Constant pacing: each round trip starts ``message_interval`` after the previous."""
+        started = getattr(self, "_round_started", None)
+        self._round_started = time.monotonic()
+        if started is None:
+            return self.message_interval
+        return max(0.0, self.message_interval - (self._round_started - started))
+
+    def on_start(self) -> None:
+        self.ws_connect()
+
+    @task
+    def round_trip(self) -> None:
+        if self.ws is None:
+            self.ws_reconnect()
+        else:
+            self.ws_exchange()

@@ -1,0 +1,396 @@
+"""The load package's pure parts, and its WebSocket client against the reference server."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from websockets.utils import accept_key, apply_mask
+
+from pytest_wsconn.exceptions import ConfigError
+from pytest_wsconn.load.errors import (
+    Closed,
+    HandshakeInvalid,
+    HandshakeRejected,
+    ProtocolViolation,
+    StepFailure,
+    classify_load_error,
+    failure_message,
+)
+from pytest_wsconn.load.fixture import load_argv
+from pytest_wsconn.load.histogram import Histogram, bucket_of, bucket_value
+from pytest_wsconn.load.recovery import FaultWindow, recovery_report, storm_schedule
+from pytest_wsconn.load.runner import (
+    Target,
+    build_parser,
+    locust_commands,
+    parse_duration,
+    scenario_folders,
+    scenario_path,
+)
+from pytest_wsconn.load.summary import build_summary, parse_failures_csv, parse_stats_csv
+from pytest_wsconn.load.thresholds import Breach, Figures, Thresholds, evaluate
+from pytest_wsconn.load.wsclient import WsClient, encode_frame
+
+STATS_CSV = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%
+WS,connect,10,1,3,3.5,1,9,0,2.0,0.2,3,4,4,4,9,9,9,9,9,9,9
+WS,message,500,0,0,0.4,0,6,32,100.0,0.0,0,1,1,1,1,3,5,6,6,6,6
+,Aggregated,510,1,0,0.5,0,9,31,102.0,0.2,0,1,1,1,1,3,5,6,9,9,9
+"""  # noqa: E501 - Locust's header, verbatim
+FAILURES_CSV = """Method,Name,Error,Occurrences
+WS,connect,network: Connection refused: nothing accepts connections at that address.,1
+"""
+
+
+PURE_LOAD_MODULES = ["errors", "histogram", "recovery", "summary", "thresholds"]
+IO_MODULES = {"asyncio", "socket", "subprocess", "ssl", "http", "urllib.request", "select"}
+IO_MODULES |= {"gevent", "locust", "threading", "pytest_wsconn.load.wsclient"}
+
+
+@pytest.mark.parametrize("module", PURE_LOAD_MODULES)
+def test_pure_modules_import_no_io(module: str) -> None:
+    """The load package's pure core imports no socket, process, thread or Locust module."""
+    source = Path(__file__).resolve().parents[1] / "pytest_wsconn" / "load" / f"{module}.py"
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    assert not {name for name in imported if name.split(".")[0] in IO_MODULES or name in IO_MODULES}
+
+
+class TestHistogram:
+    def test_percentiles_are_within_one_percent(self) -> None:
+        """Percentiles read from the buckets are within 1 % above the exact ones."""
+        histogram = Histogram()
+        values = [0.1 + i * 0.01 for i in range(1000)]
+        for value in values:
+            histogram.add(value)
+        for fraction in (0.5, 0.95, 0.99):
+            exact = sorted(values)[math.ceil(fraction * len(values)) - 1]
+            got = histogram.percentile(fraction)
+            assert got is not None and exact <= got <= exact * 1.0101
+
+    def test_merge_equals_adding_everything(self) -> None:
+        """Merging two histograms gives the same percentiles as one that saw every sample."""
+        a, b, both = Histogram(), Histogram(), Histogram()
+        for i in range(200):
+            (a if i % 2 else b).add(i / 7)
+            both.add(i / 7)
+        a.merge(Histogram.from_dict(b.to_dict()))
+        assert a.count == both.count and a.buckets == both.buckets
+        assert a.percentile(0.95) == both.percentile(0.95)
+
+    def test_empty_has_no_percentile(self) -> None:
+        """An empty histogram has no percentiles rather than a misleading zero."""
+        assert Histogram().percentile(0.5) is None
+
+    @given(st.floats(min_value=0.002, max_value=1e7))
+    def test_bucket_bounds_its_value(self, ms: float) -> None:
+        """A value is never above its bucket's upper bound nor 1 % below the bound before."""
+        bucket = bucket_of(ms)
+        assert bucket_value(bucket - 1) <= ms * 1.000001
+        assert ms <= bucket_value(bucket) * 1.000001
+
+    @given(st.floats(allow_nan=True, allow_infinity=False))
+    def test_bucket_of_is_total(self, ms: float) -> None:
+        """Any float, NaN and negatives included, has a bucket."""
+        assert bucket_of(ms) >= 0
+
+
+class TestClassification:
+    @pytest.mark.parametrize(
+        ("exc", "category", "starts"),
+        [
+            (HandshakeRejected(401, {}, b""), "auth", "auth: HTTP 401"),
+            (HandshakeRejected(403, {}, b""), "auth", "auth: HTTP 403"),
+            (HandshakeRejected(503, {"retry-after": "3"}, b""), "overload", "overload: HTTP 503"),
+            (Closed(1008, "token expired", received=True, sent_code=1008), "policy", "policy:"),
+            (Closed(1006, "", received=False, sent_code=None), "network", "network:"),
+            (Closed(1006, "", received=False, sent_code=1011), "timeout", "timeout:"),
+            (Closed(1013, "", received=True, sent_code=1013), "overload", "overload:"),
+            (ProtocolViolation("bad", 1007), "protocol", "protocol:"),
+            (HandshakeInvalid("no accept"), "protocol", "protocol:"),
+            (ConnectionRefusedError(111, "refused"), "network", "network: Connection refused"),
+            (ConnectionResetError(104, "reset"), "network", "network:"),
+            (TimeoutError(), "timeout", "timeout:"),
+        ],
+    )
+    def test_every_client_error_is_classified(
+        self, exc: BaseException, category: str, starts: str
+    ) -> None:
+        """Each client error maps to the catalogue's category; the table text starts with it."""
+        error = classify_load_error(exc)
+        assert error.category == category
+        assert repr(StepFailure(error)).startswith(starts)
+
+    def test_retry_after_raises_the_wait(self) -> None:
+        """A 503's Retry-After is carried into the classified error's minimum delay."""
+        error = classify_load_error(HandshakeRejected(503, {"retry-after": "7"}, b""))
+        assert error.min_retry_delay == 7
+
+    def test_close_codes_are_named_once(self) -> None:
+        """A close failure names its code unless the catalogue's message already does."""
+        policy = classify_load_error(Closed(1008, "", received=True, sent_code=1008))
+        assert failure_message(policy).endswith("(close 1008 (policy violation))")
+        dropped = classify_load_error(Closed(1006, "", received=False, sent_code=None))
+        assert failure_message(dropped).count("1006") == 1
+
+
+class TestThresholds:
+    FIGURES = Figures(requests=100, failures=5, p95_connect_ms=12.0, p95_rtt_ms=0.8)
+
+    def test_all_met(self) -> None:
+        """Figures within every limit break nothing."""
+        limits = Thresholds(max_failure_ratio=0.05, max_p95_connect_ms=12, max_p95_rtt_ms=1)
+        assert evaluate(limits, self.FIGURES) == []
+
+    @pytest.mark.parametrize(
+        ("limits", "option"),
+        [
+            (Thresholds(max_failure_ratio=0.01), "--max-failure-ratio"),
+            (Thresholds(max_p95_connect_ms=10), "--max-p95-connect-ms"),
+            (Thresholds(max_p95_rtt_ms=0.5), "--max-p95-rtt-ms"),
+        ],
+    )
+    def test_a_breach_names_its_option(self, limits: Thresholds, option: str) -> None:
+        """A broken limit is reported under the option's name with the measured value."""
+        (breach,) = evaluate(limits, self.FIGURES)
+        assert breach.option == option
+        assert str(breach).startswith(option)
+
+    def test_no_samples_is_a_breach(self) -> None:
+        """A limit on a figure that has no samples fails: nothing proved it was met."""
+        (breach,) = evaluate(Thresholds(max_p95_rtt_ms=5), Figures(10, 0, 1.0, None))
+        assert breach == Breach("--max-p95-rtt-ms", 5, None)
+        assert "no samples" in str(breach)
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [{"max_failure_ratio": 1.5}, {"max_p95_connect_ms": 0}, {"max_p95_rtt_ms": math.nan}],
+    )
+    def test_bad_limits_are_refused(self, kwargs: dict[str, float]) -> None:
+        """A limit that cannot be met or read is a configuration error naming the option."""
+        with pytest.raises(ConfigError, match="--max-"):
+            Thresholds(**kwargs)
+
+
+class TestRecovery:
+    WINDOW = FaultWindow("down", 10.0, 11.0)
+
+    def test_full_recovery_and_spread(self) -> None:
+        """Recovery is measured from the fault's end to the last affected user's reconnect."""
+        events = [
+            (1.0, "a", "open"),
+            (1.0, "b", "open"),
+            (10.1, "a", "lost"),
+            (10.2, "b", "lost"),
+            (10.5, "a", "fail"),
+            (11.3, "a", "open"),
+            (11.9, "b", "open"),
+        ]
+        report = recovery_report(events, [self.WINDOW], end=20.0)
+        (window,) = report.windows
+        assert (window.affected, window.recovered, window.failed_connections) == (2, 2, 1)
+        assert window.full_recovery_s == pytest.approx(0.9)
+        assert window.spread_s == pytest.approx(0.6)
+        assert report.fully_recovered and report.unexpected == 0
+
+    def test_a_user_that_never_returns(self) -> None:
+        """A user still down at the end means no full recovery, and says how many came back."""
+        events = [(10.1, "a", "lost"), (10.1, "b", "lost"), (11.2, "a", "open")]
+        report = recovery_report(events, [self.WINDOW], end=20.0)
+        assert report.windows[0].recovered == 1
+        assert report.windows[0].full_recovery_s is None
+        assert not report.fully_recovered and report.worst_recovery_s is None
+
+    def test_failures_outside_faults_are_unexpected(self) -> None:
+        """A drop far from any fault is counted as a failure the storm did not cause."""
+        events = [(3.0, "a", "lost"), (3.2, "a", "open")]
+        assert recovery_report(events, [self.WINDOW], end=20.0).unexpected == 1
+
+    def test_schedule_fits_the_run(self) -> None:
+        """Faults alternate kinds and each leaves time to recover before the run ends."""
+        plan = storm_schedule(10, every=3, length=1, warmup=1, kinds=("down", "reset_peer"))
+        assert [(w.kind, w.start) for w in plan] == [
+            ("down", 1),
+            ("reset_peer", 4),
+            ("down", 7),
+        ]
+        assert all(w.end + 1 <= 10 for w in plan)
+
+    @given(st.floats(0.1, 100), st.floats(0.1, 10), st.floats(0.1, 5), st.floats(0, 5))
+    def test_schedule_never_overlaps(
+        self, duration: float, every: float, length: float, warmup: float
+    ) -> None:
+        """Windows never overlap and always end with as long again to spare."""
+        plan = storm_schedule(duration, every, length, warmup, ("down",))
+        for before, after in itertools.pairwise(plan):
+            assert before.end <= after.start
+        assert all(w.end + (w.end - w.start) <= duration + 1e-9 for w in plan)
+
+
+class TestSummary:
+    def test_csv_rows_and_histograms(self) -> None:
+        """Counts come from Locust's CSV, percentiles from our histograms (Locust's without)."""
+        histogram = Histogram()
+        for value in (0.2, 0.25, 0.3):
+            histogram.add(value)
+        summary = build_summary(
+            scenario="steady_messaging",
+            users=5,
+            duration_s=5,
+            stats_csv=STATS_CSV,
+            failures_csv=FAILURES_CSV,
+            result={"histograms": {"message": histogram.to_dict()}, "workers": {"w1": 510}},
+        )
+        assert list(summary.steps) == ["connect", "message"]
+        assert summary.steps["message"].p95_ms == pytest.approx(0.3)
+        assert summary.steps["connect"].p95_ms is None  # no successful sample of ours
+        bare = build_summary(
+            scenario="mine", users=5, duration_s=5, stats_csv=STATS_CSV, failures_csv="", result={}
+        )
+        assert bare.steps["connect"].p95_ms == 9  # no WebSocketUser data: Locust's own figure
+        assert (summary.requests, summary.failure_count) == (510, 1)
+        text = summary.format()
+        assert "1x connect: network: Connection refused" in text
+        assert "1 workers (w1 510)" in text
+
+    def test_parsers_skip_the_aggregate(self) -> None:
+        """The Aggregated row is not a step; failures come most frequent first."""
+        assert set(parse_stats_csv(STATS_CSV)) == {"connect", "message"}
+        assert parse_failures_csv(FAILURES_CSV)[0].occurrences == 1
+
+
+class TestCommandLine:
+    @pytest.mark.parametrize(
+        ("text", "seconds"), [("90", 90), ("90s", 90), ("2m", 120), ("1h30m", 5400), ("1.5s", 1.5)]
+    )
+    def test_durations(self, text: str, seconds: float) -> None:
+        """Durations read as Locust's --run-time does, plus bare seconds."""
+        assert parse_duration(text) == seconds
+
+    @pytest.mark.parametrize("text", ["", "0", "-3", "3x", "m"])
+    def test_bad_durations(self, text: str) -> None:
+        """A duration that is not a positive time names the valid forms."""
+        with pytest.raises(ConfigError, match="valid"):
+            parse_duration(text)
+
+    def test_every_scenario_is_found(self) -> None:
+        """The four shipped scenarios resolve by name."""
+        for name in ("connect_storm", "steady_messaging", "idle_hold", "reconnect_storm"):
+            assert scenario_path(name, scenario_folders()).name == f"{name}.py"
+
+    def test_unknown_scenario_lists_the_valid_ones(self) -> None:
+        """A typo in the scenario name lists the shipped scenarios."""
+        with pytest.raises(ConfigError, match="connect_storm, steady_messaging"):
+            scenario_path("conect_storm", scenario_folders())
+
+    def test_bad_option_is_a_usage_error(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A bad --auth stops the parser with the valid syntax."""
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["steady_messaging", "--auth", "bogus"])
+        assert "query:<param>" in capsys.readouterr().err
+
+    def test_fixture_keywords_become_options(self, tmp_path: object) -> None:
+        """The fixture's snake-case keywords map onto `wsconn load` options."""
+        argv = load_argv("idle_hold", tmp_path, {"users": 3, "storm": False, "ping_interval": 0.5})  # type: ignore[arg-type]
+        assert argv[-3:] == ["--users=3", "--no-storm", "--ping-interval=0.5"]
+        with pytest.raises(TypeError, match="userz"):
+            load_argv("idle_hold", tmp_path, {"userz": 3})  # type: ignore[arg-type]
+
+    def test_master_binds_loopback_and_expects_workers(self, tmp_path: Path) -> None:
+        """With --workers the master listens on 127.0.0.1 and waits for that many workers."""
+        args = build_parser().parse_args(["steady_messaging", "--workers", "2", "-u", "4"])
+        target = Target("ws://h/ws", None, "127.0.0.1:9")
+        master, workers = locust_commands(args, Path("s.py"), target, tmp_path, 5557)
+        assert master[master.index("--master-bind-host") + 1] == "127.0.0.1"
+        assert master[master.index("--expect-workers") + 1] == "2"
+        assert {"--headless", "--csv", "--html", "--ws-dial=127.0.0.1:9"} <= set(master)
+        assert len(workers) == 2
+        assert workers[0][-5:] == [
+            "--worker",
+            "--master-host",
+            "127.0.0.1",
+            "--master-port",
+            "5557",
+        ]
+
+    def test_token_stays_off_the_command_line(self, tmp_path: Path) -> None:
+        """The token goes to Locust through the environment, never its argv (visible in ps)."""
+        args = build_parser().parse_args(["idle_hold", "--token", "s3cret"])
+        master, _ = locust_commands(args, Path("s.py"), Target("ws://h/ws", "s3cret"), tmp_path, 0)
+        assert not any("s3cret" in part for part in master)
+
+
+class TestFixtureMarker:
+    def test_unknown_keyword_is_a_usage_error(self, pytester: pytest.Pytester) -> None:
+        """A misspelt marker keyword stops the run at collection, listing the valid ones."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.wsconn_load(scenario="idle_hold", userz=3)
+            def test_x(wsconn_load):
+                pass
+            """
+        )
+        pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+        result = pytester.runpytest()
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*@wsconn_load takes keywords only*unknown: userz*"])
+
+
+class TestWsClient:
+    @given(st.binary(max_size=300), st.binary(min_size=4, max_size=4))
+    def test_masking_twice_is_identity(self, payload: bytes, key: bytes) -> None:
+        """Masking is its own inverse, for any payload length."""
+        assert apply_mask(apply_mask(payload, key), key) == payload
+
+    @pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+    def test_frame_lengths(self, size: int) -> None:
+        """Frames use the 7-bit, 16-bit and 64-bit length forms at their boundaries."""
+        frame = encode_frame(0x2, b"a" * size, key=b"\x00\x00\x00\x00")
+        header = 2 + (2 if 126 <= size < 65536 else 8 if size >= 65536 else 0) + 4
+        assert len(frame) == header + size
+        assert frame[1] & 0x80  # masked, as a client must
+
+    def test_accept_key_matches_rfc_example(self) -> None:
+        """The accept key of RFC 6455's example handshake."""
+        assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+    def test_echo_ping_and_close(self, reference_service: object) -> None:
+        """Against the reference server: echo text and bytes, a pong, and close 1000."""
+        url = f"{reference_service.url}?token={reference_service.token}"  # type: ignore[attr-defined]
+        client, handshake = WsClient.connect(url, timeout=5)
+        assert handshake.seconds > 0
+        client.send("hello")
+        assert client.recv(5) == "hello"
+        client.send(b"\x00" * 70000)
+        assert client.recv(5) == b"\x00" * 70000
+        assert client.ping_pong(5) > 0
+        closed = client.close()
+        assert (closed.code, closed.received) == (1000, True)
+
+    def test_rejected_token(self, reference_service: object) -> None:
+        """A forged token is refused with HTTP 401 and reads as an auth failure."""
+        with pytest.raises(HandshakeRejected) as rejected:
+            WsClient.connect(f"{reference_service.url}?token=forged", timeout=5)  # type: ignore[attr-defined]
+        assert rejected.value.status == 401
+        assert b"token" in rejected.value.body
+        assert classify_load_error(rejected.value).category == "auth"
+
+    def test_server_close_is_reported(self, reference_service: object) -> None:
+        """A close the server starts ends recv with its code and reason."""
+        url = f"{reference_service.url}?token={reference_service.token}"  # type: ignore[attr-defined]
+        client, _ = WsClient.connect(url, timeout=5)
+        client.send('{"control": "close", "code": 4001, "reason": "kicked"}')
+        with pytest.raises(Closed) as closed:
+            client.recv(5)
+        assert (closed.value.code, closed.value.reason) == (4001, "kicked")
