@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pytest_wsconn.exceptions import ConfigError
 
 AuthKind = Literal["query", "header", "subprotocol", "cookie", "none"]
-STACKS = ("local", "external")
+STACKS = ("local", "external", "compose")
 DEFAULT_AUTH = "query:token"
 DEFAULT_TIMEOUT = 10.0
 AUTH_SYNTAX = "query:<param>, header, subprotocol[:<prefix>], cookie:<name>, none"
@@ -75,6 +75,18 @@ def parse_http_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def parse_flag(value: str | bool) -> bool:
+    """A yes/no setting: ``True`` from a command-line flag, or ini text such as ``true``/``0``."""
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"invalid yes/no value {value!r}; valid: true, false, 1, 0, yes, no")
+
+
 def parse_timeout(text: str) -> float:
     """Validate a positive number of seconds."""
     try:
@@ -107,6 +119,10 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     log_file: str | None = None
     report: str | None = None
+    compose_files: tuple[str, ...] = ()
+    compose_services: tuple[str, ...] = ()  # SERVICE:PORT[/PATH], checked by stack.compose
+    compose_project: str | None = None
+    keep_stack: bool = False
 
     def __post_init__(self) -> None:
         if self.stack == "external" and not self.url:

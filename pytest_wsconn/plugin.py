@@ -8,6 +8,7 @@ import inspect
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ EVENT_HANDLERS = pytest.StashKey[list[logging.Handler]]()
 DIAGNOSED_IN = pytest.StashKey[str]()  # the test whose report holds the session's diagnosis
 TEST_DIAGNOSIS = pytest.StashKey[str]()
 PREVIOUS_APP_CODES = pytest.StashKey[AppCodeLookup]()  # restored for pytester's nested sessions
+ACTIVE_STACK = pytest.StashKey[Stack]()  # the session's stack, once a test has asked for it
+TEST_STARTED = pytest.StashKey[float]()  # time.time() at setup: the window of its compose logs
 
 # The wsconn_load fixture and marker; Locust itself only ever runs in a child process.
 pytest_plugins = ["pytest_wsconn.load.fixture"]
@@ -51,13 +54,25 @@ class _Option:
     name: str
     field: str  # in cfg.Settings
     help: str
-    parse: Callable[[str], Any]
+    parse: Callable[[Any], Any]
     env: str | None = None
+    multiple: bool = False  # repeatable option, linelist ini key; the field is a tuple
+    flag: bool = False  # an option without a value; the ini key takes true/false
+
+
+def _compose_service(text: str) -> str:
+    """``SERVICE:PORT[/PATH]``, checked now so a typo is a usage error, not a failed session."""
+    from pytest_wsconn.stack.compose import parse_target
+
+    return str(parse_target(text))
 
 
 _OPTIONS = (
     _Option(
-        "stack", "stack", "stack to test against: local (default) or external", cfg.parse_stack
+        "stack",
+        "stack",
+        "stack to test against: local (default), external or compose",
+        cfg.parse_stack,
     ),
     _Option(
         "url", "url", "WebSocket URL of your running service (ws:// or wss://)", cfg.parse_ws_url
@@ -81,6 +96,34 @@ _OPTIONS = (
     _Option(
         "timeout", "timeout", "opening-handshake timeout in seconds (default 10)", cfg.parse_timeout
     ),
+    _Option(
+        "compose-file",
+        "compose_files",
+        "compose file of --wsconn-stack=compose, repeatable (default docker-compose.test.yml)",
+        str,
+        multiple=True,
+    ),
+    _Option(
+        "compose-service",
+        "compose_services",
+        "the WebSocket service of the compose project, SERVICE:PORT[/PATH], repeatable; "
+        "wsconn_proxy fronts the first (default: the bundled nginx:80/ws and backend:8765/ws)",
+        _compose_service,
+        multiple=True,
+    ),
+    _Option(
+        "compose-project",
+        "compose_project",
+        "compose project name (default: unique per run, shared by its xdist workers)",
+        str,
+    ),
+    _Option(
+        "keep-stack",
+        "keep_stack",
+        "leave the compose stack running at the end, and reuse it next run",
+        cfg.parse_flag,
+        flag=True,
+    ),
 )
 
 
@@ -88,13 +131,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("wsconn", "WebSocket connection testing (pytest-wsconn)")
     for option in _OPTIONS:
         key = option.name.replace("-", "_")
+        action = "store_true" if option.flag else "append" if option.multiple else "store"
         group.addoption(
             f"--wsconn-{option.name}",
             dest=f"wsconn_{key}",
+            action=action,
             default=None,
             help=f"{option.help} (pytest-wsconn)",
         )
-        parser.addini(f"wsconn_{key}", f"default for --wsconn-{option.name} (pytest-wsconn)")
+        ini_help = f"default for --wsconn-{option.name} (pytest-wsconn)"
+        if option.multiple:
+            parser.addini(f"wsconn_{key}", ini_help, type="linelist")
+        else:
+            parser.addini(f"wsconn_{key}", ini_help)
     parser.addini(
         "wsconn_close_codes",
         "your application's close codes, one a line: '4001: no-retry: session revoked' "
@@ -120,7 +169,8 @@ def _read_settings(config: pytest.Config) -> cfg.Settings:
         if raw is None:
             raw = config.getini(f"wsconn_{key}") or None
         if raw is not None:
-            values[option.field] = option.parse(raw)
+            parsed = [option.parse(r) for r in raw] if option.multiple else option.parse(raw)
+            values[option.field] = tuple(parsed) if option.multiple else parsed
     return cfg.Settings(**values)
 
 
@@ -129,6 +179,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "wsconn_fault(kind, **attributes): apply a Toxiproxy fault for the whole test, e.g. "
         "wsconn_fault('latency', ms=300) (pytest-wsconn)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "wsconn_container_fault(kind, service, **params): restart, kill, pause or partition a "
+        "compose service for the whole test, e.g. wsconn_container_fault('pause', "
+        "service='backend') (pytest-wsconn)",
     )
     try:
         config.stash[SETTINGS] = _read_settings(config)
@@ -170,9 +226,33 @@ def _marker_fault(item: pytest.Item) -> Fault | None:
     return make_fault(str(marker.args[0]), **marker.kwargs)
 
 
+def _marker_container_fault(item: pytest.Item) -> tuple[str, str, dict[str, Any]] | None:
+    marker = item.get_closest_marker("wsconn_container_fault")
+    if marker is None:
+        return None
+    from pytest_wsconn.stack.compose import check_container_fault
+
+    params = dict(marker.kwargs)
+    args = list(marker.args)
+    if len(args) == 2 and "service" not in params:
+        params["service"] = args.pop()
+    if len(args) != 1:
+        raise WsconnError(
+            "takes one fault kind and service=, e.g. wsconn_container_fault('pause', "
+            "service='backend')"
+        )
+    service = params.pop("service", None)
+    check_container_fault(str(args[0]), service, params)
+    return str(args[0]), str(service), params
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Check ``wsconn_fault`` markers before anything runs."""
+    """Check ``wsconn_fault`` and ``wsconn_container_fault`` markers before anything runs."""
     for item in items:
+        try:
+            _marker_container_fault(item)
+        except WsconnError as error:
+            raise pytest.UsageError(f"{item.nodeid}: @wsconn_container_fault {error}") from None
         try:
             if _marker_fault(item) is None:
                 continue
@@ -198,6 +278,25 @@ def _record_outcome(outcomes: dict[str, tuple[str, float]], report: pytest.TestR
     outcomes[report.nodeid] = (outcome, duration + report.duration)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[TEST_STARTED] = time.time()
+
+
+def _compose_logs(item: pytest.Item) -> str | None:
+    """The compose stack's logs since the test started, per service; None for other stacks."""
+    stack = item.config.stash.get(ACTIVE_STACK, None)
+    logs = getattr(stack, "logs", None)
+    if logs is None or TEST_STARTED not in item.stash:
+        return None
+    from pytest_wsconn.stack.compose import format_logs
+
+    try:
+        return format_logs(logs(item.stash[TEST_STARTED], time.time()))
+    except Exception as exc:  # a report must not fail because Docker did
+        return f"(could not read the compose logs: {exc})"
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -214,6 +313,10 @@ def pytest_runtest_makereport(
     if report.failed and clients:
         logs = "\n".join(client.describe() for client in clients)
         report.sections.append(("wsconn reconnecting clients", logs))
+    if report.failed and not any(name == "wsconn compose logs" for name, _ in report.sections):
+        compose_logs = _compose_logs(item)
+        if compose_logs is not None:
+            report.sections.append(("wsconn compose logs", compose_logs))
     return report
 
 
@@ -275,7 +378,26 @@ def wsconn_stack(pytestconfig: pytest.Config, wsconn_settings: cfg.Settings) -> 
             )
         except WsconnError as error:
             pytest.fail(f"pytest-wsconn: the {wsconn_settings.stack} stack: {error}", pytrace=False)
-        yield stack
+        pytestconfig.stash[ACTIVE_STACK] = stack
+        try:
+            yield stack
+        finally:
+            del pytestconfig.stash[ACTIVE_STACK]
+
+
+@pytest.fixture(autouse=True)
+def wsconn_container_fault(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Holds a ``@wsconn_container_fault`` for the test (compose stack only); else does nothing."""
+    fault = _marker_container_fault(request.node)
+    if fault is None:
+        yield
+        return
+    stack = request.getfixturevalue("wsconn_stack")
+    if not hasattr(stack, "fault"):
+        pytest.skip(f"container faults need --wsconn-stack=compose (this is {stack.kind})")
+    kind, service, params = fault
+    with stack.fault(kind, service, **params):
+        yield
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Stack providers: the service under test behind a Toxiproxy proxy.
 
 ``local`` starts the reference server; ``external`` uses the URL the user runs. Both start their
-own toxiproxy-server unless ``--wsconn-toxiproxy`` names a running one.
+own toxiproxy-server unless ``--wsconn-toxiproxy`` names a running one. ``compose`` brings up a
+Docker Compose project with Toxiproxy in it (``stack.compose``, imported only when chosen).
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ def _toxiproxy(
 @contextlib.contextmanager
 def open_stack(settings: Settings, project_dir: Path, worker: str) -> Iterator[Stack]:
     """Start the stack ``settings`` names; all it started is stopped on exit, whatever happens."""
+    if settings.stack == "compose":
+        from pytest_wsconn.stack import compose
+
+        options = compose.ComposeOptions(
+            files=tuple(Path(file) for file in settings.compose_files),
+            project_dir=project_dir,
+            targets=tuple(compose.parse_target(text) for text in settings.compose_services),
+            project=settings.compose_project,
+            keep=settings.keep_stack,
+            worker=worker,
+        )
+        with compose.open_compose_stack(options) as stack:
+            yield stack
+        return
     with contextlib.ExitStack() as resources:
         reference = None
         if settings.stack == "local":  # starts in the background while Toxiproxy comes up
@@ -59,6 +74,10 @@ def open_stack(settings: Settings, project_dir: Path, worker: str) -> Iterator[S
 
 def describe_stack(settings: Settings, project_dir: Path) -> str:
     """One line for the report header: stack, target and Toxiproxy, without starting anything."""
+    if settings.stack == "compose":
+        from pytest_wsconn.stack.compose import describe_compose
+
+        return describe_compose(settings.compose_files, settings.compose_services)
     target = settings.url if settings.stack == "external" else "the reference server"
     if settings.toxiproxy_url:
         try:
