@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import errno
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Literal
@@ -650,6 +651,12 @@ def _text(exc: BaseException) -> str:
         return type(exc).__name__
 
 
+def _refused(text: str) -> bool:
+    """A refusal in an error's text; asyncio joins the errors of every address it tried
+    ("Multiple exceptions: [Errno 111] Connect call failed …, [Errno 99] …")."""
+    return "refused" in text.lower() or f"[Errno {errno.ECONNREFUSED}]" in text
+
+
 def _direct_outcome(exc: BaseException) -> tuple[Outcome, int | None]:
     """What ``exc`` itself says, ignoring its causes (``ERROR`` when it says nothing)."""
     names = _names(exc)
@@ -662,7 +669,7 @@ def _direct_outcome(exc: BaseException) -> tuple[Outcome, int | None]:
         return Outcome.DNS, None
     if names & {"SSLError", "CertificateError"}:
         return Outcome.TLS, None
-    if isinstance(exc, ConnectionRefusedError) or "refused" in _text(exc).lower():
+    if isinstance(exc, ConnectionRefusedError) or _refused(_text(exc)):
         return Outcome.REFUSED, None
     if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError | EOFError):
         return Outcome.RESET, None

@@ -267,7 +267,11 @@ class _Run:
             self.address = (address, self.port)
             tried = f" (after {'; '.join(failures)})" if failures else ""
             return CheckResult("tcp", "pass", f"connected to {shown}{tried}")
-        return CheckResult("tcp", "fail", "; ".join(failures), error=classify_exception(errors[-1]))
+        # One address may be refused while another (::1 in a container) is merely unusable:
+        # the error that says something wins.
+        classified = [classify_exception(error) for error in errors]
+        error = next((e for e in classified if e.category != "unknown"), classified[-1])
+        return CheckResult("tcp", "fail", "; ".join(failures), error=error)
 
     async def tls(self) -> CheckResult:
         hostname = urlsplit(self.s.url).hostname

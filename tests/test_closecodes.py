@@ -137,6 +137,14 @@ class TestCatalogue:
         assert classify_exception(keepalive).category == "timeout"
         assert classify_exception(dropped).code == 1006
 
+    def test_refused_on_one_of_several_addresses(self) -> None:
+        """asyncio's joined error for localhost (127.0.0.1 refused, ::1 unusable) is a refusal."""
+        joined = OSError(
+            "Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 8765), "
+            "[Errno 99] Cannot assign requested address"
+        )
+        assert classify_exception(joined).category == "network"
+
     def test_http_status_from_exception(self) -> None:
         """An InvalidStatus classifies by its status."""
         exc = InvalidStatus(Response(403, "Forbidden", websockets.datastructures.Headers()))

@@ -1,0 +1,133 @@
+"""Each compose finding that predicts a failure is shown failing that way inside real containers.
+
+One compose project: the reference server on network ``back``, and one client service per
+mistake `wsconn check` knows (``localhost`` for another service, a misspelt service name, the
+published port used between containers, no shared network). Each client runs
+``wsconn diagnose`` on its own variable from inside its container; its first failing check
+must be classified as the finding predicts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_compose_stack import compose_images  # noqa: F401 - the session fixture it defines
+
+from pytest_wsconn.configcheck.compose import check_compose, parse_compose
+from pytest_wsconn.configcheck.env import EnvNames
+from pytest_wsconn.stack import compose
+from pytest_wsconn.timing import scaled
+
+PUBLISHED = 48761  # the host port the backend is published on (loopback only)
+PYTHON = "/opt/wsconn/bin/python"
+PROJECT = f"wsconn-findings-{os.getpid()}"
+COMPOSE_FILE = f"""
+services:
+  backend:
+    image: ${{WSCONN_BACKEND_IMAGE}}
+    init: true
+    command: ["{PYTHON}", "-m", "pytest_wsconn.reference", "--host", "0.0.0.0",
+              "--port", "8765", "--auth", "off"]
+    networks: [back]
+    ports: ["127.0.0.1:{PUBLISHED}:8765"]
+    healthcheck:
+      test: ["CMD", "{PYTHON}", "-c",
+             "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8765/health')"]
+      interval: 1s
+      retries: 30
+  uses_localhost:
+    image: ${{WSCONN_BACKEND_IMAGE}}
+    environment: {{BACKEND_URL: "ws://localhost:8765/ws"}}
+    networks: [back]
+    depends_on: {{backend: {{condition: service_healthy}}}}
+  misspells_the_service:
+    image: ${{WSCONN_BACKEND_IMAGE}}
+    environment: {{WS_URL: "ws://backnd:8765/ws"}}
+    networks: [back]
+    depends_on: {{backend: {{condition: service_healthy}}}}
+  uses_the_published_port:
+    image: ${{WSCONN_BACKEND_IMAGE}}
+    environment: {{WS_URL: "ws://backend:{PUBLISHED}/ws"}}
+    networks: [back]
+    depends_on: {{backend: {{condition: service_healthy}}}}
+  on_another_network:
+    image: ${{WSCONN_BACKEND_IMAGE}}
+    environment: {{WS_URL: "ws://backend:8765/ws"}}
+    networks: [front]
+    depends_on: {{backend: {{condition: service_healthy}}}}
+networks:
+  back: {{}}
+  front: {{}}
+"""
+CASES = {  # client service: (its variable, the rule wsconn check must raise for it)
+    "uses_localhost": ("BACKEND_URL", "compose-localhost"),
+    "misspells_the_service": ("WS_URL", "compose-unknown-service"),
+    "uses_the_published_port": ("WS_URL", "compose-port-mismatch"),
+    "on_another_network": ("WS_URL", "compose-no-shared-network"),
+}
+
+
+@pytest.fixture(scope="module")
+def project(
+    compose_images: dict[str, str],  # noqa: F811 - the fixture imported above
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, compose.ComposeCli]]:
+    """The project with its backend up and healthy; always taken down."""
+    folder = tmp_path_factory.mktemp("findings")
+    (folder / "compose.yml").write_text(COMPOSE_FILE)
+    cli = compose.find_compose_cli()
+    base = [*cli.argv, "-p", PROJECT, "-f", str(folder / "compose.yml")]
+    try:
+        run([*base, "up", "-d", "--wait", "backend"], timeout=120)
+        yield folder, cli
+    finally:
+        run([*base, "down", "-v", "--remove-orphans"], timeout=120)
+
+
+def run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=scaled(timeout), check=False
+    )
+
+
+def predicted(why: str) -> str:
+    return why.rsplit("wsconn classifies the failure as ", 1)[1].rstrip(")")
+
+
+@pytest.mark.parametrize("service", list(CASES))
+def test_finding_fails_in_the_container(
+    project: tuple[Path, compose.ComposeCli], service: str
+) -> None:
+    """The finding's predicted category is what the container meets trying to connect."""
+    folder, cli = project
+    variable, rule = CASES[service]
+    parsed = parse_compose((folder / "compose.yml").read_text(), "compose.yml")
+    found = [f for f in check_compose(parsed, EnvNames()) if f.rule == rule]
+    assert len(found) == 1, [f.rule for f in check_compose(parsed, EnvNames())]
+    command = f'exec {PYTHON} -m pytest_wsconn diagnose "${variable}" --json --timeout 3'
+    result = run(
+        [
+            *cli.argv,
+            "-p",
+            PROJECT,
+            "-f",
+            str(folder / "compose.yml"),
+            "run",
+            "--rm",
+            "--no-deps",
+            service,
+            "/bin/sh",
+            "-c",
+            command,
+        ],
+        timeout=90,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    failed = next(check for check in report["checks"] if check["status"] == "fail")
+    assert failed["error"]["category"] == predicted(found[0].why), failed
