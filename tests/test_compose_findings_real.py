@@ -19,7 +19,7 @@ import pytest
 from test_compose_stack import compose_images  # noqa: F401 - the session fixture it defines
 
 from pytest_wsconn.configcheck.compose import check_compose, parse_compose
-from pytest_wsconn.configcheck.env import EnvNames
+from pytest_wsconn.configcheck.env import EnvNames, check_dotenv, parse_dotenv
 from pytest_wsconn.stack import compose
 from pytest_wsconn.timing import scaled
 
@@ -131,3 +131,52 @@ def test_finding_fails_in_the_container(
     report = json.loads(result.stdout)
     failed = next(check for check in report["checks"] if check["status"] == "fail")
     assert failed["error"]["category"] == predicted(found[0].why), failed
+
+
+def test_missing_healthcheck_stops_compose_up(
+    compose_images: dict[str, str],  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    """A dependency without a healthcheck is flagged, and `compose up` refuses to start."""
+    (tmp_path / "compose.yml").write_text(
+        "services:\n"
+        "  backend:\n    image: ${WSCONN_BACKEND_IMAGE}\n    networks: [back]\n"
+        "  client:\n    image: ${WSCONN_BACKEND_IMAGE}\n    networks: [back]\n"
+        '    environment: {WS_URL: "ws://backend:8765/ws"}\n'
+        "    depends_on: {backend: {condition: service_healthy}}\n"
+        "networks:\n  back: {}\n"
+    )
+    parsed = parse_compose((tmp_path / "compose.yml").read_text(), "compose.yml")
+    assert "compose-healthcheck-missing" in {f.rule for f in check_compose(parsed, EnvNames())}
+    base = [
+        *compose.find_compose_cli().argv,
+        "-p",
+        f"{PROJECT}-hc",
+        "-f",
+        str(tmp_path / "compose.yml"),
+    ]
+    try:
+        result = run([*base, "up", "-d", "client"], timeout=120)
+    finally:
+        run([*base, "down", "-v", "--remove-orphans"], timeout=120)
+    assert result.returncode != 0
+    assert "no healthcheck" in result.stdout + result.stderr
+
+
+def test_env_syntax_stops_compose(
+    compose_images: dict[str, str],  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    """A line that is no NAME=value is flagged, and Compose refuses the env file."""
+    env = "WS_URL=ws://backend:8765/ws\nthis is not valid\n"
+    (tmp_path / "app.env").write_text(env)
+    assert [f.rule for f in check_dotenv(parse_dotenv(env, "app.env"), EnvNames())] == [
+        "env-syntax"
+    ]
+    (tmp_path / "compose.yml").write_text(
+        "services:\n  client:\n    image: ${WSCONN_BACKEND_IMAGE}\n    env_file: [app.env]\n"
+    )
+    cli = compose.find_compose_cli()
+    result = run([*cli.argv, "-f", str(tmp_path / "compose.yml"), "config"], timeout=60)
+    assert result.returncode != 0
+    assert "line 2" in result.stderr

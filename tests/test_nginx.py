@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -353,3 +354,45 @@ class TestNginxRules:
             ("backend", 8000, 1),
             ("localhost", 443, 4),
         ]
+
+
+class TestNginxRefusesToStart:
+    @pytest.mark.parametrize(
+        ("site", "rule"),
+        [
+            ("server {\n  location /ws {\n", "nginx-syntax"),
+            (
+                "server { location /ws { proxy_pass http://127.0.0.1:9; proxy_read_timeout 1x; } }",
+                "nginx-syntax",
+            ),
+            ("server { include /nonexistent/proxy_params; }", "nginx-include-missing"),
+        ],
+    )
+    def test_real_nginx_refuses_what_check_flags(
+        self, tmp_path: Path, nginx_binary: Path, site: str, rule: str
+    ) -> None:
+        """What `wsconn check` flags here, `nginx -t` refuses too: nothing would be proxied."""
+        assert rule in rules_of(tmp_path, site)
+        (tmp_path / "site.conf").write_text(site)
+        conf = tmp_path / "main.conf"
+        conf.write_text(MAIN_CONF.format(tmp=tmp_path, user=""))
+        result = subprocess.run(
+            [
+                str(nginx_binary),
+                "-t",
+                "-e",
+                "stderr",
+                "-p",
+                str(tmp_path),
+                "-c",
+                str(conf),
+                "-g",
+                f"pid {tmp_path}/nginx.pid; error_log stderr;",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=scaled(30),
+            check=False,
+        )
+        assert result.returncode != 0, result.stderr
+        assert "[emerg]" in result.stderr
