@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,13 +19,18 @@ import pytest
 
 from pytest_wsconn.timing import scaled
 
-pytestmark = [
-    pytest.mark.skipif(
-        importlib.util.find_spec("locust") is None,
-        reason="Locust is not installed (pip install pytest-wsconn[load])",
-    ),
-    pytest.mark.usefixtures("user_env"),
-]
+pytestmark = pytest.mark.usefixtures("user_env", "locust_installed")
+
+
+@pytest.fixture(scope="module")
+def locust_installed() -> None:
+    """Locust is a test dependency: missing is a failure on CI, a skip elsewhere."""
+    if importlib.util.find_spec("locust") is None:
+        message = "Locust is not installed (pip install pytest-wsconn[load])"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
 
 RUN_TIMEOUT = 90.0  # seconds for one `wsconn load` run, start to summary (scaled)
 
