@@ -32,26 +32,23 @@ def bucket_value(bucket: int) -> float:
 class Histogram:
     """Counts per bucket; ``add`` a sample, ``merge`` another, read ``percentile``."""
 
-    __slots__ = ("buckets", "count", "max_ms", "total_ms")
+    __slots__ = ("buckets", "count", "max_ms")
 
     def __init__(self) -> None:
         self.buckets: dict[int, int] = {}
         self.count = 0
-        self.total_ms = 0.0
         self.max_ms = 0.0
 
     def add(self, ms: float) -> None:
         bucket = bucket_of(ms)
         self.buckets[bucket] = self.buckets.get(bucket, 0) + 1
         self.count += 1
-        self.total_ms += ms
         self.max_ms = max(self.max_ms, ms)
 
     def merge(self, other: Histogram) -> None:
         for bucket, count in other.buckets.items():
             self.buckets[bucket] = self.buckets.get(bucket, 0) + count
         self.count += other.count
-        self.total_ms += other.total_ms
         self.max_ms = max(self.max_ms, other.max_ms)
 
     def percentile(self, fraction: float) -> float | None:
@@ -66,16 +63,11 @@ class Histogram:
                 return min(bucket_value(bucket), self.max_ms)
         return self.max_ms
 
-    @property
-    def mean_ms(self) -> float | None:
-        return self.total_ms / self.count if self.count else None
-
     def to_dict(self) -> dict[str, object]:
         """JSON-safe form (bucket keys as strings), for Locust's worker reports."""
         return {
             "buckets": {str(b): c for b, c in self.buckets.items()},
             "count": self.count,
-            "total_ms": self.total_ms,
             "max_ms": self.max_ms,
         }
 
@@ -86,7 +78,6 @@ class Histogram:
         if isinstance(buckets, Mapping):
             histogram.buckets = {int(b): int(c) for b, c in buckets.items()}
         histogram.count = int(data.get("count", 0))  # type: ignore[call-overload]
-        histogram.total_ms = float(data.get("total_ms", 0.0))  # type: ignore[arg-type]
         histogram.max_ms = float(data.get("max_ms", 0.0))  # type: ignore[arg-type]
         return histogram
 
