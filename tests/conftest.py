@@ -8,6 +8,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -22,15 +23,20 @@ BROKEN_SERVER = REPO_ROOT / "tests" / "support" / "brokenserver.py"
 BROKEN_TOKEN = "broken-server-token"  # the one token tests/support/brokenserver.py accepts
 
 
+def unavailable(reason: str) -> NoReturn:
+    """A component a test needs is missing: a failure on CI (CI=true), a skip elsewhere."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: this test must run)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def toxiproxy_binary() -> Path:
     """The toxiproxy-server to test against; missing is a failure on CI, a skip elsewhere."""
     try:
         return find_toxiproxy_binary(None, REPO_ROOT, os.environ)
     except StackError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+        unavailable(str(exc))
 
 
 @pytest.fixture(scope="session")

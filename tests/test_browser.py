@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import shutil
 import ssl
 import threading
@@ -19,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 import pytest_asyncio
 import trustme
+from conftest import unavailable
 from playwright.async_api import Browser, async_playwright
 
 from pytest_wsconn.configcheck.env import EnvNames, check_dotenv, parse_dotenv
@@ -82,10 +82,7 @@ class _Page(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if shutil.which(CHROMIUM) is None:
-        message = f"{CHROMIUM} not found: apt-get install chromium (scripts/bootstrap does)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{CHROMIUM} not found: apt-get install chromium (scripts/bootstrap does)")
     return CHROMIUM
 
 

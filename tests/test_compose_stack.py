@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from conftest import unavailable
 from websockets.exceptions import ConnectionClosed
 
 from pytest_wsconn.client import InstrumentedConnection, connect
@@ -45,13 +46,6 @@ IMAGE_VARS = ("WSCONN_TOXIPROXY_IMAGE", "WSCONN_BACKEND_IMAGE", "WSCONN_NGINX_IM
 # Helpers shared with test_compose_plugin.py ----------------------------------------------------
 
 
-def _unavailable(reason: str) -> None:
-    """Fail on CI (the compose tests must run there), skip elsewhere."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the compose tests must run)", pytrace=False)
-    pytest.skip(reason)
-
-
 def offline_images() -> dict[str, str]:
     """The WSCONN_*_IMAGE variables: from the environment, else from docker/images.env."""
     found = {}
@@ -70,7 +64,7 @@ def require_docker() -> dict[str, str]:
         client = compose.docker_client()
         compose.find_compose_cli()
     except StackError as exc:
-        _unavailable(f"no Docker to run the compose stack: {exc}")
+        unavailable(f"no Docker to run the compose stack: {exc}")
     images = offline_images()
     missing = [name for name in IMAGE_VARS if name not in images]
     import docker
@@ -82,7 +76,7 @@ def require_docker() -> dict[str, str]:
             except docker.errors.ImageNotFound:
                 missing.append(f"{name}={image}")
     if missing:
-        _unavailable(f"images not built ({', '.join(missing)}): run scripts/docker-up")
+        unavailable(f"images not built ({', '.join(missing)}): run scripts/docker-up")
     return images
 
 

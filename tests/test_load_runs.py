@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import unavailable
 
 from pytest_wsconn.timing import scaled
 
@@ -26,10 +26,7 @@ pytestmark = pytest.mark.usefixtures("user_env", "locust_installed")
 def locust_installed() -> None:
     """Locust is a test dependency: missing is a failure on CI, a skip elsewhere."""
     if importlib.util.find_spec("locust") is None:
-        message = "Locust is not installed (pip install pytest-wsconn[load])"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("Locust is not installed (pip install pytest-wsconn[load])")
 
 
 RUN_TIMEOUT = 90.0  # seconds for one `wsconn load` run, start to summary (scaled)

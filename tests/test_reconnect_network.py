@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from conftest import unavailable
 from websockets.exceptions import ConnectionClosed
 
 from pytest_wsconn import (
@@ -445,8 +446,7 @@ class TestAuthOnReconnect:
         start_client: Callable[..., ReconnectingClient],
     ) -> None:
         """Dropped after expiry, the reconnect gets HTTP 401 and the client fails (auth) at once."""
-        if wsconn_stack.secret is None:
-            pytest.skip("needs the reference server's secret to sign a short-lived token")
+        assert wsconn_stack.secret is not None, "the local stack signs its own tokens"
         expires = time.time() + 1
         connector = Counted(wsconn_connect, token=sign_token(wsconn_stack.secret, "u", expires))
         client = start_client(connector, policy=POLICY)
@@ -622,7 +622,7 @@ class TestHerd:
         """All 200 are back within 10 s, and full jitter halves the 100 ms peak of no jitter."""
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < 2 * self.CLIENTS + 256:  # both herds' sockets may overlap while closing
-            pytest.skip(f"ulimit -n is {soft}; {2 * self.CLIENTS + 256} file descriptors needed")
+            unavailable(f"ulimit -n is {soft}; {2 * self.CLIENTS + 256} file descriptors needed")
         make = wsconn_reconnecting_client
         jittered, jittered_span, jittered_log = await self._herd(make, wsconn_proxy, "full")
         herd, herd_span, herd_log = await self._herd(make, wsconn_proxy, "none")
