@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Response
@@ -57,6 +57,8 @@ from pytest_wsconn.verdicts import (
     NO_PONG,
     HttpReply,
     Probe,
+    RefusalProbes,
+    Variation,
     auth_verdict,
     check_certificate,
     check_health,
@@ -64,10 +66,13 @@ from pytest_wsconn.verdicts import (
     check_url,
     classify_tls_failure,
     describe_handshake,
+    explain_refusal,
+    first_line,
     origin_of,
     origin_verdict,
     parse_http_response,
     redacted,
+    site_origin,
     url_problem,
 )
 
@@ -343,10 +348,12 @@ class _Run:
             return CheckResult("health_websocket", "warn", detail, error=classify_exception(exc))
         return check_health_websocket(path, reply)
 
-    async def _connect(self, token: str | None, origin: str | None) -> InstrumentedConnection:
+    async def _connect(
+        self, token: str | None, origin: str | None, url: str | None = None
+    ) -> InstrumentedConnection:
         tls: dict[str, Any] = {"ssl": self.context} if self.secure else {}  # ws:// takes no ssl
         return await connect(
-            self.s.url,
+            url or self.s.url,
             token=token,
             auth=self.s.auth,
             origin=origin,
@@ -361,13 +368,17 @@ class _Run:
             self.conn = await self._connect(self.s.token, self.origin)
         except ConnectFailed as exc:
             cause = exc.exception or exc
+            error = classify(exc.attempt)
             if isinstance(cause, InvalidStatus):
-                detail, fields = describe_handshake(_reply(cause.response))
+                reply = _reply(cause.response)
+                detail, fields = describe_handshake(reply)
+                if reply.status == 403:  # a wrong path, Origin and token alike, on Starlette
+                    refusal = Probe("refused", "HTTP 403", error, first_line(reply.body))
+                    return explain_refusal(detail, fields, await self._vary(refusal))
             elif exc.attempt.outcome is Outcome.TIMEOUT:
                 detail, fields = f"no answer to the upgrade within {self.s.timeout:g} s", {}
             else:
                 detail, fields = f"{exc.attempt.outcome.value}: {_root_cause(cause)}", {}
-            error = classify(exc.attempt)
             return CheckResult("handshake", "fail", detail, error=error, fields=fields)
         assert self.conn.request is not None, "set once the connection opened"
         assert self.conn.response is not None, "set once the connection opened"
@@ -378,15 +389,43 @@ class _Run:
         )
         return CheckResult("handshake", "pass", detail, fields=fields)
 
-    async def _probe(self, token: str | None, origin: str | None) -> Probe:
+    async def _vary(self, refusal: Probe) -> RefusalProbes:
+        """Send the refused upgrade again: on a made-up path, with the Origin and the token
+        changed one at a time."""
+        parts = urlsplit(self.s.url)
+        made_up = f"/wsconn-no-such-path-{secrets.token_hex(4)}"
+        made_up_url = urlunsplit(parts._replace(path=made_up))
+        token = self.s.token if self.s.auth.kind != "none" else None
+        if self.origin is not None:
+            origin = Variation("without Origin", await self._probe(token, None))
+        else:
+            site = site_origin(self.s.url)
+            origin = Variation(f"with Origin {site}", await self._probe(token, site))
+        return RefusalProbes(
+            path=parts.path or "/",
+            refusal=refusal,
+            made_up_path=Variation(
+                f"on the made-up path {made_up}",
+                await self._probe(token, self.origin, made_up_url),
+            ),
+            origin=origin,
+            origin_sent=self.origin,
+            token=None
+            if token is None
+            else Variation("without the token", await self._probe(None, self.origin)),
+        )
+
+    async def _probe(self, token: str | None, origin: str | None, url: str | None = None) -> Probe:
         """Connect as told, then see whether the server serves the connection or closes it."""
         try:
-            conn = await self._connect(token, origin)
+            conn = await self._connect(token, origin, url)
         except ConnectFailed as exc:
             status = exc.attempt.http_status
             error = classify(exc.attempt)
             if status is not None and 400 <= status < 500:
-                return Probe("refused", f"HTTP {status}", error)
+                cause = exc.exception
+                body = _reply(cause.response).body if isinstance(cause, InvalidStatus) else b""
+                return Probe("refused", f"HTTP {status}", error, first_line(body))
             return Probe("inconclusive", str(error), error)
         grace = min(self.s.timeout, _REFUSAL_GRACE)
         try:

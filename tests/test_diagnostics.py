@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import os
@@ -31,6 +32,8 @@ from pytest_wsconn.verdicts import (
     NO_AUTH,
     HttpReply,
     Probe,
+    RefusalProbes,
+    Variation,
     auth_verdict,
     check_certificate,
     check_health,
@@ -38,9 +41,11 @@ from pytest_wsconn.verdicts import (
     check_url,
     classify_tls_failure,
     describe_handshake,
+    explain_refusal,
     origin_verdict,
     parse_http_response,
     redacted,
+    site_origin,
 )
 
 TOKEN_ENV = "WSCONN_DIAGNOSE_TEST_TOKEN"
@@ -438,6 +443,173 @@ class TestProbeVerdicts:
         result = origin_verdict(parse_auth_mode(mode), probe)
         assert result.status == status
         assert (result.error is CSWSH) == (status == "warn" and probe.verdict == "accepted")
+
+
+FORBIDDEN = Probe("refused", "HTTP 403")
+ACCEPTED = Probe("accepted", "it answered a message")
+UNTOLD = Probe("inconclusive", "timeout: no answer")
+MADE_UP = "on the made-up path /wsconn-no-such-path-1a2b"
+
+
+def refusal_probes(
+    made_up: Probe = FORBIDDEN,
+    origin: Probe = FORBIDDEN,
+    token: Probe | None = FORBIDDEN,
+    origin_sent: str | None = "https://app.example",
+) -> RefusalProbes:
+    """An HTTP 403 at /chat and how each variation of it fared."""
+    change = "without Origin" if origin_sent else "with Origin http://h:8080"
+    return RefusalProbes(
+        path="/chat",
+        refusal=FORBIDDEN,
+        made_up_path=Variation(MADE_UP, made_up),
+        origin=Variation(change, origin),
+        origin_sent=origin_sent,
+        token=None if token is None else Variation("without the token", token),
+    )
+
+
+probes_strategy = st.builds(
+    Probe,
+    st.sampled_from(["refused", "accepted", "inconclusive"]),
+    st.sampled_from(["HTTP 403", "HTTP 401", "HTTP 404", "it answered a message"]),
+    st.none(),
+    st.sampled_from(["", "forbidden", "token missing"]),
+)
+
+
+class TestExplainRefusal:
+    @pytest.mark.parametrize(
+        ("probes", "cause", "message"),
+        [
+            (
+                refusal_probes(origin=ACCEPTED),
+                "origin",
+                "HTTP 403 for the Origin https://app.example: without it the same request was "
+                "accepted, so the service does not allow this Origin.",
+            ),
+            (
+                refusal_probes(origin=Probe("refused", "HTTP 401", body="token missing")),
+                "origin",
+                "without it the same request got HTTP 401 'token missing' instead",
+            ),
+            (
+                refusal_probes(origin=ACCEPTED, origin_sent=None),
+                "origin",
+                "HTTP 403 without an Origin header: with Origin http://h:8080 the same request "
+                "was accepted, so the service wants an Origin.",
+            ),
+            (
+                refusal_probes(token=Probe("refused", "HTTP 401")),
+                "auth",
+                "HTTP 403 for this token: without it the same request got HTTP 401 instead",
+            ),
+            (refusal_probes(token=ACCEPTED), "auth", "without it the same request was accepted"),
+            (
+                refusal_probes(origin=ACCEPTED, token=ACCEPTED),
+                "origin",
+                "HTTP 403 for the Origin https://app.example",
+            ),
+            (
+                refusal_probes(),
+                "path",
+                "HTTP 403 at /chat is what a made-up path gets too: most likely the service has "
+                "no WebSocket endpoint there.",
+            ),
+            (
+                refusal_probes(token=None, origin_sent=None),
+                "path",
+                "HTTP 403 at /chat is what a made-up path gets too: no WebSocket endpoint there, "
+                "or one that wants a token (none was sent).",
+            ),
+            (refusal_probes(origin=UNTOLD, token=UNTOLD), "path", "made-up path gets too"),
+            (
+                refusal_probes(made_up=Probe("refused", "HTTP 404")),
+                "unknown",
+                "HTTP 403 for a reason the probes could not tell: "
+                f"{MADE_UP}: HTTP 404; without Origin: HTTP 403; without the token: HTTP 403.",
+            ),
+            (
+                refusal_probes(made_up=ACCEPTED),
+                "unknown",
+                f"{MADE_UP}: accepted (it answered a message)",
+            ),
+            (
+                refusal_probes(made_up=Probe("refused", "HTTP 403", body="no route")),
+                "unknown",
+                f"{MADE_UP}: HTTP 403 'no route'",
+            ),
+            (refusal_probes(made_up=UNTOLD), "unknown", "failed otherwise (timeout: no answer)"),
+        ],
+    )
+    def test_cause(self, probes: RefusalProbes, cause: str, message: str) -> None:
+        """Origin, token and a made-up path each tell their cause; the message says which."""
+        result = explain_refusal("HTTP 403 instead of 101 Switching Protocols", {}, probes)
+        assert (result.name, result.status) == ("handshake", "fail")
+        assert result.fields["refusal"]["cause"] == cause
+        assert result.error is not None
+        assert message in result.error.message
+        assert (result.error.code, result.error.retryable) == (403, False)
+        expected = "http_rejected" if cause == "path" else "auth"
+        assert result.error.category == expected
+
+    def test_detail_lists_every_probe(self) -> None:
+        """The detail names the cause, then what each variation got."""
+        probes = refusal_probes(made_up=Probe("refused", "HTTP 404"))
+        result = explain_refusal("HTTP 403 instead of 101", {"status": 403}, probes)
+        assert result.detail == (
+            "HTTP 403 instead of 101; refused for a reason the probes could not tell: "
+            f"{MADE_UP}: HTTP 404; without Origin: HTTP 403; without the token: HTTP 403"
+        )
+        assert result.fields["status"] == 403
+        assert result.fields["refusal"]["probes"] == {
+            MADE_UP: "HTTP 404",
+            "without Origin": "HTTP 403",
+            "without the token": "HTTP 403",
+        }
+
+    def test_never_blames_origin_unseen(self) -> None:
+        """A 403 whose Origin changes nothing is never explained as an Origin problem."""
+        for probes in (refusal_probes(), refusal_probes(token=None, origin_sent=None)):
+            error = explain_refusal("", {}, probes).error
+            assert error is not None
+            assert "Origin" not in error.message + " ".join(error.causes)
+
+    @pytest.mark.parametrize(
+        ("url", "origin"),
+        [
+            ("ws://Localhost:8080/chat?x=1", "http://localhost:8080"),
+            ("wss://user@h.example/ws", "https://h.example"),
+        ],
+    )
+    def test_site_origin(self, url: str, origin: str) -> None:
+        """The URL's own site is its host with the page scheme, as a browser would send it."""
+        assert site_origin(url) == origin
+
+    @given(
+        probes_strategy,
+        probes_strategy,
+        probes_strategy,
+        st.one_of(st.none(), probes_strategy),
+        st.one_of(st.none(), st.just("https://app.example")),
+    )
+    def test_total(
+        self,
+        refusal: Probe,
+        made_up: Probe,
+        origin: Probe,
+        token: Probe | None,
+        origin_sent: str | None,
+    ) -> None:
+        """Any probe answers give a failed handshake with one cause, each answer in the detail."""
+        probes = dataclasses.replace(
+            refusal_probes(made_up, origin, token, origin_sent), refusal=refusal
+        )
+        result = explain_refusal("HTTP 403", {}, probes)
+        assert result.status == "fail"
+        assert result.fields["refusal"]["cause"] in ("path", "origin", "auth", "unknown")
+        assert made_up.answer in result.detail
+        assert origin.answer in result.detail
 
 
 class TestRedacted:
