@@ -53,6 +53,26 @@ def parse_stack(text: str) -> str:
     return text
 
 
+def resolve_stack(stack: str | None, url: str | None, *, stack_from: str, url_from: str) -> str:
+    """The stack a session tests: a URL means ``external`` unless a stack is named.
+
+    A URL beside ``local`` or ``compose`` would be ignored, and the session would go green on
+    the wrong service: that is a usage error naming both settings (``*_from`` say where each
+    came from, e.g. ``--wsconn-url`` or ``ini wsconn_url``).
+    """
+    if stack is None:
+        return "external" if url else "local"
+    if url and stack != "external":
+        raise ConfigError(
+            f"{url_from} names a service but {stack_from}={stack} tests "
+            f"{'the reference server' if stack == 'local' else 'a compose project'}, "
+            "which would leave that URL untested",
+            hint=f"drop {stack_from} to test the URL (it means --wsconn-stack=external), "
+            f"or drop {url_from}",
+        )
+    return stack
+
+
 def parse_ws_url(text: str) -> str:
     """Validate a ``ws://`` or ``wss://`` URL with a host."""
     parts = urlsplit(text)

@@ -126,7 +126,10 @@ def timeline(attempts: list[ConnectionAttempt]) -> str:
             lines.append(f"  +{attempt.ended - origin:7.3f}s {result}")
         if attempt.close is not None:
             lines.append(f"  +{attempt.close.at - origin:7.3f}s {attempt.close.describe()}")
-        lines.append(f"  diagnosis: {classify(attempt)}")
+        if attempt.ended is None:  # cancelled, e.g. the test failed while it was opening
+            lines.append("  still opening when the test ended: not a connection failure")
+        else:
+            lines.append(f"  diagnosis: {classify(attempt)}")
     return "\n".join(lines)
 
 

@@ -23,27 +23,58 @@ from pytest_wsconn.diagnostics import ConnectionDiagnostics
 from pytest_wsconn.events import EventCollector, JsonLinesHandler, set_current_test
 from pytest_wsconn.events import logger as events_logger
 from pytest_wsconn.exceptions import ConnectFailed, WsconnError
-from pytest_wsconn.expect import ConnectionAttempt, classify, timeline
+from pytest_wsconn.expect import ConnectionAttempt, timeline
 from pytest_wsconn.faults import Fault, make_fault
 from pytest_wsconn.reconnect import ReconnectingClient
+from pytest_wsconn.redact import redact_url
 from pytest_wsconn.reference.tokens import TokenKind, forge, reference_token
 from pytest_wsconn.results import render_checks
 from pytest_wsconn.session_report import build_report, summary_line
-from pytest_wsconn.stack import Stack, describe_stack, open_stack
+from pytest_wsconn.stack import Stack, describe_stack, describe_tested, open_stack
 from pytest_wsconn.timing import scaled
 from pytest_wsconn.toxiproxy import Proxy
+from pytest_wsconn.tracebacks import without_library_frames
 
-SETTINGS = pytest.StashKey[cfg.Settings]()
-SESSION_ATTEMPTS = pytest.StashKey[list[ConnectionAttempt]]()
-TEST_ATTEMPTS = pytest.StashKey[list[ConnectionAttempt]]()
-TEST_CLIENTS = pytest.StashKey[list[ReconnectingClient]]()
-SESSION_OUTCOMES = pytest.StashKey[dict[str, tuple[str, float]]]()
-EVENT_HANDLERS = pytest.StashKey[list[logging.Handler]]()
-DIAGNOSED_IN = pytest.StashKey[str]()  # the test whose report holds the session's diagnosis
-TEST_DIAGNOSIS = pytest.StashKey[str]()
-PREVIOUS_APP_CODES = pytest.StashKey[AppCodeLookup]()  # restored for pytester's nested sessions
-ACTIVE_STACK = pytest.StashKey[Stack]()  # the session's stack, once a test has asked for it
-TEST_STARTED = pytest.StashKey[float]()  # time.time() at setup: the window of its compose logs
+
+@dataclasses.dataclass
+class WsconnSession:
+    """Everything the plugin keeps for one pytest session, stashed once on the config."""
+
+    settings: cfg.Settings
+    previous_app_codes: AppCodeLookup  # restored for pytester's nested sessions
+    attempts: list[ConnectionAttempt] = dataclasses.field(default_factory=list)
+    outcomes: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
+    event_handlers: list[logging.Handler] = dataclasses.field(default_factory=list)
+    stack: Stack | None = None  # the session's stack, once a test has asked for it
+    tested: str | None = None  # what the session tested, for the summary and the JSON report
+    toxiproxy_version: str | None = None
+    # Why the stack did not start (raised once, re-raised by pytest for each later test), and
+    # the test whose error shows it in full.
+    stack_failure: BaseException | None = None
+    stack_failure_shown_in: str | None = None
+    # The service diagnosed once, when a connection failed before any had opened, and the
+    # failing test whose report shows it.
+    diagnosis: str | None = None
+    diagnosis_shown_in: str | None = None
+
+
+@dataclasses.dataclass
+class WsconnTest:
+    """What the plugin keeps for one test, for its report."""
+
+    started: float = dataclasses.field(default_factory=time.time)  # its compose logs' window
+    attempts: list[ConnectionAttempt] = dataclasses.field(default_factory=list)
+    clients: list[ReconnectingClient] = dataclasses.field(default_factory=list)
+    failed_unopened: bool = False  # a connect failed before any in the session had opened
+
+
+SESSION = pytest.StashKey[WsconnSession]()
+TEST = pytest.StashKey[WsconnTest]()
+
+
+def _test(item: pytest.Item) -> WsconnTest:
+    return item.stash.setdefault(TEST, WsconnTest())
+
 
 # The wsconn_load fixture and marker; Locust itself only ever runs in a child process.
 pytest_plugins = ["pytest_wsconn.load.fixture"]
@@ -156,21 +187,33 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from pytest_wsconn import hooks
 
     pluginmanager.add_hookspecs(hooks)
+    # Our fixtures are async: bring pytest-asyncio along when plugin autoloading is off
+    # (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 pytest -p wsconn), as `-p asyncio` would.
+    if not pluginmanager.has_plugin("asyncio"):
+        pluginmanager.load_setuptools_entrypoints("pytest11", name="asyncio")
 
 
 def _read_settings(config: pytest.Config) -> cfg.Settings:
     """Command line wins over the environment, which wins over the ini file."""
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # field -> where its value came from, for usage errors
     for option in _OPTIONS:
         key = option.name.replace("-", "_")
-        raw = config.getoption(f"wsconn_{key}")
+        raw, source = config.getoption(f"wsconn_{key}"), f"--wsconn-{option.name}"
         if raw is None and option.env:
-            raw = os.environ.get(option.env) or None
+            raw, source = os.environ.get(option.env) or None, option.env
         if raw is None:
-            raw = config.getini(f"wsconn_{key}") or None
+            raw, source = config.getini(f"wsconn_{key}") or None, f"ini wsconn_{key}"
         if raw is not None:
             parsed = [option.parse(r) for r in raw] if option.multiple else option.parse(raw)
             values[option.field] = tuple(parsed) if option.multiple else parsed
+            sources[option.field] = source
+    values["stack"] = cfg.resolve_stack(
+        values.get("stack"),
+        values.get("url"),
+        stack_from=sources.get("stack", "--wsconn-stack"),
+        url_from=sources.get("url", "--wsconn-url"),
+    )
     return cfg.Settings(**values)
 
 
@@ -187,32 +230,32 @@ def pytest_configure(config: pytest.Config) -> None:
         "service='backend') (pytest-wsconn)",
     )
     try:
-        config.stash[SETTINGS] = _read_settings(config)
+        settings = _read_settings(config)
         app_codes = parse_app_codes(config.getini("wsconn_close_codes"))
     except WsconnError as error:
         raise pytest.UsageError(f"pytest-wsconn: {error}") from None
-    config.stash[SESSION_ATTEMPTS] = []
-    config.stash[SESSION_OUTCOMES] = {}
-    settings = config.stash[SETTINGS]
-    if settings.log_file or settings.report:
-        handlers: list[logging.Handler] = [EventCollector()]
-        if settings.log_file:
-            handlers.append(JsonLinesHandler(Path(settings.log_file)))
-        events_logger.setLevel(logging.INFO)
-        for handler in handlers:
-            events_logger.addHandler(handler)
-        config.stash[EVENT_HANDLERS] = handlers
 
     def lookup(code: int) -> AppCode | None:
         hooked: AppCode | None = config.hook.pytest_wsconn_close_code(code=code, config=config)
         return hooked if hooked is not None else app_codes.get(code)
 
-    config.stash[PREVIOUS_APP_CODES] = set_app_codes(lookup)
+    session = WsconnSession(settings, previous_app_codes=set_app_codes(lookup))
+    config.stash[SESSION] = session
+    if settings.log_file or settings.report:
+        session.event_handlers.append(EventCollector())
+        if settings.log_file:
+            session.event_handlers.append(JsonLinesHandler(Path(settings.log_file)))
+        events_logger.setLevel(logging.INFO)
+        for handler in session.event_handlers:
+            events_logger.addHandler(handler)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    set_app_codes(config.stash.get(PREVIOUS_APP_CODES, None))
-    for handler in config.stash.get(EVENT_HANDLERS, []):
+    session = config.stash.get(SESSION, None)
+    if session is None:
+        return
+    set_app_codes(session.previous_app_codes)
+    for handler in session.event_handlers:
         events_logger.removeHandler(handler)
         handler.close()
 
@@ -265,7 +308,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"wsconn: {describe_stack(config.stash[SETTINGS], config.rootpath)}"
+    return f"wsconn: {describe_stack(config.stash[SESSION].settings, config.rootpath)}"
 
 
 def _record_outcome(outcomes: dict[str, tuple[str, float]], report: pytest.TestReport) -> None:
@@ -280,40 +323,71 @@ def _record_outcome(outcomes: dict[str, tuple[str, float]], report: pytest.TestR
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    item.stash[TEST_STARTED] = time.time()
+    item.stash[TEST] = WsconnTest()
 
 
 def _compose_logs(item: pytest.Item) -> str | None:
     """The compose stack's logs since the test started, per service; None for other stacks."""
-    stack = item.config.stash.get(ACTIVE_STACK, None)
+    stack = item.config.stash[SESSION].stack
     logs = getattr(stack, "logs", None)
-    if logs is None or TEST_STARTED not in item.stash:
+    if logs is None or TEST not in item.stash:
         return None
     from pytest_wsconn.stack.compose import format_logs
 
     try:
-        return format_logs(logs(item.stash[TEST_STARTED], time.time()))
+        return format_logs(logs(item.stash[TEST].started, time.time()))
     except Exception as exc:  # a report must not fail because Docker did
         return f"(could not read the compose logs: {exc})"
+
+
+def _stack_failure_report(session: WsconnSession, item: pytest.Item, report: Any) -> None:
+    """Show why the stack did not start once; later tests that needed it say so in one line."""
+    if session.stack_failure_shown_in is None:
+        session.stack_failure_shown_in = item.nodeid
+    elif session.stack_failure_shown_in != item.nodeid:
+        kind = session.settings.stack
+        report.longrepr = (
+            f"pytest-wsconn: the {kind} stack did not start; the cause is shown once, in the "
+            f"error of {session.stack_failure_shown_in}"
+        )
+
+
+def _diagnosis_section(session: WsconnSession, item: pytest.Item) -> str | None:
+    """The session's diagnosis in full for the first failing test it applies to; a pointer after."""
+    if not _test(item).failed_unopened or session.diagnosis is None:
+        return None
+    if session.diagnosis_shown_in in (None, item.nodeid):
+        session.diagnosis_shown_in = item.nodeid
+        return f"no connection had opened in this session:\n\n{session.diagnosis}"
+    return f"see the wsconn diagnostics in the report of {session.diagnosis_shown_in}"
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    session = item.config.stash[SESSION]
+    uses_wsconn = "wsconn_stack" in getattr(item, "fixturenames", ())
+    if call.excinfo is not None and uses_wsconn and not item.config.getoption("fulltrace"):
+        call.excinfo = without_library_frames(call.excinfo) or call.excinfo
+    excinfo = call.excinfo
     report = yield
-    _record_outcome(item.config.stash[SESSION_OUTCOMES], report)
-    attempts = item.stash.get(TEST_ATTEMPTS, [])
-    if report.failed and attempts:
-        report.sections.append(("wsconn connection timeline", timeline(attempts)))
-    diagnosis = item.stash.get(TEST_DIAGNOSIS, None)
-    if report.failed and diagnosis:
+    _record_outcome(session.outcomes, report)
+    if excinfo is not None and excinfo.value is session.stack_failure:
+        _stack_failure_report(session, item, report)
+    test = item.stash.get(TEST, None)
+    if not report.failed or test is None:
+        return report
+    names = {name for name, _ in report.sections}
+    if test.attempts and "wsconn connection timeline" not in names:
+        report.sections.append(("wsconn connection timeline", timeline(test.attempts)))
+    diagnosis = _diagnosis_section(session, item)
+    if diagnosis and "wsconn diagnostics" not in names:
         report.sections.append(("wsconn diagnostics", diagnosis))
-    clients = item.stash.get(TEST_CLIENTS, [])
-    if report.failed and clients:
-        logs = "\n".join(client.describe() for client in clients)
+    if test.clients and "wsconn reconnecting clients" not in names:
+        logs = "\n".join(client.describe() for client in test.clients)
         report.sections.append(("wsconn reconnecting clients", logs))
-    if report.failed and not any(name == "wsconn compose logs" for name, _ in report.sections):
+    if "wsconn compose logs" not in names:
         compose_logs = _compose_logs(item)
         if compose_logs is not None:
             report.sections.append(("wsconn compose logs", compose_logs))
@@ -321,10 +395,26 @@ def pytest_runtest_makereport(
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    attempts = config.stash.get(SESSION_ATTEMPTS, [])
-    if attempts:
-        terminalreporter.write_sep("-", "wsconn summary")
-        terminalreporter.write_line(summary_line(attempts))
+    """What was tested (under -q too), the session's connection figures, and a diagnosis that
+    no failing test's report showed."""
+    session = config.stash[SESSION]
+    if session.tested is None and session.stack_failure is None:
+        return
+    terminalreporter.write_sep("-", "wsconn summary")
+    if session.tested is not None:
+        terminalreporter.write_line(f"tested {session.tested}")
+    else:
+        terminalreporter.write_line(
+            f"nothing was tested: the {session.settings.stack} stack did not start"
+        )
+    if session.attempts:
+        terminalreporter.write_line(summary_line(session.attempts))
+    failed = terminalreporter.stats.get("failed") or terminalreporter.stats.get("error")
+    if session.diagnosis and session.diagnosis_shown_in is None and failed:
+        terminalreporter.write_sep("-", "wsconn diagnostics")
+        terminalreporter.write_line(
+            f"no connection had opened in this session:\n\n{session.diagnosis}"
+        )
 
 
 def pytest_runtest_logstart(nodeid: str) -> None:
@@ -336,26 +426,24 @@ def pytest_runtest_logfinish() -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    settings = config.stash.get(SETTINGS, None)
-    handlers = config.stash.get(EVENT_HANDLERS, [])
-    if settings is None or not settings.report or not handlers:
+    wsconn = session.config.stash.get(SESSION, None)
+    if wsconn is None or wsconn.settings.report is None or not wsconn.event_handlers:
         return
-    collector = handlers[0]
+    settings = wsconn.settings
+    collector = wsconn.event_handlers[0]
     assert isinstance(collector, EventCollector)
-    path = Path(settings.report)
+    path = Path(wsconn.settings.report)
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:  # one file per xdist worker: report.gw0.json, ...
         path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
-    target = settings.url if settings.stack == "external" else "the reference server"
-    attempts = config.stash[SESSION_ATTEMPTS]
-    outcomes = config.stash[SESSION_OUTCOMES]
+    stack = wsconn.stack
     report = build_report(
         stack=settings.stack,
-        target=target or "",
-        attempts=attempts,
+        target=redact_url(stack.url) if stack is not None else None,
+        toxiproxy=wsconn.toxiproxy_version,
+        attempts=wsconn.attempts,
         events=collector.events,
-        outcomes=outcomes,
+        outcomes=wsconn.outcomes,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, default=str))
@@ -364,12 +452,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def wsconn_settings(pytestconfig: pytest.Config) -> cfg.Settings:
     """The session's wsconn settings (command line, environment, ini)."""
-    return pytestconfig.stash[SETTINGS]
+    return pytestconfig.stash[SESSION].settings
 
 
 @pytest.fixture(scope="session")
 def wsconn_stack(pytestconfig: pytest.Config, wsconn_settings: cfg.Settings) -> Iterator[Stack]:
-    """The service under test behind Toxiproxy, started once per session (per xdist worker)."""
+    """The service under test behind Toxiproxy, started once per session (per xdist worker).
+
+    A stack that cannot start fails its first test with the cause and hint; pytest re-raises
+    that same failure for every later test, whose report then says so in one line.
+    """
+    session = pytestconfig.stash[SESSION]
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     with contextlib.ExitStack() as resources:
         try:
@@ -377,12 +470,12 @@ def wsconn_stack(pytestconfig: pytest.Config, wsconn_settings: cfg.Settings) -> 
                 open_stack(wsconn_settings, pytestconfig.rootpath, worker)
             )
         except WsconnError as error:
-            pytest.fail(f"pytest-wsconn: the {wsconn_settings.stack} stack: {error}", pytrace=False)
-        pytestconfig.stash[ACTIVE_STACK] = stack
-        try:
+            message = f"pytest-wsconn: the {wsconn_settings.stack} stack did not start: {error}"
+            session.stack_failure = pytest.fail.Exception(message, pytrace=False)
+        else:
             yield stack
-        finally:
-            del pytestconfig.stash[ACTIVE_STACK]
+            return
+    raise session.stack_failure  # outside the except: no "During handling of …" chain
 
 
 @pytest.fixture(autouse=True)
@@ -400,9 +493,18 @@ def wsconn_container_fault(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
+def _record_stack(session: WsconnSession, stack: Stack) -> None:
+    """Remember the session's stack (the fixture may be the user's own) and what it tests."""
+    if session.stack is stack:
+        return
+    session.stack = stack
+    session.toxiproxy_version, session.tested = describe_tested(stack)
+
+
 @pytest.fixture
 def wsconn_proxy(request: pytest.FixtureRequest, wsconn_stack: Stack) -> Iterator[Proxy]:
     """The proxy in front of the service; every fault is undone after the test, pass or fail."""
+    _record_stack(request.config.stash[SESSION], wsconn_stack)
     proxy = wsconn_stack.proxy
     fault = _marker_fault(request.node)
     try:
@@ -434,6 +536,8 @@ class Tokens:
 
     def __call__(self, kind: TokenKind = "valid") -> str:
         """The token; skips the test with the reason when none can be had."""
+        if self._settings.auth.kind == "none":
+            pytest.skip("this service takes no token (--wsconn-auth=none)")
         token = self.get(kind)
         if token is None:
             how = "pass --wsconn-token" if kind == "valid" else "implement pytest_wsconn_token"
@@ -449,41 +553,30 @@ def wsconn_token(
     return Tokens(pytestconfig, wsconn_stack, wsconn_settings)
 
 
-UNREACHABLE = {"network", "dns", "tls", "timeout"}
-
-
-async def _diagnose_unreachable(
-    request: pytest.FixtureRequest,
-    attempt: ConnectionAttempt,
-    url: str,
-    connect_kwargs: dict[str, Any],
+async def _diagnose_unopened(
+    request: pytest.FixtureRequest, stack: Stack, settings: cfg.Settings, tokens: Tokens
 ) -> None:
-    """Diagnose the service once, when the session's connections fail before any opened.
+    """Diagnose the service once, when a connection fails before any in the session opened.
 
-    The service is diagnosed directly, not through the proxy: the proxy is ours, the question is
-    whether the service answers.
-
-        A stack that is down then reads "DNS ok, TCP refused …" in the first failure's report, and
-        every later failure points to it, instead of forty identical tracebacks.
+    The service is diagnosed directly with the session's own token, auth mode and Origin (not
+    those of the call that failed, which may refuse on purpose): a stack that is down or a token
+    that is wrong then reads "DNS ok, TCP refused …" in the first failing test's report, and
+    every later failure points to it, instead of forty identical tracebacks.
     """
-    config = request.config
-    if DIAGNOSED_IN in config.stash:
-        first = config.stash[DIAGNOSED_IN]
-        request.node.stash[TEST_DIAGNOSIS] = f"see the wsconn diagnostics in the report of {first}"
+    session = request.config.stash[SESSION]
+    if any(attempt.handshake_seconds is not None for attempt in session.attempts):
         return
-    unopened = all(a.handshake_seconds is None for a in config.stash[SESSION_ATTEMPTS])
-    if not unopened or classify(attempt).category not in UNREACHABLE:
+    _test(request.node).failed_unopened = True
+    if session.diagnosis is not None:
         return
     diagnostics = ConnectionDiagnostics(
-        url,
-        token=connect_kwargs.get("token"),
-        auth=connect_kwargs.get("auth", cfg.DEFAULT_AUTH),
-        origin=connect_kwargs.get("origin"),
-        timeout=min(connect_kwargs.get("open_timeout", 5.0), 5.0),
+        stack.url,
+        token=tokens.get("valid"),
+        auth=settings.auth,
+        origin=settings.origin,
+        timeout=min(scaled(settings.timeout), scaled(5.0)),
     )
-    text = render_checks(diagnostics.target, await diagnostics.run())
-    config.stash[DIAGNOSED_IN] = request.node.nodeid
-    request.node.stash[TEST_DIAGNOSIS] = f"no connection has opened in this session:\n\n{text}"
+    session.diagnosis = render_checks(diagnostics.target, await diagnostics.run())
 
 
 @pytest_asyncio.fixture(loop_scope="function")
@@ -499,8 +592,8 @@ async def wsconn_connect(
     Keywords are those of ``pytest_wsconn.connect``; ``direct=True`` bypasses the proxy.
     Connections still open at the end of the test are closed.
     """
-    attempts = request.node.stash.setdefault(TEST_ATTEMPTS, [])
-    session = request.config.stash[SESSION_ATTEMPTS]
+    attempts = _test(request.node).attempts
+    session = request.config.stash[SESSION].attempts
     opened: list[InstrumentedConnection] = []
 
     def record(attempt: ConnectionAttempt) -> None:
@@ -520,8 +613,8 @@ async def wsconn_connect(
         target = url or wsconn_stack.url
         try:
             conn = await connect(target, on_attempt=record, test_id=request.node.nodeid, **kwargs)
-        except ConnectFailed as failed:
-            await _diagnose_unreachable(request, failed.attempt, target, kwargs)
+        except ConnectFailed:
+            await _diagnose_unopened(request, wsconn_stack, wsconn_settings, wsconn_token)
             raise
         opened.append(conn)
         return conn
@@ -540,7 +633,7 @@ async def wsconn_reconnecting_client(
     Keywords of ``ReconnectingClient`` (``policy``, ``fallback_after``, ``on_reconnect``, ...)
     go to the client, the rest to ``wsconn_connect``. Every client is closed after the test.
     """
-    clients = request.node.stash.setdefault(TEST_CLIENTS, [])
+    clients = _test(request.node).clients
     client_options = set(inspect.signature(ReconnectingClient).parameters) - {"connect"}
 
     def wsconn_reconnecting_client(**kwargs: Any) -> ReconnectingClient:

@@ -19,7 +19,11 @@ REPORT_VERSION = 1
 def summarize(attempts: Sequence[ConnectionAttempt]) -> dict[str, Any]:
     """Connections opened and failed by category, and handshake percentiles (ms)."""
     handshakes = sorted(1000 * h for a in attempts if (h := a.handshake_seconds) is not None)
-    failed = Counter(classify(a).category for a in attempts if a.handshake_seconds is None)
+    failed = Counter(
+        classify(a).category
+        for a in attempts
+        if a.ended is not None and a.handshake_seconds is None
+    )
     percentiles: dict[str, float] = {}
     if len(handshakes) >= 2:
         cuts = statistics.quantiles(handshakes, n=100)
@@ -77,13 +81,17 @@ def attempt_json(attempt: ConnectionAttempt) -> dict[str, Any]:
 def build_report(
     *,
     stack: str,
-    target: str,
+    target: str | None,
     attempts: Sequence[ConnectionAttempt],
     events: Sequence[Mapping[str, Any]],
     outcomes: Mapping[str, tuple[str, float]],
+    toxiproxy: str | None = None,
     created: float | None = None,
 ) -> dict[str, Any]:
-    """Per test: outcome, duration, attempts and faults; plus the session's totals."""
+    """Per test: outcome, duration, attempts and faults; plus the session's totals.
+
+    ``target`` is the URL tested (token redacted), None when the stack never started.
+    """
     test_ids = list(dict.fromkeys([*outcomes, *(a.test_id for a in attempts if a.test_id)]))
     tests = []
     for test_id in test_ids:
@@ -113,6 +121,7 @@ def build_report(
         "created": time.time() if created is None else created,
         "stack": stack,
         "target": target,
+        "toxiproxy": toxiproxy,
         "totals": totals,
         "tests": tests,
     }

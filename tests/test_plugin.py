@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -50,18 +51,22 @@ class TestUserProject:
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
         result.assert_outcomes(passed=5)
         result.stdout.fnmatch_lines(
-            ["wsconn: stack=local*", "*wsconn summary*", "*connections opened*"]
+            [
+                "wsconn: stack=local*",
+                "*wsconn summary*",
+                "tested the reference server at ws://127.0.0.1:*/ws (stack=local) "
+                "through Toxiproxy 2.12.0",
+                "*connections opened*",
+            ]
         )
 
     def test_dash_p_wsconn_with_autoload_off(
         self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """``pytest -p wsconn`` loads the plugin when entry-point autoload is disabled."""
+        """With autoload off, ``pytest -p wsconn`` alone runs async tests (it loads asyncio's)."""
         monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
         pytester.makepyfile(test_user=USER_TESTS)
-        result = pytester.runpytest_subprocess(
-            "-p", "wsconn", "-p", "asyncio", "-p", "no:cacheprovider"
-        )
+        result = pytester.runpytest_subprocess("-p", "wsconn", "-p", "no:cacheprovider")
         result.assert_outcomes(passed=5)
 
     def test_dash_p_wsconn_with_autoload_on(self, pytester: pytest.Pytester) -> None:
@@ -198,7 +203,7 @@ class TestFailureReports:
         result.stdout.fnmatch_lines(
             [
                 "*- wsconn diagnostics -*",
-                "no connection has opened in this session:",
+                "no connection had opened in this session:",
                 "wsconn diagnose ws://127.0.0.1:*/ws",
                 "tcp * fail * 127.0.0.1:*: connection refused",
                 "handshake * skipped * skipped: TCP connect failed",
@@ -288,10 +293,216 @@ class TestUsageErrors:
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(
             [
-                "*pytest-wsconn: the local stack: --wsconn-toxiproxy-bin is "
+                "*pytest-wsconn: the local stack did not start: --wsconn-toxiproxy-bin is "
                 "'/nonexistent/toxiproxy-server', which is not a file*",
-                "*hint: install Toxiproxy 2.12.0*",
+                "  hint: *toxiproxy*",
             ],
             consecutive=False,
         )
         assert "Traceback" not in result.stdout.str()
+
+
+class TestWhatWasTested:
+    """A green run names the service it proved; a URL is never silently ignored."""
+
+    def test_a_url_alone_means_the_external_stack(
+        self, pytester: pytest.Pytester, user_env: None, closed_port_url: str
+    ) -> None:
+        """``--wsconn-url`` without ``--wsconn-stack`` tests that URL, not the reference server."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.asyncio
+            async def test_echo(wsconn_connect):
+                await wsconn_connect()
+            """
+        )
+        result = pytester.runpytest_subprocess("-q", f"--wsconn-url={closed_port_url}")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [f"tested the service at {closed_port_url} (stack=external) through Toxiproxy 2.12.0"]
+        )
+
+    @pytest.mark.parametrize(
+        ("ini", "args", "message"),
+        [
+            (
+                "",
+                ["--wsconn-stack=local", "--wsconn-url=ws://127.0.0.1:9/ws"],
+                "--wsconn-url names a service but --wsconn-stack=local tests the reference "
+                "server, which would leave that URL untested",
+            ),
+            (
+                "wsconn_stack = compose\n",
+                ["--wsconn-url=ws://127.0.0.1:9/ws"],
+                "--wsconn-url names a service but ini wsconn_stack=compose tests a compose "
+                "project, which would leave that URL untested",
+            ),
+        ],
+    )
+    def test_a_url_beside_another_stack_is_a_usage_error(
+        self, pytester: pytest.Pytester, ini: str, args: list[str], message: str
+    ) -> None:
+        """A URL with ``local`` or ``compose`` named too stops the run, naming both settings."""
+        pytester.makeini(f"[pytest]\n{ini}")
+        pytester.makepyfile("def test_nothing(): pass")
+        result = run_in_process(pytester, *args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: pytest-wsconn: {message}", "  hint: drop *"])
+
+    def test_the_json_report_names_the_target(
+        self, pytester: pytest.Pytester, user_env: None, reference_service: Service
+    ) -> None:
+        """The JSON report records the URL tested (token redacted) and Toxiproxy's version."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.asyncio
+            async def test_open(wsconn_connect):
+                await wsconn_connect()
+            """
+        )
+        url = f"{reference_service.url}?token={reference_service.token}"
+        result = pytester.runpytest_subprocess(f"--wsconn-url={url}", "--wsconn-report=r.json")
+        result.assert_outcomes(passed=1)
+        report = json.loads((pytester.path / "r.json").read_text())
+        assert (report["stack"], report["toxiproxy"]) == ("external", "2.12.0")
+        assert report["target"] == f"{reference_service.url}?token=***"
+
+
+class TestOneErrorPerCause:
+    def test_a_stack_that_cannot_start_is_explained_once(self, pytester: pytest.Pytester) -> None:
+        """The first test shows the cause and hint; the others say so in one line each."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.parametrize("n", range(4))
+            def test_x(wsconn_stack, n):
+                pass
+            """
+        )
+        result = run_in_process(pytester, "--wsconn-toxiproxy-bin=/nonexistent/toxiproxy-server")
+        result.assert_outcomes(errors=4)
+        output = result.stdout.str()
+        assert output.count("which is not a file") == 1, output
+        assert output.count("hint: ") == 1, output
+        assert "During handling of the above exception" not in output
+        assert output.count("the cause is shown once, in the error of test_") == 3
+        result.stdout.fnmatch_lines(["nothing was tested: the local stack did not start"])
+
+
+@pytest.mark.usefixtures("user_env")
+class TestDiagnosisPlacement:
+    def test_the_diagnosis_lands_in_the_first_failing_test(
+        self, pytester: pytest.Pytester, reference_service: Service
+    ) -> None:
+        """A passing test that expected a refusal does not swallow the session's diagnosis."""
+        pytester.makepyfile(
+            """
+            import pytest
+            from pytest_wsconn import ConnectFailed
+
+            pytestmark = pytest.mark.asyncio
+
+            async def test_a_refusal_is_expected(wsconn_connect, wsconn_proxy):
+                with wsconn_proxy.down(), pytest.raises(ConnectFailed):
+                    await wsconn_connect()
+
+            async def test_echo(wsconn_connect):
+                await wsconn_connect()
+
+            async def test_echo_again(wsconn_connect):
+                await wsconn_connect()
+            """
+        )
+        result = pytester.runpytest_subprocess(
+            f"--wsconn-url={reference_service.url}", "--wsconn-token=not-the-token"
+        )
+        result.assert_outcomes(passed=1, failed=2)
+        output = result.stdout.str()
+        assert (
+            "report of test_the_diagnosis_lands_in_the_first_failing_test.py::test_a" not in output
+        )
+        result.stdout.fnmatch_lines(
+            [
+                "*_ test_echo _*",
+                "*- wsconn diagnostics -*",
+                "handshake * fail * HTTP 401 *",
+                "*_ test_echo_again _*",
+                "see the wsconn diagnostics in the report of *::test_echo",
+            ],
+            consecutive=False,
+        )
+
+    def test_no_token_service_skips_the_auth_checks(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
+    ) -> None:
+        """With ``--wsconn-auth=none`` the battery's token checks skip, saying why."""
+        service = broken_service("accept-anything")
+        result = pytester.runpytest_subprocess(
+            "--pyargs",
+            "pytest_wsconn.checks",
+            "-k",
+            "token",
+            "-rs",
+            f"--wsconn-url={service.url}",
+            "--wsconn-auth=none",
+        )
+        result.assert_outcomes(skipped=4)
+        result.stdout.fnmatch_lines(
+            ["SKIPPED [[]4[]] *: this service takes no token (--wsconn-auth=none)"]
+        )
+
+
+@pytest.mark.usefixtures("user_env")
+class TestShortFailures:
+    def test_a_close_failure_shows_no_library_internals(self, pytester: pytest.Pytester) -> None:
+        """A 1003 close mid-test reads as the error line and the timeline, not websockets' code."""
+        pytester.makepyfile(
+            """
+            import pytest
+            from pytest_wsconn import assert_connects
+
+            @pytest.mark.asyncio
+            async def test_close(wsconn_connect):
+                conn = await assert_connects(wsconn_connect)
+                await conn.send('{"control": "close", "code": 1003, "reason": "nope"}')
+                await conn.recv()
+            """
+        )
+        result = pytester.runpytest_subprocess()
+        result.assert_outcomes(failed=1)
+        output = result.stdout.str()
+        assert "websockets/asyncio" not in output
+        assert "async def recv" not in output
+        result.stdout.fnmatch_lines(
+            [
+                "E *ConnectionClosedError: received 1003 (unsupported data) nope*",
+                "*- wsconn connection timeline -*",
+                "*diagnosis: protocol: *",
+            ],
+            consecutive=False,
+        )
+
+    def test_awaiting_the_synchronous_client_factory_is_no_connection_failure(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """``await wsconn_reconnecting_client()`` fails as the TypeError it is, nothing more."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.asyncio
+            async def test_misuse(wsconn_reconnecting_client):
+                await wsconn_reconnecting_client()
+            """
+        )
+        result = pytester.runpytest_subprocess()
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            ["E *TypeError: object ReconnectingClient can't be used in 'await' expression"]
+        )
+        assert "The connection failed for an unexpected reason" not in result.stdout.str()

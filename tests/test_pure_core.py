@@ -28,6 +28,7 @@ from pytest_wsconn.config import (
     parse_stack,
     parse_timeout,
     parse_ws_url,
+    resolve_stack,
     target_address,
 )
 from pytest_wsconn.expect import (
@@ -40,6 +41,7 @@ from pytest_wsconn.expect import (
     timeline,
 )
 from pytest_wsconn.redact import REDACTED, redact_text, redact_url
+from pytest_wsconn.session_report import summarize
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_wsconn"
 PURE_MODULES = [
@@ -242,6 +244,14 @@ class TestExpect:
         assert "diagnosis: network: Connection refused: nothing accepts" in text
         assert timeline([]) == "no WebSocket connection was attempted"
 
+    def test_an_attempt_cut_short_is_no_failure(self) -> None:
+        """An attempt still opening when its test ended is said so, and not counted as failed."""
+        unfinished = attempt()
+        text = timeline([unfinished])
+        assert "still opening when the test ended: not a connection failure" in text
+        assert "diagnosis" not in text
+        assert summarize([unfinished])["failed"] == 0
+
 
 class TestConfig:
     @pytest.mark.parametrize(
@@ -298,6 +308,31 @@ class TestConfig:
         assert target_address("ws://h/x") == ("h", 80)
         assert target_address("wss://h/x") == ("h", 443)
         assert target_address("ws://h:9/x") == ("h", 9)
+
+    @pytest.mark.parametrize(
+        ("stack", "url", "resolved"),
+        [
+            (None, None, "local"),
+            (None, "ws://h/ws", "external"),
+            ("external", "ws://h/ws", "external"),
+            ("compose", None, "compose"),
+            ("local", None, "local"),
+        ],
+    )
+    def test_a_url_means_the_external_stack(
+        self, stack: str | None, url: str | None, resolved: str
+    ) -> None:
+        """A URL alone picks the external stack; no stack and no URL is the local one."""
+        assert resolve_stack(stack, url, stack_from="s", url_from="u") == resolved
+
+    @pytest.mark.parametrize("stack", ["local", "compose"])
+    def test_a_url_beside_another_stack_names_both(self, stack: str) -> None:
+        """A URL that another stack would leave untested is refused, naming both settings."""
+        with pytest.raises(ConfigError) as refused:
+            resolve_stack(
+                stack, "ws://h/ws", stack_from="ini wsconn_stack", url_from="--wsconn-url"
+            )
+        assert f"--wsconn-url names a service but ini wsconn_stack={stack}" in str(refused.value)
 
     def test_external_needs_a_url(self) -> None:
         """The external stack without a URL is a configuration error with a hint."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pytest_wsconn.config import Settings, target_address
 from pytest_wsconn.exceptions import WsconnError
+from pytest_wsconn.redact import redact_url
 from pytest_wsconn.stack.base import ProxiedStack, Stack, http_base
 from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.stack.toxiproxy_server import (
@@ -24,7 +25,7 @@ from pytest_wsconn.stack.toxiproxy_server import (
 from pytest_wsconn.timing import scaled
 from pytest_wsconn.toxiproxy import ToxiproxyClient
 
-__all__ = ["ProxiedStack", "Stack", "describe_stack", "open_stack"]
+__all__ = ["ProxiedStack", "Stack", "describe_stack", "describe_tested", "open_stack"]
 
 
 def _toxiproxy(
@@ -92,3 +93,17 @@ def describe_stack(settings: Settings, project_dir: Path) -> str:
         except WsconnError:
             toxiproxy = "toxiproxy-server not found"
     return f"stack={settings.stack}, target={target}, {toxiproxy}"
+
+
+def describe_tested(stack: Stack) -> tuple[str | None, str]:
+    """Toxiproxy's version, and one line naming what a session tested (URL token redacted).
+
+    Printed at the end of every session, ``-q`` too: a green run says which service it proved.
+    """
+    try:
+        version: str | None = stack.toxiproxy.version()
+    except WsconnError:
+        version = None
+    service = "the reference server" if stack.kind == "local" else "the service"
+    through = f"Toxiproxy {version}" if version else "Toxiproxy (version unknown)"
+    return version, f"{service} at {redact_url(stack.url)} (stack={stack.kind}) through {through}"
