@@ -79,7 +79,8 @@ def describe_stack(settings: Settings, project_dir: Path) -> str:
         from pytest_wsconn.stack.compose import describe_compose
 
         return describe_compose(settings.compose_files, settings.compose_services)
-    target = settings.url if settings.stack == "external" else "the reference server"
+    url = settings.url
+    target = redact_url(url) if settings.stack == "external" and url else "the reference server"
     if settings.toxiproxy_url:
         try:
             toxiproxy = f"Toxiproxy {ToxiproxyClient(settings.toxiproxy_url).version()}"
