@@ -44,8 +44,9 @@ class JsonLinesHandler(logging.Handler):
     """Writes each event's fields as one JSON line."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(logging.INFO)
+        # Opened first: a path that cannot be written raises before logging knows the handler.
         self._file = path.open("a", encoding="utf-8")
+        super().__init__(logging.INFO)
 
     def emit(self, record: logging.LogRecord) -> None:
         fields = getattr(record, "wsconn", None)

@@ -22,7 +22,7 @@ from pytest_wsconn.closecodes import AppCode, AppCodeLookup, parse_app_codes, se
 from pytest_wsconn.diagnostics import ConnectionDiagnostics
 from pytest_wsconn.events import EventCollector, JsonLinesHandler, set_current_test
 from pytest_wsconn.events import logger as events_logger
-from pytest_wsconn.exceptions import ConnectFailed, WsconnError
+from pytest_wsconn.exceptions import ConfigError, ConnectFailed, WsconnError
 from pytest_wsconn.expect import ConnectionAttempt, timeline
 from pytest_wsconn.faults import Fault, make_fault
 from pytest_wsconn.reconnect import ReconnectingClient
@@ -31,7 +31,7 @@ from pytest_wsconn.reference.tokens import TokenKind, forge, reference_token
 from pytest_wsconn.results import render_checks
 from pytest_wsconn.session_report import build_report, summary_line
 from pytest_wsconn.stack import Stack, describe_stack, describe_tested, open_stack
-from pytest_wsconn.timing import scaled
+from pytest_wsconn.timing import scaled, timeout_factor
 from pytest_wsconn.toxiproxy import Proxy
 from pytest_wsconn.tracebacks import without_library_frames
 
@@ -239,15 +239,44 @@ def pytest_configure(config: pytest.Config) -> None:
         hooked: AppCode | None = config.hook.pytest_wsconn_close_code(code=code, config=config)
         return hooked if hooked is not None else app_codes.get(code)
 
-    session = WsconnSession(settings, previous_app_codes=set_app_codes(lookup))
-    config.stash[SESSION] = session
+    handlers: list[logging.Handler] = []
     if settings.log_file or settings.report:
-        session.event_handlers.append(EventCollector())
+        handlers.append(EventCollector())
+    try:
+        timeout_factor()  # checked once here: every later wait trusts it
+        if settings.report:
+            _check_writable(Path(settings.report), "--wsconn-report")
         if settings.log_file:
-            session.event_handlers.append(JsonLinesHandler(Path(settings.log_file)))
+            handlers.append(_open_log_file(Path(settings.log_file)))
+    except WsconnError as error:
+        raise pytest.UsageError(f"pytest-wsconn: {error}") from None
+    session = WsconnSession(settings, previous_app_codes=set_app_codes(lookup))
+    session.event_handlers.extend(handlers)
+    config.stash[SESSION] = session
+    if handlers:
         events_logger.setLevel(logging.INFO)
         for handler in session.event_handlers:
             events_logger.addHandler(handler)
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Fail before any test runs when ``path``'s folder cannot take the file."""
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"{option} {path}: {path.parent} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create its folder: {exc.strerror}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"{option} {path}: its folder {path.parent} is not writable")
+
+
+def _open_log_file(path: Path) -> JsonLinesHandler:
+    _check_writable(path, "--wsconn-log-file")
+    try:
+        return JsonLinesHandler(path)
+    except OSError as exc:
+        raise ConfigError(f"--wsconn-log-file {path}: cannot write it: {exc.strerror}") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -238,6 +238,43 @@ class TestUsageErrors:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: pytest-wsconn: {message.lstrip('*')}"])
 
+    @pytest.mark.parametrize(
+        ("args", "env", "message"),
+        [
+            (
+                ["--wsconn-log-file=a-file/x.jsonl"],
+                {},
+                "--wsconn-log-file a-file/x.jsonl: a-file is a file, not a folder",
+            ),
+            (
+                ["--wsconn-report=/proc/nope/x.json"],
+                {},
+                "--wsconn-report /proc/nope/x.json: cannot create its folder: *",
+            ),
+            ([], {"WSCONN_TIMEOUT_FACTOR": "abc"}, "WSCONN_TIMEOUT_FACTOR='abc' is not a *"),
+            ([], {"WSCONN_TIMEOUT_FACTOR": "0"}, "WSCONN_TIMEOUT_FACTOR='0' is not a positive*"),
+        ],
+    )
+    def test_bad_input_is_one_usage_line(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        args: list[str],
+        env: dict[str, str],
+        message: str,
+    ) -> None:
+        """An output path or env value the session cannot use stops it at once, in one line."""
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        (pytester.path / "a-file").write_text("")
+        pytester.makepyfile("def test_x(wsconn_stack): pass")
+        result = run_in_process(pytester, *args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: pytest-wsconn: {message}"])
+        output = result.stdout.str() + result.stderr.str()
+        assert "Traceback" not in output
+        assert "INTERNALERROR" not in output
+
     def test_bad_ini_value(self, pytester: pytest.Pytester) -> None:
         """Ini keys are validated like their options, and the command line wins over them."""
         pytester.makeini("[pytest]\nwsconn_stack = kubernetes\n")

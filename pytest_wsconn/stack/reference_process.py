@@ -67,7 +67,10 @@ class ReferenceProcess:
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM (the server closes every client with 1001), then SIGKILL; always reaps."""
-        stop(self._process, scaled(timeout))
+        try:
+            timeout = scaled(timeout)
+        finally:  # a bad WSCONN_TIMEOUT_FACTOR must not leave the server running
+            stop(self._process, timeout)
         if self._process.stdout is not None:
             self._process.stdout.close()
         self._log.close()
