@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_wsconn.configcheck import main
+from pytest_wsconn.configcheck import frontend_origin, main
 from pytest_wsconn.configcheck.compose import (
     PortMapping,
     check_compose,
@@ -21,8 +21,20 @@ from pytest_wsconn.configcheck.compose import (
     parse_port_mapping,
     read_compose,
 )
-from pytest_wsconn.configcheck.env import EnvNames, check_dotenv, parse_dotenv, read_env_file
-from pytest_wsconn.configcheck.nginx import parse_nginx_time, proxy_targets, read_nginx
+from pytest_wsconn.configcheck.env import (
+    EnvNames,
+    EnvVar,
+    check_dotenv,
+    parse_dotenv,
+    read_env_file,
+)
+from pytest_wsconn.configcheck.nginx import (
+    HttpsSite,
+    https_sites,
+    parse_nginx_time,
+    proxy_targets,
+    read_nginx,
+)
 from pytest_wsconn.results import Finding
 from pytest_wsconn.timing import scaled
 
@@ -265,6 +277,7 @@ class TestComposeChecks:
         findings = check_compose(compose, EnvNames())
         assert sorted(where(findings)) == [
             (7, "compose-localhost"),
+            (9, "compose-depends-on-started"),
             (12, "compose-depends-on"),
             (12, "compose-healthcheck-missing"),
             (18, "env-cors-wildcard-credentials"),
@@ -291,10 +304,110 @@ class TestComposeChecks:
         assert ("site.conf", 11, "compose-no-shared-network") in found
         assert ("broken.yml", 9, "compose-depends-on") in found
 
+    @pytest.mark.parametrize(
+        ("web", "backend", "found"),
+        [
+            ("depends_on: [backend]", "", [(4, "compose-depends-on-started")]),
+            ("depends_on:\n      - backend", "", [(5, "compose-depends-on-started")]),
+            ("depends_on: [backend]", "healthcheck: {test: [CMD, true]}", []),
+            ("depends_on: {backend: {condition: service_started}}", "", []),
+            ("depends_on: [db]", "", []),
+            (
+                "depends_on: [backend]\n    environment: {WS_URL: ws://backend:8000/ws}",
+                "",
+                [(4, "compose-depends-on"), (6, "compose-healthcheck-missing")],
+            ),
+        ],
+    )
+    def test_listed_depends_on(self, web: str, backend: str, found: list[tuple[int, str]]) -> None:
+        """The list form waits for a start only: flagged once when nothing tells it healthy."""
+        text = f"services:\n  web:\n    image: nginx\n    {web}\n  backend:\n    image: b\n"
+        text += f"    {backend}\n" if backend else ""
+        findings = check_compose(parse_compose(text, "c.yml"), EnvNames())
+        assert where(findings) == found
+        for finding in findings:
+            if finding.rule == "compose-depends-on-started":
+                assert finding.what == (
+                    "web lists backend in depends_on, which waits only for it to start, and "
+                    "backend has no healthcheck"
+                )
+                assert finding.fix == (
+                    "add a healthcheck to backend and write depends_on: "
+                    "{backend: {condition: service_healthy}}"
+                )
+
     def test_host_network_mode_may_use_localhost(self) -> None:
         """A service on the host's network reaches the host's ports through localhost."""
         text = "services:\n  a:\n    network_mode: host\n    environment:\n      API_URL: http://localhost:8000\n"
         assert check_compose(parse_compose(text, "c.yml"), EnvNames()) == []
+
+
+def sites_of(tmp_path: Path, text: str) -> list[HttpsSite]:
+    """The https sites of an nginx config with ``text`` inside its http block."""
+    path = tmp_path / "nginx.conf"
+    path.write_text(f"http {{ {text} }}\n")
+    return https_sites([read_nginx(str(path))])
+
+
+class TestFrontendOrigin:
+    @pytest.mark.parametrize(
+        ("text", "origins"),
+        [
+            (
+                "server { listen 443 ssl; server_name app.example.com; }",
+                ["https://app.example.com"],
+            ),
+            ("server { listen [::]:443 ssl http2; server_name A.example; }", ["https://a.example"]),
+            ("server { listen 8443 ssl; server_name h; }", ["https://h:8443"]),
+            (
+                "server { listen 10.0.0.1:443 ssl; server_name _ app.example; }",
+                ["https://app.example"],
+            ),
+            ("server { listen 443; server_name app.example; }", []),
+            ("server { listen 443 ssl; server_name _; }", []),
+            ("server { listen 443 ssl; server_name *.example.com .example.org; }", []),
+            ("server { listen 443 ssl; server_name ~^(?<sub>.+)\\.example$; }", []),
+            ("server { listen unix:/run/n.sock ssl; server_name app.example; }", []),
+            (
+                "server { listen 443 ssl; server_name a.example; }"
+                "server { listen 443 ssl; server_name b.example; }",
+                ["https://a.example", "https://b.example"],
+            ),
+        ],
+    )
+    def test_https_sites(self, tmp_path: Path, text: str, origins: list[str]) -> None:
+        """A listen ... ssl server with a concrete name is an https origin; _ and wildcards not."""
+        assert [site.origin for site in sites_of(tmp_path, text)] == origins
+
+    def test_one_site_is_inferred(self) -> None:
+        """Without --frontend-origin or FRONTEND_URL, the one https site is the page's origin."""
+        sites = https_sites([read_nginx(str(FIXTURES / "nginx" / "tls-site.conf"))])
+        origin, note = frontend_origin(None, [], EnvNames(), sites)
+        assert origin == "https://app.example.com"
+        assert note is not None
+        assert note.startswith("frontend origin https://app.example.com (inferred from ")
+        assert note.endswith("tls-site.conf:14 listen 443 ssl + server_name app.example.com)")
+
+    def test_declared_origins_win(self) -> None:
+        """--frontend-origin, then a FRONTEND_URL variable, come before nginx's guess."""
+        sites = https_sites([read_nginx(str(FIXTURES / "nginx" / "tls-site.conf"))])
+        explicit = frontend_origin("http://localhost:5173", [], EnvNames(), sites)
+        assert explicit == ("http://localhost:5173", None)
+        variable = EnvVar("FRONTEND_URL", "http://localhost:5173", ".env", 1)
+        assert frontend_origin(None, [variable], EnvNames(), sites) == (None, None)
+
+    def test_several_sites_are_not_guessed(self, tmp_path: Path) -> None:
+        """Of two https sites none is taken, and the note says why and what to pass."""
+        text = (
+            "server { listen 443 ssl; server_name a.example; } "
+            "server { listen 443 ssl; server_name b.example; }"
+        )
+        sites = sites_of(tmp_path, text)
+        origin, note = frontend_origin(None, [], EnvNames(), sites)
+        assert origin is None
+        assert note is not None
+        assert note.startswith("frontend origin not inferred: nginx serves https://a.example (")
+        assert note.endswith("; pass --frontend-origin")
 
 
 def wsconn_check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -416,6 +529,50 @@ class TestCommand:
         err = capsys.readouterr().err
         assert err.startswith("usage: wsconn check")
         assert fragment in err
+
+    @pytest.fixture
+    def tls_site(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """A .env with ws:// and a CORS list for localhost, behind nginx serving https."""
+        shutil.copy(FIXTURES / "tls-site.env", tmp_path / ".env")
+        shutil.copy(FIXTURES / "nginx" / "tls-site.conf", tmp_path / "nginx.conf")
+        monkeypatch.chdir(tmp_path)
+        return tmp_path
+
+    def test_frontend_origin_inferred_from_nginx(
+        self, tls_site: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """nginx's listen 443 ssl + server_name is the page's origin: said, then judged."""
+        assert main([]) == 1
+        out = capsys.readouterr().out
+        assert out.startswith(
+            "wsconn check: read .env, nginx.conf\n"
+            "frontend origin https://app.example.com (inferred from nginx.conf:14 listen 443 ssl "
+            "+ server_name app.example.com)\n\n"
+        )
+        assert ".env:1: error [env-scheme-mismatch] VITE_WS_URL uses ws:// but the page is " in out
+        assert (
+            "[env-cors-origin-missing] ALLOWED_ORIGINS does not allow the frontend origin " in out
+        )
+
+    def test_inferred_origin_in_json_and_github(
+        self, tls_site: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Machines read the inference too: a JSON note and a GitHub notice."""
+        assert main(["--json"]) == 1
+        (note,) = json.loads(capsys.readouterr().out)["notes"]
+        assert note.startswith("frontend origin https://app.example.com (inferred from ")
+        assert main(["--format", "github"]) == 1
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first.startswith("::notice title=wsconn check::frontend origin https://app.exa")
+
+    def test_explicit_origin_is_not_overridden(
+        self, tls_site: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--frontend-origin is used as given, with no inference line."""
+        assert main(["--frontend-origin", "http://localhost:5173"]) == 0
+        out = capsys.readouterr().out
+        assert "inferred" not in out
+        assert out.endswith("no problems found\n")
 
     def test_runs_as_a_command(self, project: Path) -> None:
         """In a fresh interpreter the exit status and the report are the same."""

@@ -23,7 +23,14 @@ from pytest_wsconn.configcheck.env import (
     read_env_file,
     split_url,
 )
-from pytest_wsconn.configcheck.nginx import NginxConfig, check_nginx, proxy_targets, read_nginx
+from pytest_wsconn.configcheck.nginx import (
+    HttpsSite,
+    NginxConfig,
+    check_nginx,
+    https_sites,
+    proxy_targets,
+    read_nginx,
+)
 from pytest_wsconn.results import (
     Finding,
     findings_exit_code,
@@ -131,6 +138,29 @@ def ws_path_from(variables: Sequence[EnvVar], names: EnvNames) -> str | None:
     return None
 
 
+def frontend_origin(
+    explicit: str | None,
+    variables: Sequence[EnvVar],
+    names: EnvNames,
+    sites: Sequence[HttpsSite],
+) -> tuple[str | None, str | None]:
+    """The page's origin the env checks judge against, and a line to show when nginx told it.
+
+    ``--frontend-origin`` wins, then a frontend variable (``FRONTEND_URL``: the env checks read
+    it themselves), then the one https site nginx serves; of several, none is taken.
+    """
+    if explicit is not None or any(var.name in names.frontend for var in variables):
+        return explicit, None
+    if len(sites) == 1:
+        return sites[
+            0
+        ].origin, f"frontend origin {sites[0].origin} (inferred from {sites[0].source})"
+    if sites:
+        listed = ", ".join(f"{site.origin} ({site.source})" for site in sites)
+        return None, f"frontend origin not inferred: nginx serves {listed}; pass --frontend-origin"
+    return None, None
+
+
 def _roots(configs: list[NginxConfig]) -> list[NginxConfig]:
     """The configs no other one includes, so an included file is checked once."""
     included = {
@@ -147,8 +177,11 @@ def _missing(options: dict[str, list[str]]) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> tuple[list[Finding], list[str]]:
-    """Read the files the arguments name (or those in the current folder) and check them."""
+def run(args: argparse.Namespace) -> tuple[list[Finding], list[str], str | None]:
+    """Read the files the arguments name (or those in the current folder) and check them.
+
+    Returns the findings, the files read, and how the frontend origin was inferred, if it was.
+    """
     names = EnvNames().extended(args.ws_var, args.url_var, args.origins_var)
     paths: tuple[list[str], list[str], list[str]] = (args.env_file, args.compose, args.nginx)
     if not any(paths):
@@ -164,13 +197,16 @@ def run(args: argparse.Namespace) -> tuple[list[Finding], list[str]]:
     variables = [var for env in env_files for var in env.variables]
     variables += [var for c in composes for s in c.services for var in s.environment]
     ws_path = args.ws_path or ws_path_from(variables, names)
+    frontend, note = frontend_origin(
+        args.frontend_origin, variables, names, https_sites(nginx_configs)
+    )
     findings: list[Finding] = []
     for env in env_files:
-        findings += check_dotenv(env, names, args.frontend_origin)
+        findings += check_dotenv(env, names, frontend)
     targets = proxy_targets(nginx_configs)
     nginx_files = [file for config in nginx_configs for file in config.files]
     for compose in composes:
-        findings += check_compose(compose, names, args.frontend_origin, targets, nginx_files)
+        findings += check_compose(compose, names, frontend, targets, nginx_files)
     if nginx_configs:
         findings += check_nginx(
             nginx_configs,
@@ -181,7 +217,7 @@ def run(args: argparse.Namespace) -> tuple[list[Finding], list[str]]:
     checked = [env.file for env in env_files] + [c.file for c in composes] + nginx_files
     order = {file: index for index, file in enumerate(checked)}
     findings.sort(key=lambda f: (order.get(f.file, len(order)), f.line or 0))
-    return findings, checked
+    return findings, checked, note
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,16 +234,21 @@ def main(argv: list[str] | None = None) -> int:
         print(missing, file=sys.stderr)
         return 2
     try:
-        findings, checked = run(args)
+        findings, checked, note = run(args)
     except OSError as exc:  # a file that exists but cannot be read
         print(f"wsconn check: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
+    notes = [note] if note else []
     if args.format == "json":
-        print(json.dumps(findings_json(findings, checked), indent=2))
+        print(json.dumps({**findings_json(findings, checked), "notes": notes}, indent=2))
     elif args.format == "github":
+        print("".join(f"::notice title=wsconn check::{n}\n" for n in notes), end="")
         print(findings_github(findings), end="")
     else:
-        print(render_findings(findings, checked, color=sys.stdout.isatty()), end="")
+        read, _, rest = render_findings(findings, checked, color=sys.stdout.isatty()).partition(
+            "\n"
+        )
+        print("\n".join([read, *notes, rest]), end="")
     if not checked:
         print(
             "wsconn check: found no .env, docker-compose*.yml, compose*.yml, nginx*.conf or "

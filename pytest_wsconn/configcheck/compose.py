@@ -48,6 +48,7 @@ class Dependency:
     service: str
     condition: str
     line: int
+    listed: bool = False  # the short list syntax, ``depends_on: [backend]``
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +195,7 @@ def _depends_on(node: Node | None) -> tuple[Dependency, ...]:
             for k, v in node.value
         )
     return tuple(
-        Dependency(name, "service_started", _line(item))
+        Dependency(name, "service_started", _line(item), listed=True)
         for item in _items(node)
         if (name := _text(item))
     )
@@ -489,6 +490,34 @@ class _ComposeChecker:
             )
         )
 
+    def listed_dependencies(self) -> None:
+        """``depends_on: [backend]`` on a backend without a healthcheck waits for nothing.
+
+        Run after the connections are judged: a pair ``ordered`` already flagged is skipped.
+        """
+        for service in self.services.values():
+            for dep in service.depends_on:
+                target = self.services.get(dep.service)
+                pair = (service.name, dep.service)
+                if not dep.listed or target is None or target.healthcheck or pair in self.waits:
+                    continue
+                self.waits.add(pair)
+                self.findings.append(
+                    Finding(
+                        "warning",
+                        "compose-depends-on-started",
+                        self.file,
+                        dep.line,
+                        f"{service.name} lists {target.name} in depends_on, which waits only "
+                        f"for it to start, and {target.name} has no healthcheck",
+                        f"{service.name} starts as soon as the {target.name} container does, "
+                        "before its server accepts connections: the first WebSocket connections "
+                        "are refused (wsconn classifies the failure as network)",
+                        f"add a healthcheck to {target.name} and write depends_on: "
+                        f"{{{target.name}: {{condition: service_healthy}}}}",
+                    )
+                )
+
     def healthchecks(self) -> None:
         for name, reason in self.needs_health.items():
             service = self.services.get(name)
@@ -549,5 +578,6 @@ def check_compose(
                 checker.needs_health.setdefault(
                     dep.service, f"{service.name} waits for it with condition: service_healthy"
                 )
+    checker.listed_dependencies()
     checker.healthchecks()
     return findings + sorted(checker.findings, key=lambda f: (f.file, f.line or 0, f.rule))

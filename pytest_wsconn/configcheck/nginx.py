@@ -626,6 +626,59 @@ def _no_websocket_location(server: Server, ws_path: str) -> Finding:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class HttpsSite:
+    """An https origin a ``server`` block serves, and the ``listen ... ssl`` that makes it so."""
+
+    origin: str
+    name: str  # the server_name it was built from
+    listen: Directive
+
+    @property
+    def source(self) -> str:
+        """Where it was read: ``nginx.conf:3 listen 443 ssl + server_name app.example.com``."""
+        listen = " ".join(("listen", *self.listen.args))
+        return f"{self.listen.file}:{self.listen.line} {listen} + server_name {self.name}"
+
+
+def _concrete_name(name: str) -> bool:
+    """A server_name a browser can have in its address bar: no ``_``, wildcard or regex."""
+    return name not in ("", "_") and not name.startswith(".") and not set(name) & set("*~$")
+
+
+def _listen_port(address: str) -> int | None:
+    """The port of a ``listen`` address (``443``, ``[::]:8443``, ``10.0.0.1``); None for unix:."""
+    if address.startswith("unix:"):
+        return None
+    if address.isdigit():
+        port = address
+    elif address.endswith("]") or ":" not in address:  # [::1] or 10.0.0.1: no port, so 80
+        port = "80"
+    else:
+        port = address.rpartition(":")[2]
+    return int(port) if port.isdigit() and 0 < int(port) < 65536 else None
+
+
+def https_sites(configs: Sequence[NginxConfig]) -> list[HttpsSite]:
+    """The https origins nginx serves: a ``listen ... ssl`` server with a concrete name.
+
+    A default server (``server_name _``) or a wildcard says nothing about the page's origin.
+    """
+    found: dict[str, HttpsSite] = {}
+    for server in servers(configs):
+        block = server.directive.block if server.directive is not None else None
+        names = [n for d in block or () if d.name == "server_name" for n in d.args]
+        name = next((n.lower() for n in names if _concrete_name(n)), None)
+        if block is None or name is None:
+            continue
+        for listen in (d for d in block if d.name == "listen" and "ssl" in d.args[1:]):
+            port = _listen_port(listen.args[0])
+            if port is not None:
+                origin = f"https://{name}" if port == 443 else f"https://{name}:{port}"
+                found.setdefault(origin, HttpsSite(origin, name, listen))
+    return list(found.values())
+
+
 def proxy_targets(configs: Sequence[NginxConfig]) -> list[Reference]:
     """The hosts nginx proxies to: ``proxy_pass`` URLs and the servers of named upstreams."""
     upstreams: dict[str, list[Directive]] = {}
