@@ -8,6 +8,8 @@ import inspect
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
@@ -56,6 +58,7 @@ class WsconnSession:
     # failing test whose report shows it.
     diagnosis: str | None = None
     diagnosis_shown_in: str | None = None
+    previous_sigterm: signal.Handlers | None = None  # restored at the end when we set ours
 
 
 @dataclasses.dataclass
@@ -252,11 +255,30 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-wsconn: {error}") from None
     session = WsconnSession(settings, previous_app_codes=set_app_codes(lookup))
     session.event_handlers.extend(handlers)
+    session.previous_sigterm = _interrupt_on_sigterm()
     config.stash[SESSION] = session
     if handlers:
         events_logger.setLevel(logging.INFO)
         for handler in session.event_handlers:
             events_logger.addHandler(handler)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _interrupt_on_sigterm() -> signal.Handlers | None:
+    """Make SIGTERM (a CI cancel, `timeout`) end the session like Ctrl-C: torn down in order.
+
+    Without it pytest dies at once and a compose stack keeps running. Only where nobody else
+    handles SIGTERM; returns the handler to restore, None when it left SIGTERM alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    return signal.SIG_DFL
 
 
 def _check_writable(path: Path, option: str) -> None:
@@ -284,6 +306,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if session is None:
         return
     set_app_codes(session.previous_app_codes)
+    if session.previous_sigterm is not None:
+        signal.signal(signal.SIGTERM, session.previous_sigterm)
     for handler in session.event_handlers:
         events_logger.removeHandler(handler)
         handler.close()

@@ -81,6 +81,13 @@ def record(stack):
     partial.rename(RECORD)  # atomic: the outer test never reads half a file
 
 
+@pytest.fixture(scope="session", autouse=True)
+def note_teardown():
+    """Proves the session tore down in order (what stops a compose stack) before exiting."""
+    yield
+    RECORD.with_name("torn-down").write_text("yes")
+
+
 @pytest.mark.asyncio
 async def test_user(wsconn_connect, wsconn_stack):
     conn = await wsconn_connect()
@@ -173,10 +180,11 @@ class TestSessionEnd:
 
 
 class TestInterrupted:
-    """Ctrl-C in the middle of a test still stops the stack."""
+    """Ctrl-C, or the SIGTERM a CI cancel and `timeout` send, mid-test still stops the stack."""
 
-    def test_sigint_mid_test(self, pytester: pytest.Pytester) -> None:
-        """SIGINT while a test waits on an open connection: exit code 2, nothing left."""
+    @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+    def test_signal_mid_test(self, pytester: pytest.Pytester, signum: signal.Signals) -> None:
+        """A signal while a test waits on an open connection: exit code 2, torn down in order."""
         record = _write_session(pytester, "interrupted")
         log = pytester.path / "inner.log"
         with log.open("wb") as output:
@@ -190,7 +198,7 @@ class TestInterrupted:
         try:
             started = wait_until(record.exists, WAIT, interval=0.05)
             assert started, f"the inner test never started; its output:\n{log.read_text()}"
-            inner.send_signal(signal.SIGINT)  # to the inner pytest only, not its process group
+            inner.send_signal(signum)  # to the inner pytest only, not its process group
             code = inner.wait(timeout=WAIT)
         finally:
             if inner.poll() is None:
@@ -200,6 +208,7 @@ class TestInterrupted:
         assert code == pytest.ExitCode.INTERRUPTED, f"exit code {code}; output:\n{text}"
         assert "KeyboardInterrupt" in text, text
         assert f"rootdir: {pytester.path}" in text, text
+        assert (pytester.path / "torn-down").exists(), f"no teardown ran; output:\n{text}"
         _assert_nothing_left(json.loads(record.read_text()))
 
 

@@ -494,24 +494,34 @@ async def _serve_until_signalled(settings: ServerSettings) -> None:
         await stop.wait()
 
 
+def _number(text: str, kind: type[int] | type[float], what: str) -> float:
+    """``text`` as a number, or argparse's one-line error saying what was expected."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
 def _port(text: str) -> int:
-    port = int(text)
+    what = "a port (0-65535; 0 picks a free one)"
+    port = int(_number(text, int, what))
     if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535; 0 picks a free one)")
+        raise argparse.ArgumentTypeError(f"{port} is not {what}")
     return port
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    value = int(_number(text, int, "a positive integer"))
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
     return value
 
 
 def _seconds_or_off(text: str) -> float | None:
-    value = float(text)
+    what = "a number of seconds (0 disables)"
+    value = _number(text, float, what)
     if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds (0 disables)")
+        raise argparse.ArgumentTypeError(f"{text} is not {what}")
     return value or None
 
 
