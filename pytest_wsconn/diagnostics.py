@@ -7,7 +7,9 @@ The checks run in order, one ``CheckResult`` each::
 
 A check whose prerequisite failed is ``skipped`` with that reason ("skipped: TCP connect
 failed"), so the first failure is the one to fix. Mixed content fails the URL check but blocks
-nothing: it is a browser's rule, and the service behind the URL can still be checked.
+nothing: it is a browser's rule, and the service behind the URL can still be checked. A handshake
+refused with HTTP 403 is sent again on a made-up path, with the Origin changed and without the
+token, because a 403 alone cannot tell a wrong path from a refused Origin or token.
 
 What each observation means is decided in the pure ``verdicts`` module; this is the I/O shell
 (``ConnectionDiagnostics``, ``diagnose``) and the command line (``main``). The token is
@@ -390,8 +392,7 @@ class _Run:
         return CheckResult("handshake", "pass", detail, fields=fields)
 
     async def _vary(self, refusal: Probe) -> RefusalProbes:
-        """Send the refused upgrade again: on a made-up path, with the Origin and the token
-        changed one at a time."""
+        """The refused upgrade again, on a made-up path and with the Origin or token changed."""
         parts = urlsplit(self.s.url)
         made_up = f"/wsconn-no-such-path-{secrets.token_hex(4)}"
         made_up_url = urlunsplit(parts._replace(path=made_up))

@@ -1,8 +1,9 @@
 """What each observation of ``wsconn diagnose`` means: the pure core of the diagnostics.
 
 URL rules, TLS failures and certificates, HTTP answers to a raw GET, the WebSocket handshake's
-response, and the verdicts on the probe connections (auth, Origin) — each a function from
-what was seen to a ``CheckResult``, tested without a network.
+response, and the verdicts on the probe connections (auth, Origin, the variations of an upgrade
+refused with HTTP 403) — each a function from what was seen to a ``CheckResult``, tested without
+a network.
 """
 
 from __future__ import annotations
@@ -498,10 +499,10 @@ def origin_verdict(auth: AuthMode, probe: Probe) -> CheckResult:
     return CheckResult("origin", "warn", detail, error=probe.error)
 
 
-Refusal = Literal["path", "origin", "auth", "unknown"]
+RefusalCause = Literal["path", "origin", "auth", "unknown"]
 """Why a service answered the upgrade with HTTP 403, as far as the probes tell."""
 
-_REFUSAL_LABELS: dict[Refusal, str] = {
+_REFUSAL_LABELS: dict[RefusalCause, str] = {
     "path": "looks like no such path",
     "origin": "the Origin is refused",
     "auth": "the token is refused",
@@ -550,7 +551,7 @@ def _tried(probes: RefusalProbes) -> list[Variation]:
     return [probes.made_up_path, probes.origin, *([probes.token] if probes.token else [])]
 
 
-def _refusal_cause(probes: RefusalProbes) -> Refusal:
+def _refusal_cause(probes: RefusalProbes) -> RefusalCause:
     if _changes(probes.origin, probes.refusal):
         return "origin"
     if _changes(probes.token, probes.refusal):
@@ -565,7 +566,7 @@ def _got(probe: Probe) -> str:
     return "was accepted" if probe.verdict == "accepted" else f"got {probe.answer} instead"
 
 
-def _refusal_error(cause: Refusal, probes: RefusalProbes) -> WebSocketError:
+def _refusal_error(cause: RefusalCause, probes: RefusalProbes) -> WebSocketError:
     """The classified error of one cause, its message naming the probe that showed it."""
     forbidden = probes.refusal.answer
     if cause == "path":
