@@ -347,10 +347,33 @@ class TestRedact:
         assert redact_url("ws://h/ws?sig=abc", ["sig"]) == f"ws://h/ws?sig={REDACTED}"
         assert redact_url("ws://h/ws") == "ws://h/ws"
 
+    @pytest.mark.parametrize(
+        ("url", "redacted"),
+        [
+            ("ws://user:hunter2@h/ws", f"ws://user:{REDACTED}@h/ws"),
+            ("ws://tokenonly@h/ws", f"ws://{REDACTED}@h/ws"),
+            ("ws://h/ws?room=1&sig=x", f"ws://h/ws?room=1&sig={REDACTED}"),
+            ("ws://h/ws?x=a1b2c3d4e5f6g7h8i9j0k", f"ws://h/ws?x={REDACTED}"),
+            ("ws://h/ws?x=eyJhbGciOi.eyJzdWIiOi.c2ln", f"ws://h/ws?x={REDACTED}"),
+            ("ws://h/ws?page=2&lang=en", "ws://h/ws?page=2&lang=en"),
+            ("ws://[::1/ws?token=abc", f"ws://[::1/ws?token={REDACTED}"),
+            ("ws://u:p@[::1/ws", f"ws://{REDACTED}@[::1/ws"),
+        ],
+    )
+    def test_credentials_anywhere_in_a_url(self, url: str, redacted: str) -> None:
+        """Userinfo, credential-named and credential-looking values go; a bad URL too."""
+        assert redact_url(url) == redacted
+
+    @given(st.text())
+    def test_redact_url_is_total(self, text: str) -> None:
+        """Any text gives a string back: printing a URL never raises."""
+        assert isinstance(redact_url(text), str)
+
     @given(st.text(alphabet=st.characters(codec="ascii", categories=["L", "N"]), min_size=4))
     def test_secret_never_survives(self, secret: str) -> None:
         """Whatever the token, it appears in neither a redacted URL nor a redacted message."""
         assert secret not in redact_url(f"ws://h/ws?token={secret}").split("?", 1)[1]
+        assert secret not in redact_url(f"ws://user:{secret}@h/ws").split("@", 1)[0]
         assert secret not in redact_text(f"failed with {secret}!", [secret])
 
 
