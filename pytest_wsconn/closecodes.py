@@ -323,10 +323,15 @@ _HTTP_STATUSES = _by_code(
             "auth",
             403,
             "HTTP 403: the server refused this client.",
-            ("an Origin the server does not allow", "a token without permission"),
             (
-                "add the page's origin to the server's allowed origins",
-                "check the token's permissions",
+                "a token without permission",
+                "an Origin the server does not allow",
+                "a path with no WebSocket route (Starlette and FastAPI answer 403 there)",
+            ),
+            (
+                "run `wsconn diagnose URL`: it retries without Origin and on a made-up path "
+                "to tell these apart",
+                "check the token's permissions and the server's allowed origins",
             ),
             retry=False,
         ),

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import Service
+from conftest import REPO_ROOT, Service
+
+from pytest_wsconn.stack.reference_process import ReferenceProcess
+from pytest_wsconn.timing import scaled
 
 CHECKS = 14
 
@@ -74,6 +77,26 @@ class TestBatteryCatchesBrokenServers:
         )
         assert "expected a rejection; the connection was accepted and stayed open" in (
             result.stdout.str()
+        )
+
+    def test_a_wrong_path_passes_no_refusal_check(self, pytester: pytest.Pytester) -> None:
+        """On a path that refuses everything (Starlette: HTTP 403), refusal checks fail too."""
+        app = REPO_ROOT / "tests" / "support" / "starletteapp.py"
+        with ReferenceProcess((str(app),)) as server:
+            base = server.wait_ready(scaled(15)).removesuffix("/ws")
+            result = run_battery(
+                pytester, f"--wsconn-url={base}/no-such-path", "--wsconn-token=starlette-token"
+            )
+        outcomes = result.parseoutcomes()
+        assert outcomes.get("passed") == 1, result.stdout.str()  # the proxy down check only
+        assert result.stdout.str().count("a refusal proves nothing here") == 5
+        result.stdout.fnmatch_lines(
+            [
+                "FAILED *test_auth.py::test_bad_token_rejected?missing?*",
+                "FAILED *test_auth.py::test_foreign_origin_rejected*",
+                "FAILED *test_reconnect.py::test_rejected_token_is_not_retried?forged?*",
+            ],
+            consecutive=False,
         )
 
     def test_a_server_with_a_wrong_close_code(

@@ -1,10 +1,16 @@
-"""Auth checks: a missing or forged token and a foreign Origin are all turned away."""
+"""Auth checks: a missing or forged token and a foreign Origin are all turned away.
+
+A refusal proves something only when the same request with the valid token and the session's
+Origin is accepted: a wrong path or a dead service refuses everything. Each check opens that
+control connection first and fails, saying so, when it is refused too.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from pytest_wsconn import Connector, Tokens, assert_rejected, classify
+from pytest_wsconn.checks.controls import accepts_the_valid_request
 
 pytestmark = pytest.mark.asyncio
 
@@ -19,6 +25,7 @@ async def test_bad_token_rejected(
 ) -> None:
     """A connection without a token, or with a forged one, is rejected (401/403 or 1008)."""
     wsconn_token("valid")  # a service that needs no token has nothing to check here
+    await accepts_the_valid_request(wsconn_connect)
     token = None if kind == "missing" else wsconn_token("forged")
     attempt = await assert_rejected(wsconn_connect, token=token, within=CLOSE_WITHIN)
     diagnosis = classify(attempt)
@@ -29,6 +36,7 @@ async def test_bad_token_rejected(
 
 async def test_foreign_origin_rejected(wsconn_connect: Connector) -> None:
     """A page on a foreign Origin cannot open a connection (Cross-Site WebSocket Hijacking)."""
+    await accepts_the_valid_request(wsconn_connect)
     attempt = await assert_rejected(wsconn_connect, origin=FOREIGN_ORIGIN, within=CLOSE_WITHIN)
     diagnosis = classify(attempt)
     assert diagnosis.category in REJECTIONS, (

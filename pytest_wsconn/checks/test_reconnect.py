@@ -8,6 +8,7 @@ import pytest
 
 from pytest_wsconn import (
     BackoffPolicy,
+    Connector,
     Proxy,
     ReconnectingClient,
     State,
@@ -15,6 +16,7 @@ from pytest_wsconn import (
     assert_gives_up,
     assert_reconnects,
 )
+from pytest_wsconn.checks.controls import accepts_the_valid_request
 from pytest_wsconn.timing import scaled
 
 pytestmark = pytest.mark.asyncio
@@ -36,10 +38,14 @@ async def test_reconnects_after_a_drop(
 
 @pytest.mark.parametrize("kind", ["missing", "forged"])
 async def test_rejected_token_is_not_retried(
-    wsconn_reconnecting_client: ClientFactory, wsconn_token: Tokens, kind: str
+    wsconn_reconnecting_client: ClientFactory,
+    wsconn_connect: Connector,
+    wsconn_token: Tokens,
+    kind: str,
 ) -> None:
     """A token the service rejects (401/403 or 1008) makes the client stop, not hammer."""
     wsconn_token("valid")  # a service that needs no token has nothing to check here
+    await accepts_the_valid_request(wsconn_connect)
     token = None if kind == "missing" else wsconn_token("forged")
     client = wsconn_reconnecting_client(policy=QUICK, token=token)
     await client.wait_for(State.OPEN, State.FAILED, timeout=scaled(2))
