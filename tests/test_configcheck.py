@@ -264,6 +264,23 @@ class TestComposeParser:
         (finding,) = check_compose(parse_compose(text, "c.yml"), EnvNames())
         assert (finding.rule, finding.line) == ("compose-syntax", line)
 
+    def test_an_unterminated_last_directive_is_named(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """crossplane's empty error for a file that ends mid-directive becomes a sentence."""
+        conf = tmp_path / "nginx.conf"
+        conf.write_text("events {}\nworker_processes 1")
+        assert main(["--nginx", str(conf)]) == 1
+        assert '[nginx-syntax] the file ends inside a directive or block: a ";"' in (
+            capsys.readouterr().out
+        )
+
+    def test_control_characters_are_a_syntax_finding(self) -> None:
+        """YAML that cannot even be read is one compose-syntax finding, not a traceback."""
+        compose = parse_compose("services:\x7f", "bad.yml")
+        assert compose.error is not None
+        assert compose.error[1].startswith("not a YAML file: unacceptable character #x007f")
+
 
 class TestComposeChecks:
     def test_good_file_has_no_findings(self) -> None:
@@ -501,12 +518,14 @@ class TestCommand:
         [
             (["--nginx", "missing.conf"], "wsconn check: --nginx missing.conf: no such file\n"),
             (["--compose", "nope.yml"], "wsconn check: --compose nope.yml: no such file\n"),
+            (["--compose", "binary.yml"], "wsconn check: --compose binary.yml: not a text file\n"),
         ],
     )
     def test_missing_file_is_a_usage_error(
         self, project: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
     ) -> None:
-        """A file named on the command line that does not exist: exit 2 and one sentence."""
+        """A file named on the command line that is missing or binary: exit 2 and one sentence."""
+        (project / "binary.yml").write_bytes(b"\x7fELF\x02\x01\x00\x00")
         assert main(args) == 2
         captured = capsys.readouterr()
         assert (captured.out, captured.err) == ("", message)

@@ -169,11 +169,19 @@ def _roots(configs: list[NginxConfig]) -> list[NginxConfig]:
     return [c for c in configs if os.path.realpath(c.file) not in included]
 
 
-def _missing(options: dict[str, list[str]]) -> str | None:
+def _unusable(options: dict[str, list[str]]) -> str | None:
+    """Why a file an option names cannot be checked (missing, or not text), or None."""
     for option, paths in options.items():
         for path in paths:
             if not Path(path).is_file():
                 return f"wsconn check: {option} {path}: no such file"
+            try:
+                with Path(path).open("rb") as file:
+                    head = file.read(8192)
+            except OSError as exc:
+                return f"wsconn check: {option} {path}: {exc.strerror}"
+            if b"\0" in head:
+                return f"wsconn check: {option} {path}: not a text file"
     return None
 
 
@@ -227,11 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error argparse has already printed
         return exc.code if isinstance(exc.code, int) else 2
-    missing = _missing(
+    unusable = _unusable(
         {"--env-file": args.env_file, "--compose": args.compose, "--nginx": args.nginx}
     )
-    if missing is not None:
-        print(missing, file=sys.stderr)
+    if unusable is not None:
+        print(unusable, file=sys.stderr)
         return 2
     try:
         findings, checked, note = run(args)

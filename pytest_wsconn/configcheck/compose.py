@@ -259,7 +259,10 @@ def _merge_keys(loader: yaml.SafeLoader, node: Node | None) -> None:
 
 def parse_compose(text: str, file: str) -> ComposeFile:
     """Parse compose YAML into services; a YAML or shape error is returned, never raised."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # reads the first chunk: a binary file fails here
+    except yaml.YAMLError as exc:
+        return ComposeFile(file, error=(None, f"not a YAML file: {exc}".splitlines()[0]))
     try:
         root = loader.get_single_node()
         _merge_keys(loader, root)
@@ -267,7 +270,7 @@ def parse_compose(text: str, file: str) -> ComposeFile:
         mark = exc.problem_mark or exc.context_mark
         return ComposeFile(file, error=(mark.line + 1 if mark else None, str(exc.problem)))
     except yaml.YAMLError as exc:
-        return ComposeFile(file, error=(None, str(exc)))
+        return ComposeFile(file, error=(None, str(exc).splitlines()[0]))
     finally:
         loader.dispose()
     services = _get(root, "services")

@@ -74,6 +74,10 @@ def _directives(
         )
 
 
+UNEXPECTED_END = 'the file ends inside a directive or block: a ";" or "}" is missing at its end'
+"""crossplane's error (empty, with no line) when the last directive or block is not closed."""
+
+
 def config_from_payload(payload: Mapping[str, Any]) -> NginxConfig:
     """Build the directive tree of the first file of a crossplane payload, includes inlined.
 
@@ -82,7 +86,7 @@ def config_from_payload(payload: Mapping[str, Any]) -> NginxConfig:
     """
     configs = payload.get("config", [])
     errors = tuple(
-        (str(e.get("file", "")), e.get("line"), str(e.get("error", "")))
+        (str(e.get("file", "")), e.get("line"), str(e.get("error", "")) or UNEXPECTED_END)
         for e in payload.get("errors", [])
     )
     if not configs:
