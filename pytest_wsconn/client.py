@@ -7,6 +7,7 @@ in a ``ConnectionAttempt``; classifying and describing attempts is the pure core
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -31,6 +32,8 @@ class InstrumentedConnection(ClientConnection):
     """A websockets client connection that records how it ends in its ``attempt``."""
 
     attempt: ConnectionAttempt | None = None
+    other_messages = 0
+    """Messages ``echo`` read and skipped: not the echo it waited for (broadcasts, pushes)."""
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -70,10 +73,29 @@ class InstrumentedConnection(ClientConnection):
         pong = await self.ping()
         return await asyncio.wait_for(pong, timeout)
 
-    async def echo(self, message: str | bytes, timeout: float) -> str | bytes:
-        """Send ``message`` and return the next message received."""
-        await self.send(message)
-        return await asyncio.wait_for(self.recv(), timeout)
+    async def echo(self, message: str | bytes | None = None, timeout: float = 5.0) -> str | bytes:
+        """Send ``message`` and return its echo: the first message equal to it.
+
+        Messages before it (broadcasts, pushes) are skipped and counted in ``other_messages``,
+        so they never pass for the echo. Without ``message`` a text with a unique id is sent.
+        Raises ``TimeoutError`` "no echo of our message within N s (K other messages
+        received)" when none comes within ``timeout``.
+        """
+        sent = f"wsconn echo {secrets.token_hex(8)}" if message is None else message
+        await self.send(sent)
+        others = 0
+        try:
+            async with asyncio.timeout(timeout):
+                while (reply := await self.recv()) != sent:
+                    others += 1
+        except TimeoutError:
+            noun = "message" if others == 1 else "messages"
+            raise TimeoutError(
+                f"no echo of our message within {timeout:g} s ({others:,} other {noun} received)"
+            ) from None
+        finally:
+            self.other_messages += others
+        return reply
 
 
 class Connector(Protocol):

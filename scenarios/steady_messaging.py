@@ -1,7 +1,8 @@
 """steady_messaging: N users each hold one connection and send a message every interval.
 
-Request types: ``connect``, ``auth``, ``message`` (the echo round trip: its percentiles are the
-RTT figures of the summary). ``--message-interval`` (``--ws-message-interval``) paces each user;
+Request types: ``connect``, ``auth``, ``message`` (the round trip of the user's own message,
+which carries a unique id: its percentiles are the RTT figures of the summary; broadcasts and
+pushes are counted apart). ``--message-interval`` (``--ws-message-interval``) paces each user;
 ``--message-size`` sets the payload.
 Run it: ``wsconn load steady_messaging --users 100 --message-interval 0.1 --duration 60s``.
 """

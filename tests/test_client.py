@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
+from conftest import Service
 
 from pytest_wsconn import ConnectFailed, Connector, Outcome, Stack, Tokens, classify, connect
 from pytest_wsconn.client import apply_auth
@@ -142,3 +144,68 @@ class TestFailuresAreRecorded:
         attempt = await self.fail(wsconn_stack.url.replace("/ws", "/nope"))
         assert (attempt.outcome, attempt.http_status) == (Outcome.HTTP_REJECTED, 404)
         assert classify(attempt).category == "http_rejected"
+
+
+class TestEchoIsOurOwn:
+    async def test_pushes_never_pass_for_the_echo(
+        self, broken_service: Callable[[str], Service]
+    ) -> None:
+        """A service that pushes ticks between echoes: echo returns our message, ticks counted."""
+        service = broken_service("pushes")
+        async with await connect(service.url, token=service.token) as conn:
+            assert await conn.echo("hello", timeout=scaled(5)) == "hello"
+            for _ in range(3):
+                assert await conn.echo(b"\x00bin", timeout=scaled(5)) == b"\x00bin"
+            assert conn.other_messages > 0
+
+    async def test_a_service_that_never_echoes_fails_in_one_line(
+        self, broken_service: Callable[[str], Service]
+    ) -> None:
+        """Pushes only, never an echo: TimeoutError saying so, with the other messages counted."""
+        service = broken_service("never-echoes")
+        async with await connect(service.url, token=service.token) as conn:
+            with pytest.raises(TimeoutError) as timed_out:
+                await conn.echo("hello", timeout=0.5)
+        assert re.fullmatch(
+            r"no echo of our message within 0\.5 s \(\d+ other messages received\)",
+            str(timed_out.value),
+        )
+        assert conn.other_messages > 0
+
+    async def test_without_a_message_a_unique_one_is_sent(self, wsconn_connect: Connector) -> None:
+        """echo() with no message sends one with a unique id and returns its echo."""
+        conn = await wsconn_connect()
+        first, second = await conn.echo(), await conn.echo()
+        assert isinstance(first, str) and first.startswith("wsconn echo ")
+        assert first != second and conn.other_messages == 0
+
+
+@pytest.mark.usefixtures("user_env")
+class TestBatteryEchoCheck:
+    async def run_check(
+        self, pytester: pytest.Pytester, service: Service, *args: str
+    ) -> pytest.RunResult:
+        """The battery's echo check against ``service``, in a child pytest off the event loop."""
+        return await asyncio.to_thread(
+            pytester.runpytest_subprocess,
+            "-p", "wsconn", "--pyargs", "pytest_wsconn.checks", "-p", "no:cacheprovider",
+            "-k", "test_connect_and_echo", "--wsconn-stack=external",
+            f"--wsconn-url={service.url}", f"--wsconn-token={service.token}", *args,
+        )  # fmt: skip
+
+    async def test_passes_on_a_service_that_also_pushes(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
+    ) -> None:
+        """Text and binary echoes pass although pushes arrive before them."""
+        result = await self.run_check(pytester, broken_service("pushes"))
+        result.assert_outcomes(passed=2)
+
+    async def test_fails_on_a_service_that_never_echoes(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
+    ) -> None:
+        """Pushes are not an echo: the check fails in one line naming what came instead."""
+        result = await self.run_check(pytester, broken_service("never-echoes"), "-k", "text")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            ["*sent 'hello from wsconn *': no echo of our message within 5 s (* other messages*"]
+        )

@@ -1,10 +1,10 @@
 """What a failed load step reads like in Locust's failure table: the classified category first.
 
 Pure: the load client's exceptions live here (a tree: ``WsClientError`` ← ``HandshakeRejected``,
-``HandshakeInvalid``, ``ProtocolViolation``, ``Closed``), and :func:`classify_load_error` maps them,
-and ``OSError``/``TimeoutError``, onto the catalogue of ``pytest_wsconn.closecodes``: a
-rejected token reads ``auth: HTTP 401: the token was missing, invalid or expired.`` rather than
-a stack trace.
+``HandshakeInvalid``, ``ProtocolViolation``, ``Closed``, ``NoReply``), and
+:func:`classify_load_error` maps them, and ``OSError``/``TimeoutError``, onto the catalogue of
+``pytest_wsconn.closecodes``: a rejected token reads ``auth: HTTP 401: the token was missing,
+invalid or expired.`` rather than a stack trace.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pytest_wsconn.closecodes import (
     close_code_name,
     parse_retry_after,
 )
+from pytest_wsconn.load.messages import no_reply_text
 
 
 class WsClientError(Exception):
@@ -60,6 +61,26 @@ class Closed(WsClientError):
         self.sent_code = sent_code
 
 
+class NoReply(WsClientError):
+    """Nothing that ended our round trip came back in time (other messages may have)."""
+
+    def __init__(self, timeout: float, others: int, *, echo: bool = True) -> None:
+        super().__init__(no_reply_text(timeout, others, echo=echo))
+        self.timeout = timeout
+        self.others = others
+
+
+NO_REPLY_CAUSES = (
+    "the service does not echo: it broadcasts, pushes or answers in a format of its own",
+    "the service is too slow to answer within the reply timeout",
+)
+NO_REPLY_STEPS = (
+    "for a request/response protocol give a reply matcher: --reply-id-field FIELD, or "
+    "override WebSocketUser.is_reply",
+    "raise --reply-timeout if the service is merely slow",
+)
+
+
 AUTH_CATEGORIES = frozenset({"auth", "policy"})
 """Categories that mean "these credentials (or this client) were refused"."""
 
@@ -75,6 +96,10 @@ def classify_load_error(exc: BaseException, now: float = 0.0) -> WebSocketError:
         return classify_close(exc.code)
     if isinstance(exc, ProtocolViolation):
         return classify_close(exc.code)
+    if isinstance(exc, NoReply):
+        return WebSocketError(
+            "timeout", None, str(exc), NO_REPLY_CAUSES, NO_REPLY_STEPS, retryable=True
+        )
     if isinstance(exc, HandshakeInvalid):
         return classify_outcome(Outcome.PROTOCOL)
     return classify_exception(exc)

@@ -9,7 +9,8 @@ Each step is a Locust request of type ``WS`` named after the step:
 connect  the opening handshake (TCP connect + HTTP upgrade), in ms; fails with the category
 auth     only when a token is sent: the upgrade that carried it, in ms; a refused token (HTTP
          401/403, or close 1008/3000/3003 before the first message) fails here, not on connect
-message  one round trip: send, then receive the echo
+message  one round trip: send a message with a unique id, then receive *its* echo (or the
+         reply ``is_reply`` accepts); other messages meanwhile are counted, never taken for it
 ping     one keepalive round trip (ping → pong); a connection lost while idle fails here
 close    the closing handshake; fails unless the server answers 1000
 ======== ===================================================================================
@@ -17,8 +18,11 @@ close    the closing handshake; fails unless the server answers 1000
 A failure's error is the classified ``category: message`` of ``pytest_wsconn.closecodes``, so
 Locust's failure table reads ``auth: HTTP 401: the token was missing, invalid or expired.``.
 Latencies also go into µs-resolution histograms that workers ship to the master with their
-reports (Locust itself rounds to whole ms); users of scenarios that set ``record_timeline``
-record when their connections open, drop and fail, for the reconnect-storm report.
+reports (Locust itself rounds to whole ms), beside the count of other messages (broadcasts,
+pushes) per step; users of scenarios that set ``record_timeline`` (or run with
+``--ws-timeline on``) record when their connections open, drop and fail, for the
+reconnect-storm report — every failed step records one ``lost`` or ``fail``, which is how the
+storm tells the failures inside its faults from those outside.
 
 Settings come from ``--ws-*`` options on the Locust command line (the master passes them on to
 its workers), e.g. ``--ws-auth header --ws-token …``; ``wsconn load`` sets them for you.
@@ -42,14 +46,16 @@ from pytest_wsconn.backoff import Backoff, BackoffPolicy
 from pytest_wsconn.client import apply_auth
 from pytest_wsconn.closecodes import WebSocketError, classify_close
 from pytest_wsconn.config import parse_auth_mode
-from pytest_wsconn.load.errors import AUTH_CATEGORIES, StepFailure, classify_load_error
+from pytest_wsconn.load.errors import AUTH_CATEGORIES, NoReply, StepFailure, classify_load_error
 from pytest_wsconn.load.histogram import Histogram
+from pytest_wsconn.load.messages import same_json_field, unique_json, unique_text
 from pytest_wsconn.load.recovery import EventKind
 from pytest_wsconn.load.wsclient import WsClient
 
 REQUEST_TYPE = "WS"
 REPORT_KEY = "wsconn"
 _ids = itertools.count(1)
+_PROCESS_TAG = os.urandom(3).hex()  # pids repeat across machines; message ids must not
 
 # name, default, help; every option is a Locust option, so workers get the master's values.
 OPTIONS: tuple[tuple[str, str, str], ...] = (
@@ -59,13 +65,15 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("ws-dial", "", "host:port to dial instead of the URL's (a proxy); Host stays the URL's"),
     ("ws-open-timeout", "10", "opening-handshake timeout, s"),
     ("ws-close-timeout", "5", "closing-handshake timeout, s"),
-    ("ws-message-size", "32", "bytes per message"),
+    ("ws-message-size", "32", "characters per message (the unique id is never cut)"),
     ("ws-message-interval", "1", "seconds between a user's messages (0: back to back)"),
-    ("ws-reply-timeout", "5", "seconds to wait for an echo"),
+    ("ws-reply-timeout", "5", "seconds to wait for the echo of (or reply to) our message"),
+    ("ws-reply-id-field", "", "JSON field a reply shares with our message (default: exact echo)"),
     ("ws-ping-interval", "20", "keepalive: seconds between pings of an idle user"),
     ("ws-ping-timeout", "10", "keepalive: seconds to wait for a pong"),
     ("ws-backoff-initial", "0.1", "reconnect backoff: first delay, s (full jitter)"),
     ("ws-backoff-max", "2", "reconnect backoff: longest delay, s"),
+    ("ws-timeline", "", "on: record connection events whatever the scenario (a storm needs them)"),
     ("ws-result", "", "master: write histograms, workers and timeline to this JSON file"),
 )
 
@@ -82,10 +90,12 @@ def _add_options(parser: Any) -> None:
 
 
 class _Collector:
-    """This process's histograms, timeline and request count since the last report."""
+    """This process's histograms, other messages, timeline and request count since the last
+    report."""
 
     def __init__(self) -> None:
         self.histograms: dict[str, Histogram] = {}
+        self.others: dict[str, int] = {}  # step -> messages received that were not its reply
         self.timeline: list[tuple[float, str, str]] = []
         self.requests = 0
 
@@ -93,21 +103,25 @@ class _Collector:
         """What was collected since the last call, JSON-safe; the next report starts afresh."""
         data = {
             "histograms": {name: h.to_dict() for name, h in self.histograms.items()},
+            "others": self.others,
             "timeline": self.timeline,
             "requests": self.requests,
         }
-        self.histograms, self.timeline, self.requests = {}, [], 0
+        self.histograms, self.others, self.timeline, self.requests = {}, {}, [], 0
         return data
 
 
 _collector = _Collector()
-_result: dict[str, Any] = {"histograms": {}, "timeline": [], "workers": {}}
+_result: dict[str, Any] = {"histograms": {}, "others": {}, "timeline": [], "workers": {}}
 
 
 def _merge(data: dict[str, Any], worker: str | None) -> None:
     histograms: dict[str, Histogram] = _result["histograms"]
     for name, raw in data.get("histograms", {}).items():
         histograms.setdefault(name, Histogram()).merge(Histogram.from_dict(raw))
+    others: dict[str, int] = _result["others"]
+    for name, count in data.get("others", {}).items():
+        others[name] = others.get(name, 0) + count
     _result["timeline"].extend(data.get("timeline", []))
     if worker is not None:
         _result["workers"][worker] = _result["workers"].get(worker, 0) + data.get("requests", 0)
@@ -162,7 +176,9 @@ class WebSocketUser(User):
     Subclass it in a locustfile and write tasks with ``ws_connect``, ``ws_exchange``,
     ``ws_ping``, ``ws_hold``, ``ws_close`` and ``ws_reconnect``; each fires its request event
     and returns whether the step worked, so tasks read as plain control flow. ``host`` (Locust's
-    ``--host``) is the ``ws://`` or ``wss://`` URL.
+    ``--host``) is the ``ws://`` or ``wss://`` URL. For a protocol that answers instead of
+    echoing, override ``is_reply`` (or set ``--ws-reply-id-field``) and put ``message_id()``
+    into the messages you send.
     """
 
     abstract = True
@@ -184,9 +200,10 @@ class WebSocketUser(User):
         self.dial = (dial_host, int(dial_port)) if dial_host else None
         self.open_timeout = float(option("ws-open-timeout"))
         self.close_timeout = float(option("ws-close-timeout"))
-        self.message = "x" * int(option("ws-message-size"))
+        self.message_size = int(option("ws-message-size"))
         self.message_interval = float(option("ws-message-interval"))
         self.reply_timeout = float(option("ws-reply-timeout"))
+        self.reply_id_field = option("ws-reply-id-field") or None
         self.ping_interval = float(option("ws-ping-interval"))
         self.ping_timeout = float(option("ws-ping-timeout"))
         policy = BackoffPolicy(
@@ -197,6 +214,10 @@ class WebSocketUser(User):
         )
         self.backoff = Backoff(policy, random.Random(), time.monotonic)  # noqa: S311 - jitter
         self.user_id = f"{os.getpid()}-{next(_ids)}"
+        self._id_prefix = f"{_PROCESS_TAG}-{self.user_id}."
+        self._sent = 0  # messages this user numbered with message_id()
+        self._echo = self.reply_id_field is None and type(self).is_reply is WebSocketUser.is_reply
+        self._timeline = self.record_timeline or option("ws-timeline") == "on"
         self.ws: WsClient | None = None
         self._confirmed = False  # the server has answered on this connection (auth confirmed)
         self._next_ping = 0.0  # monotonic time of the next keepalive ping
@@ -223,8 +244,40 @@ class WebSocketUser(User):
         )
 
     def _record(self, kind: EventKind) -> None:
-        if self.record_timeline:
+        if self._timeline:
             _collector.timeline.append((time.time(), self.user_id, kind))
+
+    def _count_others(self, step: str, count: int) -> None:
+        if count:
+            _collector.others[step] = _collector.others.get(step, 0) + count
+
+    def _take_skipped(self, ws: WsClient) -> None:
+        """Count the messages a ping or an idle spell read and dropped, as the ``ping`` step's."""
+        self._count_others("ping", ws.skipped)
+        ws.skipped = 0
+
+    # Messages
+
+    def message_id(self) -> str:
+        """An id no other message of this run carries (across users, processes and machines)."""
+        self._sent += 1
+        return f"{self._id_prefix}{self._sent:x}"
+
+    def next_message(self) -> str:
+        """The message ``ws_exchange`` sends by default: ``--ws-message-size`` characters of
+        text led by a ``message_id()``, or with ``--ws-reply-id-field`` a JSON object holding
+        one in that field."""
+        if self.reply_id_field is not None:
+            return unique_json(self.reply_id_field, self.message_id(), self.message_size)
+        return unique_text(self.message_id(), self.message_size)
+
+    def is_reply(self, sent: str | bytes, received: str | bytes) -> bool:
+        """Whether ``received`` ends the round trip of ``sent``: its exact echo, or with
+        ``--ws-reply-id-field F`` a JSON object whose ``F`` equals ``sent``'s. Override it for
+        other request/response protocols; anything it refuses counts as another message."""
+        if self.reply_id_field is not None:
+            return same_json_field(self.reply_id_field, sent, received)
+        return received == sent
 
     def _sends_credentials(self) -> bool:
         return self.token is not None and self.auth.kind != "none"
@@ -280,39 +333,68 @@ class WebSocketUser(User):
         return True
 
     def ws_exchange(self, message: str | bytes | None = None) -> bool:
-        """Send ``message`` (default: ``--ws-message-size`` bytes of text), await the echo."""
-        if self.ws is None:
+        """Send ``message`` (default: ``next_message()``) and wait for its reply.
+
+        The round trip ends at the first message ``is_reply`` accepts; messages before it
+        (broadcasts, pushes, other users' messages) are counted, never taken for it. None
+        within ``--ws-reply-timeout`` fails the step: "no echo of our message within 5 s
+        (K other messages received)". Give your own messages an id (``message_id()``): a
+        message another user could send too may be matched by its broadcast.
+        """
+        ws = self.ws
+        if ws is None:
             return False
-        payload = self.message if message is None else message
+        payload = self.next_message() if message is None else message
+        is_reply = self.is_reply
+        timeout = self.reply_timeout
+        others = 0
         started = time.perf_counter()
         try:
-            self.ws.send(payload)
-            reply = self.ws.recv(self.reply_timeout)
+            ws.send(payload)
+            reply = ws.recv(timeout)
+            while not is_reply(payload, reply):
+                others += 1
+                remaining = started + timeout - time.perf_counter()
+                if remaining <= 0:
+                    raise TimeoutError  # noqa: TRY301 - reported below with the other timeouts
+                reply = ws.recv(remaining)
+        except TimeoutError:
+            self._count_others("message", others)
+            error = NoReply(timeout, others, echo=self._echo)
+            self._failed("message", time.perf_counter() - started, error)
+            return False
         except Exception as exc:
+            self._count_others("message", others)
             self._failed("message", time.perf_counter() - started, exc)
             return False
+        elapsed = time.perf_counter() - started
+        self._count_others("message", others)
         self._confirmed = True
-        self._fire("message", time.perf_counter() - started, len(reply))
+        self._fire("message", elapsed, len(reply))
         return True
 
     def ws_ping(self) -> bool:
         """One keepalive round trip; no pong within ``--ws-ping-timeout`` closes with 1011."""
         if self.ws is None:
             return False
+        ws = self.ws
         started = time.perf_counter()
         try:
-            seconds = self.ws.ping_pong(self.ping_timeout)
+            seconds = ws.ping_pong(self.ping_timeout)
         except TimeoutError:
+            self._take_skipped(ws)
             self._fire(
                 "ping", time.perf_counter() - started, error=classify_close(1011, sent_by_us=True)
             )
-            self.ws.abort()
+            ws.abort()
             self.ws = None
             self._record("lost")
             return False
         except Exception as exc:
+            self._take_skipped(ws)
             self._failed("ping", time.perf_counter() - started, exc)
             return False
+        self._take_skipped(ws)
         self._confirmed = True
         self._fire("ping", seconds)
         return True
@@ -322,7 +404,7 @@ class WebSocketUser(User):
         every ``--ws-ping-interval``. False as soon as the connection is lost (a drop noticed
         while idle fails as ``ping``)."""
         deadline = time.monotonic() + seconds
-        while self.ws is not None:
+        while (ws := self.ws) is not None:
             now = time.monotonic()
             if now >= self._next_ping:
                 self._next_ping = now + self.ping_interval
@@ -333,10 +415,12 @@ class WebSocketUser(User):
                 return True
             started = time.perf_counter()
             try:
-                self.ws.idle(min(deadline, self._next_ping) - now)
+                ws.idle(min(deadline, self._next_ping) - now)
             except Exception as exc:
+                self._take_skipped(ws)
                 self._failed("ping", time.perf_counter() - started, exc)
                 return False
+            self._take_skipped(ws)
         return False
 
     def ws_close(self, code: int = 1000) -> bool:
@@ -347,11 +431,12 @@ class WebSocketUser(User):
         started = time.perf_counter()
         closed = client.close(code, timeout=self.close_timeout)
         elapsed = time.perf_counter() - started
-        self._record("closed")
         self.backoff.closed()
         if closed.received and closed.code in (1000, 1005):
+            self._record("closed")
             self._fire("close", elapsed)
             return True
+        self._record("lost")  # a failed step records a loss, as every other failure does
         self._failed_close(elapsed, closed.code)
         return False
 

@@ -89,6 +89,7 @@ class WsClient:
         self._close_sent: int | None = None
         self.closed: Closed | None = None
         self.last_pong: float | None = None
+        self.skipped = 0  # messages ``ping_pong`` and ``idle`` read and dropped
 
     @classmethod
     def connect(
@@ -194,8 +195,8 @@ class WsClient:
     def ping_pong(self, timeout: float) -> float:
         """Send a ping and read until its pong: the round trip in seconds.
 
-        Messages that arrive meanwhile are dropped (a keepalive user does not read them);
-        ``TimeoutError`` if no pong comes within ``timeout``.
+        Messages that arrive meanwhile are dropped (a keepalive user does not read them) and
+        counted in ``skipped``; ``TimeoutError`` if no pong comes within ``timeout``.
         """
         payload = os.urandom(4)
         started = time.perf_counter()
@@ -212,9 +213,12 @@ class WsClient:
                 return time.perf_counter() - started
             if opcode in _CONTROL:
                 self._control(opcode, data)
+            elif opcode != OP_CONT:
+                self.skipped += 1
 
     def idle(self, seconds: float) -> None:
-        """Sit on the connection for ``seconds``, answering pings and dropping messages.
+        """Sit on the connection for ``seconds``, answering pings and dropping (counting)
+        messages.
 
         Returns when the time is up; raises ``Closed`` if the connection ends meanwhile.
         """
@@ -230,6 +234,8 @@ class WsClient:
                 return
             if opcode in _CONTROL:
                 self._control(opcode, data)
+            elif opcode != OP_CONT:
+                self.skipped += 1
 
     def _control(self, opcode: int, payload: bytes) -> None:
         if opcode == OP_PING:

@@ -3,20 +3,27 @@
     python tests/support/brokenserver.py MODE
 
 MODE is ``accept-anything`` (no token or Origin check), ``wrong-close-code`` (answers a
-client's 1000 with 1001) or ``no-pong`` (never answers pings). Otherwise each behaves like the
-reference server: echo, token ``TOKEN`` in the ``token`` query parameter, Origin allow-list.
+client's 1000 with 1001), ``no-pong`` (never answers pings), ``never-echoes`` (pushes a tick
+every 10 ms, echoes nothing), ``pushes`` (echoes, and pushes a tick every 10 ms), ``chat``
+(broadcasts every message to every connection, the sender's included) or ``answers`` (a
+request/response protocol: answers a JSON message with ``{"id": <its id>, "ok": true}``, never
+an echo). Otherwise each behaves like the reference server: echo, token ``TOKEN`` in the
+``token`` query parameter, Origin allow-list.
 Prints the reference server's ready line, then serves until SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import signal
 import sys
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -25,7 +32,16 @@ from pytest_wsconn.reference.server import READY_PREFIX
 
 TOKEN = "broken-server-token"
 ALLOWED_ORIGINS = {"http://localhost"}
-MODES = ("accept-anything", "wrong-close-code", "no-pong")
+MODES = (
+    "accept-anything",
+    "wrong-close-code",
+    "no-pong",
+    "never-echoes",
+    "pushes",
+    "chat",
+    "answers",
+)
+TICK_SECONDS = 0.01
 
 
 def check_request(mode: str, connection: ServerConnection, request: Request) -> Response | None:
@@ -55,11 +71,46 @@ def break_frames(mode: str, connection: ServerConnection) -> None:
     protocol.recv_frame = recv_frame  # type: ignore[method-assign]
 
 
+def answer(message: str | bytes) -> str:
+    """The ``answers`` mode's reply: the request's id and whether it had one."""
+    try:
+        request = json.loads(message)
+    except ValueError:
+        request = None
+    ident = request.get("id") if isinstance(request, dict) else None
+    return json.dumps({"id": ident, "ok": ident is not None})
+
+
+async def tick(connection: ServerConnection) -> None:
+    """Push a message every ``TICK_SECONDS`` until the connection closes."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            await connection.send("tick")
+
+
 async def main(mode: str) -> None:
+    connections: set[ServerConnection] = set()
+
     async def handler(connection: ServerConnection) -> None:
         break_frames(mode, connection)
-        async for message in connection:
-            await connection.send(message)
+        pusher = None
+        if mode in ("never-echoes", "pushes"):
+            await connection.send("tick")  # before any echo: the first message is always a push
+            pusher = asyncio.create_task(tick(connection))
+        connections.add(connection)
+        try:
+            async for message in connection:
+                if mode == "chat":
+                    broadcast(connections, message)
+                elif mode == "answers":
+                    await connection.send(answer(message))
+                elif mode != "never-echoes":
+                    await connection.send(message)
+        finally:
+            connections.discard(connection)
+            if pusher is not None:
+                pusher.cancel()
 
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
