@@ -1,22 +1,25 @@
 """Load scenarios run for real: Locust headless against the embedded stack, a few seconds each.
 
 Locust runs in child processes (``python -m pytest_wsconn.load``): importing it would
-monkey-patch this process for gevent. Together these tests take about 40 s.
+monkey-patch this process for gevent. Together these tests take about 80 s.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import unavailable
+from conftest import Service, unavailable
 
+from pytest_wsconn.load.fixture import run_load
 from pytest_wsconn.timing import scaled
 
 pytestmark = pytest.mark.usefixtures("user_env", "locust_installed")
@@ -70,7 +73,8 @@ class TestScenarios:
         assert summary["failure_count"] == 0, output
         assert (tmp_path / "report.html").is_file()
         assert (tmp_path / "locust_stats.csv").is_file()
-        assert "thresholds: all met" in output
+        assert "verdict: passed: no request failed" in output
+        assert summary["passed"] and summary["connections_opened"] > 0
 
     def test_reconnect_storm_reports_failures_and_recovery(self, tmp_path: Path) -> None:
         """Two faults during the load: the failures they caused, and every user back after each."""
@@ -95,10 +99,140 @@ class TestScenarios:
         assert all(w["affected"] > 0 for w in recovery["windows"]), output
         assert recovery["fully_recovered"], output
         assert recovery["unexpected"] == 0, output
+        assert summary["counted_failures"] == 0
+        assert "verdict: passed: " in output and "failed requests, all inside the faults" in output
         assert recovery["worst_recovery_s"] < 5
         assert "reconnect storm: 2 faults" in output
         assert summary["failures"], "the storm's failures are in Locust's failure table"
         assert all(f["error"].startswith("network: ") for f in summary["failures"])
+
+
+def failed_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("wsconn load: FAILED: ")]
+
+
+class TestExitStatus:
+    @pytest.mark.parametrize(
+        ("target", "error"),
+        [
+            ("nothing listening", "network: Connection refused"),
+            ("wrong token", "auth: HTTP 401: the token was missing"),
+        ],
+    )
+    def test_no_connection_ever_opened_exits_1(
+        self, tmp_path: Path, closed_port_url: str, target: str, error: str
+    ) -> None:
+        """Every request failed: exit 1 with one line saying no connection opened, even with
+        --max-failure-ratio 1 (it once printed "thresholds: all met" and exited 0)."""
+        where = ("--host", closed_port_url) if target == "nothing listening" else ("--token", "bad")
+        code, output, summary = wsconn_load(
+            tmp_path, "connect_storm", "--users", "2", "--duration", "2",
+            "--max-failure-ratio", "1", *where,
+        )  # fmt: skip
+        assert code == 1, output
+        (line,) = failed_lines(output)
+        assert re.fullmatch(
+            rf"wsconn load: FAILED: no connection ever opened: (\d+) of \1 requests failed, "
+            rf"most often {error}.*",
+            line,
+        ), output
+        assert summary["passed"] is False and summary["connections_opened"] == 0
+        assert "all met" not in output
+
+    def test_the_fixture_result_follows_the_same_rule(
+        self, tmp_path: Path, closed_port_url: str
+    ) -> None:
+        """wsconn_load's result is not ok when nothing opened, and says why in one line."""
+        result = run_load(
+            "connect_storm", tmp_path, scaled(RUN_TIMEOUT),
+            host=closed_port_url, users=2, duration=2,
+        )  # fmt: skip
+        assert not result.ok and result.exit_code == 1, result.output
+        (problem,) = result.problems
+        assert problem.startswith("no connection ever opened: ")
+
+    def test_failures_outside_a_storms_faults_exit_1(
+        self, tmp_path: Path, broken_service: Callable[[str], Service]
+    ) -> None:
+        """In a storm the failures inside the faults are expected; a service that fails between
+        them (here: never echoes) fails the run, counted apart from the expected ones."""
+        service = broken_service("never-echoes")
+        code, output, summary = wsconn_load(
+            tmp_path, "reconnect_storm", "--host", service.url, "--token", service.token,
+            "--users", "3", "--duration", "5", "--storm-every", "2", "--storm-for", "0.5",
+            "--storm-recover", "1", "--reply-timeout", "0.3", "--backoff-max", "0.3",
+        )  # fmt: skip
+        assert code == 1, output
+        pattern = (
+            r"wsconn load: FAILED: \d+ of \d+ requests failed outside the faults; "
+            r"allow a share with --max-failure-ratio"
+        )
+        assert any(re.fullmatch(pattern, line) for line in failed_lines(output)), output
+        assert 0 < summary["counted_failures"] <= summary["failure_count"]
+
+
+class TestOwnRoundTrips:
+    def test_a_service_that_never_echoes_fails_the_message_step(
+        self, tmp_path: Path, broken_service: Callable[[str], Service]
+    ) -> None:
+        """Pushes are not echoes: each message step fails in one line naming the pushes
+        (they were once taken for echoes, a 0.036 ms "round trip")."""
+        service = broken_service("never-echoes")
+        code, output, summary = wsconn_load(
+            tmp_path, "steady_messaging", "--host", service.url, "--token", service.token,
+            "--users", "2", "--duration", "3", "--message-interval", "0.05",
+            "--reply-timeout", "0.3",
+        )  # fmt: skip
+        assert code == 1, output
+        message = summary["steps"]["message"]
+        assert message["requests"] == message["failures"] > 0, output
+        assert message["p50_ms"] is None and message["other_messages"] > 0
+        assert all(
+            re.fullmatch(
+                r"timeout: no echo of our message within 0\.3 s \(\d+ other messages received\)",
+                failure["error"],
+            )
+            for failure in summary["failures"]
+        ), summary["failures"]
+        (line,) = failed_lines(output)
+        assert "requests failed, most often timeout: no echo of our message within 0.3 s" in line
+
+    def test_a_chat_broadcast_never_ends_a_round_trip(
+        self, tmp_path: Path, broken_service: Callable[[str], Service]
+    ) -> None:
+        """A chat that broadcasts every message: each user waits for its own, and the others'
+        (3 per round trip among 4 users) are counted apart."""
+        service = broken_service("chat")
+        code, output, summary = wsconn_load(
+            tmp_path, "steady_messaging", "--host", service.url, "--token", service.token,
+            "--users", "4", "--duration", "3", "--message-interval", "0.05",
+        )  # fmt: skip
+        assert code == 0, output
+        message = summary["steps"]["message"]
+        assert message["failures"] == 0 and message["requests"] > 20, output
+        assert message["other_messages"] >= 2 * message["requests"], output
+        assert "other messages (broadcasts, pushes; never the end of a round trip): message" in (
+            output
+        )
+
+    def test_a_reply_id_field_matches_request_and_answer(
+        self, tmp_path: Path, broken_service: Callable[[str], Service]
+    ) -> None:
+        """A request/response service that never echoes: with --reply-id-field its answers end
+        the round trips; without, they are other messages and every step fails."""
+        service = broken_service("answers")
+        common = ("--host", service.url, "--token", service.token, "--users", "2")
+        common += ("--duration", "2", "--message-interval", "0.05", "--reply-timeout", "0.3")
+        code, output, summary = wsconn_load(
+            tmp_path / "field", "steady_messaging", *common, "--reply-id-field", "id"
+        )
+        assert code == 0, output
+        assert summary["steps"]["message"]["requests"] > 10
+        assert summary["steps"]["message"]["other_messages"] == 0
+        code, output, summary = wsconn_load(tmp_path / "echo", "steady_messaging", *common)
+        assert code == 1, output
+        assert summary["steps"]["message"]["failures"] == summary["steps"]["message"]["requests"]
+        assert "(1 other message received)" in summary["failures"][0]["error"]
 
 
 class TestDistributed:

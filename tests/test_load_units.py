@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ast
 import itertools
+import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from conftest import Service
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from websockets.utils import accept_key, apply_mask
 
@@ -17,14 +20,21 @@ from pytest_wsconn.load.errors import (
     Closed,
     HandshakeInvalid,
     HandshakeRejected,
+    NoReply,
     ProtocolViolation,
     StepFailure,
     classify_load_error,
     failure_message,
 )
-from pytest_wsconn.load.fixture import load_argv
+from pytest_wsconn.load.fixture import LoadResult, load_argv
 from pytest_wsconn.load.histogram import Histogram, bucket_of, bucket_value
-from pytest_wsconn.load.recovery import FaultWindow, recovery_report, storm_schedule
+from pytest_wsconn.load.messages import (
+    no_reply_text,
+    same_json_field,
+    unique_json,
+    unique_text,
+)
+from pytest_wsconn.load.recovery import Event, FaultWindow, recovery_report, storm_schedule
 from pytest_wsconn.load.runner import (
     Target,
     build_parser,
@@ -33,7 +43,12 @@ from pytest_wsconn.load.runner import (
     scenario_folders,
     scenario_path,
 )
-from pytest_wsconn.load.summary import build_summary, parse_failures_csv, parse_stats_csv
+from pytest_wsconn.load.summary import (
+    LoadSummary,
+    build_summary,
+    parse_failures_csv,
+    parse_stats_csv,
+)
 from pytest_wsconn.load.thresholds import Breach, Figures, Thresholds, evaluate
 from pytest_wsconn.load.wsclient import WsClient, encode_frame
 
@@ -47,7 +62,7 @@ WS,connect,network: Connection refused: nothing accepts connections at that addr
 """
 
 
-PURE_LOAD_MODULES = ["errors", "histogram", "recovery", "summary", "thresholds"]
+PURE_LOAD_MODULES = ["errors", "histogram", "messages", "recovery", "summary", "thresholds"]
 IO_MODULES = {"asyncio", "socket", "subprocess", "ssl", "http", "urllib.request", "select"}
 IO_MODULES |= {"gevent", "locust", "threading", "pytest_wsconn.load.wsclient"}
 
@@ -120,6 +135,11 @@ class TestClassification:
             (ConnectionRefusedError(111, "refused"), "network", "network: Connection refused"),
             (ConnectionResetError(104, "reset"), "network", "network:"),
             (TimeoutError(), "timeout", "timeout:"),
+            (
+                NoReply(5, 3),
+                "timeout",
+                "timeout: no echo of our message within 5 s (3 other messages received)",
+            ),
         ],
     )
     def test_every_client_error_is_classified(
@@ -268,6 +288,226 @@ class TestSummary:
         assert parse_failures_csv(FAILURES_CSV)[0].occurrences == 1
 
 
+REFUSED = "network: Connection refused: nothing accepts connections at that address."
+
+
+def judged(
+    steps: dict[str, tuple[int, int]],
+    *,
+    ours: bool = True,
+    thresholds: Thresholds | None = None,
+    failures: Sequence[tuple[str, str, int]] = (),
+    windows: Sequence[FaultWindow] = (),
+    timeline: Sequence[Event] = (),
+    others: dict[str, int] | None = None,
+) -> LoadSummary:
+    """The judged summary of a run with these (requests, failures) per step."""
+    stats = "Type,Name,Request Count,Failure Count\n"
+    stats += "".join(f"WS,{name},{r},{f}\n" for name, (r, f) in steps.items())
+    table = "Method,Name,Error,Occurrences\n"
+    table += "".join(f"WS,{step},{error},{n}\n" for step, error, n in failures)
+    result = {"histograms": {}, "timeline": list(timeline), "others": others or {}}
+    return build_summary(
+        scenario="s",
+        users=2,
+        duration_s=20,
+        stats_csv=stats,
+        failures_csv=table,
+        result=result if ours else {},
+        windows=windows,
+        end=20.0,
+        thresholds=thresholds,
+    )
+
+
+class TestVerdict:
+    def test_a_clean_run_passes(self) -> None:
+        """No failed request and a connection opened: passed, and no claim about thresholds."""
+        summary = judged({"connect": (4, 0), "message": (100, 0)})
+        assert summary.passed and summary.problems == []
+        assert summary.format().splitlines()[-1] == "verdict: passed: no request failed"
+        assert "thresholds" not in summary.format()
+
+    @pytest.mark.parametrize("ratio", [None, 1.0])
+    def test_no_connection_fails_whatever_the_ratio(self, ratio: float | None) -> None:
+        """Nothing ever opened fails the run in one line, even with --max-failure-ratio 1."""
+        summary = judged(
+            {"connect": (22, 22)},
+            thresholds=Thresholds(max_failure_ratio=ratio),
+            failures=[("connect", REFUSED, 22)],
+        )
+        assert summary.problems == [
+            f"no connection ever opened: 22 of 22 requests failed, most often {REFUSED}"
+        ]
+        assert "verdict: FAILED" in summary.format()
+
+    def test_a_refused_token_opens_nothing(self) -> None:
+        """Every upgrade refused (only `auth` failures, no `connect` row): no connection."""
+        summary = judged({"auth": (20, 20)})
+        assert summary.connections_opened == 0
+        assert summary.problems == ["no connection ever opened: 20 of 20 requests failed"]
+
+    def test_any_failure_fails_without_a_ratio(self) -> None:
+        """Like Locust's --exit-code-on-error: one failed request fails the run."""
+        summary = judged(
+            {"connect": (10, 0), "message": (100, 3)},
+            failures=[("message", "timeout: no echo of our message within 5 s", 3)],
+        )
+        assert summary.problems == [
+            "3 of 110 requests failed, most often timeout: no echo of our message within 5 s; "
+            "allow a share with --max-failure-ratio"
+        ]
+
+    def test_a_ratio_allows_a_share(self) -> None:
+        """--max-failure-ratio relaxes the rule explicitly, and still fails beyond the share."""
+        steps = {"connect": (10, 0), "message": (100, 3)}
+        allowed = judged(steps, thresholds=Thresholds(max_failure_ratio=0.05))
+        assert allowed.passed
+        assert allowed.format().splitlines()[-1] == (
+            "verdict: passed: 3 of 110 requests failed, within --max-failure-ratio 0.05; "
+            "1 threshold met"
+        )
+        beyond = judged(steps, thresholds=Thresholds(max_failure_ratio=0.01))
+        assert beyond.problems == ["threshold failed: --max-failure-ratio 0.01: measured 0.02727"]
+
+    WINDOW = FaultWindow("down", 10.0, 11.0)
+    INSIDE: tuple[Event, ...] = (
+        (5.0, "u1", "open"),
+        (5.0, "u2", "open"),
+        (10.2, "u1", "lost"),
+        (10.5, "u1", "fail"),
+        (11.2, "u1", "open"),
+    )
+
+    def test_a_storm_counts_only_failures_outside_its_faults(self) -> None:
+        """Failures inside a fault are expected and reported; one outside fails the run."""
+        steps = {"connect": (4, 1), "message": (50, 1)}
+        inside = judged(steps, windows=[self.WINDOW], timeline=self.INSIDE)
+        assert inside.passed and inside.counted_failures == 0
+        assert "verdict: passed: 2 failed requests, all inside the faults" in inside.format()
+        outside = [*self.INSIDE, (15.0, "u2", "lost"), (15.1, "u2", "open")]
+        steps["message"] = (50, 2)
+        late = judged(steps, windows=[self.WINDOW], timeline=outside)
+        assert late.counted_failures == 1
+        assert late.problems == [
+            "1 of 54 requests failed outside the faults; allow a share with --max-failure-ratio"
+        ]
+
+    def test_a_storm_whose_users_never_come_back_fails(self) -> None:
+        """A user still down when the run ends is a failed storm, not expected failures."""
+        timeline = [(5.0, "u1", "open"), (10.2, "u1", "lost"), (12.0, "u1", "fail")]
+        summary = judged(
+            {"connect": (3, 1), "message": (10, 1)}, windows=[self.WINDOW], timeline=timeline
+        )
+        assert summary.problems == [
+            "not every user reconnected after the faults: down 0/1 users back"
+        ]
+
+    def test_a_locustfile_without_websocketuser_is_judged_by_failures(self) -> None:
+        """Without our data no connection count exists: only the failure rule applies."""
+        assert judged({"GET /": (10, 0)}, ours=False).passed
+        failed = judged({"GET /": (10, 10)}, ours=False)
+        assert failed.connections_opened is None
+        assert failed.problems == [
+            "10 of 10 requests failed; allow a share with --max-failure-ratio"
+        ]
+
+    @given(
+        connects=st.integers(0, 30),
+        connect_failures=st.integers(0, 30),
+        messages=st.integers(0, 300),
+        message_failures=st.integers(0, 300),
+        ratio=st.none() | st.floats(0, 1),
+    )
+    def test_the_rules(
+        self,
+        connects: int,
+        connect_failures: int,
+        messages: int,
+        message_failures: int,
+        ratio: float | None,
+    ) -> None:
+        """No connection always fails; else failures fail unless within an explicit ratio."""
+        assume(connect_failures <= connects and message_failures <= messages)
+        summary = judged(
+            {"connect": (connects, connect_failures), "message": (messages, message_failures)},
+            thresholds=Thresholds(max_failure_ratio=ratio),
+        )
+        failed, requests = connect_failures + message_failures, connects + messages
+        if connects == connect_failures:
+            assert summary.problems[0].startswith("no connection ever opened")
+        elif not failed:
+            assert summary.passed
+        elif ratio is None:
+            assert not summary.passed
+        else:
+            assert summary.passed == (failed / requests <= ratio)
+
+    def test_other_messages_are_reported_per_step(self) -> None:
+        """Messages that were not a step's reply are counted per step, in JSON and text."""
+        summary = judged({"connect": (1, 0), "message": (9, 0)}, others={"message": 1234})
+        assert summary.steps["message"].other_messages == 1234
+        assert (
+            "other messages (broadcasts, pushes; never the end of a round trip): message 1,234"
+            in (summary.format())
+        )
+        data = json.loads(json.dumps(summary.to_dict()))
+        assert data["steps"]["message"]["other_messages"] == 1234
+        assert (data["passed"], data["problems"], data["counted_failures"]) == (True, [], 0)
+        result = LoadResult(0, "", data, Path())
+        assert result.ok and result.steps["message"].other_messages == 1234
+
+
+class TestMessages:
+    @given(st.text(min_size=1, max_size=40), st.integers(0, 200))
+    def test_text_leads_with_its_id(self, message_id: str, size: int) -> None:
+        """The id is always whole at the head; the message has the size asked if it fits."""
+        text = unique_text(message_id, size)
+        assert text.startswith(f"{message_id} ")
+        assert len(text) == max(size, len(message_id) + 1)
+
+    @given(st.text(min_size=1, max_size=20), st.text(max_size=40), st.integers(0, 300))
+    def test_json_carries_the_id_in_its_field(self, field: str, message_id: str, size: int) -> None:
+        """The id sits in the field; padding brings the text to the size asked when it fits."""
+        text = unique_json(field, message_id, size)
+        assert json.loads(text)[field] == message_id
+        bare = json.dumps({field: message_id})
+        assert len(text) == (size if size > len(bare) + len(', "pad": ""') else len(bare))
+
+    def test_a_reply_matches_on_the_field_only(self) -> None:
+        """An answer that carries our id matches; another id, no id or not JSON does not."""
+        sent = unique_json("id", "abc.1", 32)
+        assert same_json_field("id", sent, '{"id": "abc.1", "ok": true}')
+        assert same_json_field("id", sent, b'{"id": "abc.1"}')
+        assert not same_json_field("id", sent, '{"id": "abc.2", "ok": true}')
+        assert not same_json_field("id", sent, '{"ok": true}')
+        assert not same_json_field("id", sent, "tick")
+        assert not same_json_field("id", sent, '["abc.1"]')
+
+    @given(st.text() | st.binary(), st.text() | st.binary())
+    def test_matching_never_raises(self, sent: str | bytes, received: str | bytes) -> None:
+        """Whatever arrives (not JSON, not UTF-8, deeply nested), matching answers a bool."""
+        assert same_json_field("id", sent, received) in (True, False)
+
+    def test_matching_survives_deep_nesting(self) -> None:
+        """JSON nested past the parser's recursion limit is no match, not a crash."""
+        assert not same_json_field("id", '{"id": 1}', "[" * 100_000)
+
+    @pytest.mark.parametrize(
+        ("timeout", "others", "echo", "text"),
+        [
+            (5, 0, True, "no echo of our message within 5 s (0 other messages received)"),
+            (0.5, 1, True, "no echo of our message within 0.5 s (1 other message received)"),
+            (5, 1234, False, "no reply to our message within 5 s (1,234 other messages received)"),
+        ],
+    )
+    def test_no_reply_reads_in_one_line(
+        self, timeout: float, others: int, echo: bool, text: str
+    ) -> None:
+        """The failure says what did not come back, how long we waited and what came instead."""
+        assert no_reply_text(timeout, others, echo=echo) == text
+
+
 class TestCommandLine:
     @pytest.mark.parametrize(
         ("text", "seconds"), [("90", 90), ("90s", 90), ("2m", 120), ("1h30m", 5400), ("1.5s", 1.5)]
@@ -302,6 +542,8 @@ class TestCommandLine:
         """The fixture's snake-case keywords map onto `wsconn load` options."""
         argv = load_argv("idle_hold", tmp_path, {"users": 3, "storm": False, "ping_interval": 0.5})  # type: ignore[arg-type]
         assert argv[-3:] == ["--users=3", "--no-storm", "--ping-interval=0.5"]
+        argv = load_argv("s", tmp_path, {"reply_id_field": "id", "reply_timeout": 1})  # type: ignore[arg-type]
+        assert argv[-2:] == ["--reply-id-field=id", "--reply-timeout=1"]
         with pytest.raises(TypeError, match="userz"):
             load_argv("idle_hold", tmp_path, {"userz": 3})  # type: ignore[arg-type]
 
@@ -321,6 +563,27 @@ class TestCommandLine:
             "--master-port",
             "5557",
         ]
+
+    def test_reply_settings_reach_the_users(self, tmp_path: Path) -> None:
+        """--reply-timeout and --reply-id-field become the users' --ws-* options."""
+        args = build_parser().parse_args(
+            ["steady_messaging", "--reply-timeout", "0.5", "--reply-id-field", "id"]
+        )
+        master, _ = locust_commands(args, Path("s.py"), Target("ws://h/ws", None), tmp_path, 0)
+        assert {"--ws-reply-timeout=0.5", "--ws-reply-id-field=id"} <= set(master)
+        assert not any(part.startswith("--ws-timeline") for part in master)
+
+    def test_a_storm_records_every_failure(self, tmp_path: Path) -> None:
+        """With a storm the users record their timeline, whatever the locustfile says."""
+        args = build_parser().parse_args(["mine.py", "--storm"])
+        master, _ = locust_commands(args, Path("s.py"), Target("ws://h/ws", None), tmp_path, 0)
+        assert "--ws-timeline=on" in master
+
+    def test_help_states_the_exit_rule(self) -> None:
+        """--help says when the run exits 1, the ratio's default included."""
+        text = " ".join(build_parser().format_help().split())
+        assert "no connection ever opened (even with --max-failure-ratio 1)" in text
+        assert "(default: none may)" in text
 
     def test_token_stays_off_the_command_line(self, tmp_path: Path) -> None:
         """The token goes to Locust through the environment, never its argv (visible in ps)."""
@@ -377,6 +640,17 @@ class TestWsClient:
         assert client.ping_pong(5) > 0
         closed = client.close()
         assert (closed.code, closed.received) == (1000, True)
+
+    def test_pushes_read_while_idle_are_counted(
+        self, broken_service: Callable[[str], Service]
+    ) -> None:
+        """Messages an idle spell or a ping drops are counted, for the other-messages figure."""
+        service = broken_service("pushes")
+        client, _ = WsClient.connect(f"{service.url}?token={service.token}", timeout=5)
+        client.idle(0.05)
+        assert client.ping_pong(5) > 0
+        assert client.skipped >= 1  # the service pushes once before anything else
+        client.close()
 
     def test_rejected_token(self, reference_service: object) -> None:
         """A forged token is refused with HTTP 401 and reads as an auth failure."""

@@ -45,6 +45,8 @@ _FLAGS = {  # keyword -> wsconn load option
     "origin": "--origin",
     "message_size": "--message-size",
     "message_interval": "--message-interval",
+    "reply_timeout": "--reply-timeout",
+    "reply_id_field": "--reply-id-field",
     "ping_interval": "--ping-interval",
     "ping_timeout": "--ping-timeout",
     "open_timeout": "--open-timeout",
@@ -75,11 +77,17 @@ class StepStats:
     p95_ms: float | None
     p99_ms: float | None
     max_ms: float | None
+    other_messages: int = 0  # received during the step, not its reply (broadcasts, pushes)
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadResult:
-    """What a ``wsconn load`` run reported: exit status, per-step stats and its summary."""
+    """What a ``wsconn load`` run reported: exit status, per-step stats and its summary.
+
+    ``ok`` is ``wsconn load``'s verdict: False when no connection ever opened, when a request
+    failed (beyond ``max_failure_ratio``; in a storm, outside its faults), when the storm's users
+    did not all come back, or when a threshold failed — ``problems`` says which, one line each.
+    """
 
     exit_code: int
     output: str  # the printed summary and errors
@@ -98,6 +106,11 @@ class LoadResult:
     def failures(self) -> list[dict[str, Any]]:
         """Locust's failure table: ``step``, ``error``, ``occurrences``."""
         return list(self.summary.get("failures", []))
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the run failed, one line each (empty when it passed)."""
+        return list(self.summary.get("problems", []))
 
     @property
     def failed_thresholds(self) -> list[str]:

@@ -3,11 +3,14 @@
 The I/O shell around the pure parts: it starts the embedded stack when no ``--host`` is given
 (the reference server behind Toxiproxy), runs ``locust`` as child processes (never imported
 here: Locust monkey-patches whatever imports it), drives the reconnect storm's faults on the
-proxy, then reads Locust's CSV files and the master's ``wsconn.json`` into a summary, checks the
-thresholds and says which one failed.
+proxy, then reads Locust's CSV files and the master's ``wsconn.json`` into a summary, judges
+the run and says, one line per reason, why it failed.
 
-Exit status: 0 all thresholds met; 1 a threshold failed; 2 a usage or set-up error; 3 Locust
-did not complete the run.
+Exit status: 0 the run passed; 1 it failed: no connection ever opened (whatever the limits), a
+request failed (Locust's ``--exit-code-on-error`` convention; ``--max-failure-ratio`` allows a
+share, and in a reconnect storm only the failures outside its faults count), the storm's users
+did not all come back, or a threshold was breached; 2 a usage or set-up error; 3 Locust did not
+complete the run.
 """
 
 from __future__ import annotations
@@ -32,10 +35,16 @@ from pytest_wsconn.config import Settings, parse_auth_mode, parse_ws_url
 from pytest_wsconn.exceptions import ConfigError, WsconnError
 from pytest_wsconn.load.recovery import FaultWindow, storm_schedule
 from pytest_wsconn.load.summary import LoadSummary, build_summary
-from pytest_wsconn.load.thresholds import Thresholds, evaluate
+from pytest_wsconn.load.thresholds import Thresholds
 from pytest_wsconn.timing import scaled
 
-EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_LOCUST = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCUST = 0, 1, 2, 3
+EXIT_HELP = """\
+exit status: 0 the run passed; 1 it failed: no connection ever opened (even with
+--max-failure-ratio 1), any request failed (unless --max-failure-ratio allows the share; in a
+reconnect storm only failures outside its faults count), the storm's users did not all come
+back, or a threshold was breached — each reason is printed on one line; 2 a usage or set-up
+error; 3 Locust did not complete the run."""
 SCENARIOS = ("connect_storm", "steady_messaging", "idle_hold", "reconnect_storm")
 STORM_FAULTS = ("down", "reset_peer")
 REFERENCE_MAX_CONNECTIONS = 1_000_000  # the embedded server must not be the limit under test
@@ -137,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a WebSocket load scenario with Locust, headless (pytest-wsconn). "
         "Without --host it runs against the embedded stack: the reference server behind "
         "Toxiproxy.",
+        epilog=EXIT_HELP,
     )
     parser.add_argument("scenario", help=f"{', '.join(SCENARIOS)}, or a locustfile path")
     run = parser.add_argument_group("run")
@@ -187,6 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_argument("--message-size", type=_positive_int, default=32)
     steps.add_argument("--message-interval", type=float, default=None, help="s between messages")
     steps.add_argument("--ping-interval", type=float, default=None, help="keepalive ping every s")
+    steps.add_argument(
+        "--reply-timeout",
+        type=float,
+        default=5.0,
+        help="s to wait for the echo of (or reply to) a message before the step fails (5)",
+    )
+    steps.add_argument(
+        "--reply-id-field",
+        default=None,
+        metavar="FIELD",
+        help="request/response over JSON: send {FIELD: <unique id>, ...} and end the round trip "
+        "at the message whose FIELD equals it (default: the exact echo of our message)",
+    )
     steps.add_argument("--ping-timeout", type=float, default=10.0)
     steps.add_argument("--open-timeout", type=float, default=10.0)
     steps.add_argument("--backoff-initial", type=float, default=0.1)
@@ -211,7 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     storm.add_argument("--toxiproxy", default=None, help="a running Toxiproxy API (with --proxy)")
     storm.add_argument("--proxy", default=None, help="name of the proxy in front of --host")
     limits = parser.add_argument_group("thresholds (exit 1 when one fails)")
-    limits.add_argument("--max-failure-ratio", type=float, default=None)
+    limits.add_argument(
+        "--max-failure-ratio",
+        type=float,
+        default=None,
+        help="share of requests allowed to fail, 0 to 1 (default: none may)",
+    )
     limits.add_argument("--max-p95-connect-ms", type=float, default=None)
     limits.add_argument("--max-p95-rtt-ms", type=float, default=None)
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
@@ -318,6 +346,7 @@ def locust_commands(
         "ws-dial": target.dial,
         "ws-open-timeout": args.open_timeout,
         "ws-message-size": args.message_size,
+        "ws-reply-timeout": args.reply_timeout,
         "ws-ping-timeout": args.ping_timeout,
         "ws-backoff-initial": args.backoff_initial,
         "ws-backoff-max": args.backoff_max,
@@ -327,6 +356,10 @@ def locust_commands(
         options["ws-message-interval"] = args.message_interval
     if args.ping_interval is not None:
         options["ws-ping-interval"] = args.ping_interval
+    if args.reply_id_field:
+        options["ws-reply-id-field"] = args.reply_id_field
+    if args.storm:
+        options["ws-timeline"] = "on"  # the storm places every failure inside or outside a fault
     master = [
         *base,
         "--headless",
@@ -432,7 +465,7 @@ def run(
     """One load run: target up, Locust run, summary built and thresholds checked."""
     locustfile = scenario_path(args.scenario, scenario_folders())
     name = locustfile.stem
-    storm = args.storm if args.storm is not None else name == "reconnect_storm"
+    storm = args.storm = args.storm if args.storm is not None else name == "reconnect_storm"
     if args.message_interval is None and name == "reconnect_storm":
         args.message_interval = 0.2
     out = (args.out or Path("wsconn-load") / name).resolve()
@@ -464,11 +497,11 @@ def run(
         windows=applied,
         end=(started or 0.0) + args.duration,
         grace=args.storm_grace,
+        thresholds=thresholds,
     )
-    summary.breaches = evaluate(thresholds, summary.figures())
     summary.reports = [str(out / f) for f in ("report.html", "locust_stats.csv", "summary.json")]
     (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
-    return (EXIT_THRESHOLD if summary.breaches else EXIT_OK), summary
+    return (EXIT_OK if summary.passed else EXIT_FAILED), summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -488,6 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if summary is not None:
         print(summary.format(), flush=True)
-        for breach in summary.breaches:
-            print(f"wsconn load: threshold failed: {breach}", file=sys.stderr)
+        for problem in summary.problems:
+            prefix = "" if problem.startswith("threshold failed: ") else "FAILED: "
+            print(f"wsconn load: {prefix}{problem}", file=sys.stderr)
     return code

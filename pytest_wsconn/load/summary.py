@@ -1,6 +1,16 @@
-"""A load run's summary: Locust's CSV rows, our histograms and the storm's recovery, as text.
+"""A load run's summary: Locust's CSV rows, our histograms and the storm's recovery, as text —
+and its verdict.
 
 Pure: it takes the texts and the data the runner read and returns values; no files, no clock.
+
+The verdict follows Locust's convention (a non-zero exit when any request failed), so green
+means the load was served: a run fails when
+
+- no connection ever opened (a ``WebSocketUser`` run), whatever the limits;
+- any request failed, unless ``--max-failure-ratio`` allows a share — in a reconnect storm only
+  the failures outside its faults count (those inside are expected and reported);
+- a storm's users did not all come back after a fault;
+- a threshold was breached.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from typing import Any
 
 from pytest_wsconn.load.histogram import Histogram
 from pytest_wsconn.load.recovery import FaultWindow, RecoveryReport, recovery_report
-from pytest_wsconn.load.thresholds import Breach, Figures
+from pytest_wsconn.load.thresholds import Breach, Figures, Thresholds, evaluate
 
 STEPS = ("connect", "auth", "message", "ping", "close")
 """The request names load users fire, in the order a connection lives them."""
@@ -31,6 +41,7 @@ class StepSummary:
     p95_ms: float | None
     p99_ms: float | None
     max_ms: float | None
+    other_messages: int = 0  # received during the step, not its reply (broadcasts, pushes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,12 +77,18 @@ def parse_failures_csv(text: str) -> list[FailureRow]:
 
 
 def step_summaries(
-    stats: Mapping[str, Mapping[str, str]], histograms: Mapping[str, Histogram]
+    stats: Mapping[str, Mapping[str, str]],
+    histograms: Mapping[str, Histogram],
+    others: Mapping[str, int] | None = None,
+    *,
+    ours: bool = True,
 ) -> dict[str, StepSummary]:
     """Per request name: Locust's counts and rate; latencies of successful requests from
-    ``histograms`` (none for a step that never succeeded), else Locust's own figures."""
+    ``histograms`` (none for a step that never succeeded) when ``ours`` (a WebSocketUser run),
+    else Locust's own figures; the other messages each step received."""
+    others = others or {}
     names = sorted(
-        set(stats) | set(histograms),
+        set(stats) | set(histograms) | set(others),
         key=lambda n: (n not in STEPS, STEPS.index(n) if n in STEPS else 0, n),
     )
     steps = {}
@@ -82,7 +99,7 @@ def step_summaries(
         if histogram is not None and histogram.count:
             p50, p95, p99 = (histogram.percentile(q) for q in (0.5, 0.95, 0.99))
             top = histogram.max_ms
-        elif histograms:  # our users report successes only: this step had none
+        elif ours:  # our users report successes only: this step had none
             p50 = p95 = p99 = top = None
         else:  # a locustfile without WebSocketUser: Locust's own (whole-ms) figures
             p50, p95, p99 = (_number(row.get(k)) for k in ("50%", "95%", "99%"))
@@ -98,6 +115,7 @@ def step_summaries(
             p95_ms=p95,
             p99_ms=p99,
             max_ms=top,
+            other_messages=int(others.get(name, 0)),
         )
     return steps
 
@@ -112,8 +130,11 @@ class LoadSummary:
     steps: dict[str, StepSummary]
     failures: list[FailureRow]
     workers: dict[str, int]  # worker id -> requests it reported (empty: one local process)
+    connections_opened: int | None = None  # None: the locustfile has no WebSocketUser
     recovery: RecoveryReport | None = None
+    thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
     breaches: list[Breach] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)  # empty: the run passed
     reports: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -124,16 +145,33 @@ class LoadSummary:
     def failure_count(self) -> int:
         return sum(step.failures for step in self.steps.values())
 
+    @property
+    def counted_failures(self) -> int:
+        """Failed requests that fail the run: all, but in a storm only those outside its faults
+        (every failed step records one timeline event, which the storm report places)."""
+        if self.recovery is None:
+            return self.failure_count
+        return min(self.recovery.unexpected, self.failure_count)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
     def figures(self) -> Figures:
         """The figures thresholds check."""
         connect = self.steps.get("connect")
         message = self.steps.get("message")
         return Figures(
             requests=self.requests,
-            failures=self.failure_count,
+            failures=self.counted_failures,
             p95_connect_ms=connect.p95_ms if connect else None,
             p95_rtt_ms=message.p95_ms if message else None,
         )
+
+    def judge(self) -> None:
+        """Set ``breaches`` and ``problems`` from the figures and ``thresholds``."""
+        self.breaches = evaluate(self.thresholds, self.figures())
+        self.problems = find_problems(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (``summary.json``)."""
@@ -142,6 +180,8 @@ class LoadSummary:
         data["failed_thresholds"] = [b.option for b in self.breaches]
         data["requests"] = self.requests
         data["failure_count"] = self.failure_count
+        data["counted_failures"] = self.counted_failures
+        data["passed"] = self.passed
         if self.recovery is not None:
             data["recovery"]["failed_connections"] = self.recovery.failed_connections
             data["recovery"]["fully_recovered"] = self.recovery.fully_recovered
@@ -158,14 +198,33 @@ class LoadSummary:
                 lines.append(f"  … and {len(self.failures) - 10} more kinds")
         if self.recovery is not None:
             lines += describe_recovery(self.recovery)
-        if self.breaches:
-            lines.append("thresholds FAILED:")
-            lines += [f"  {breach}" for breach in self.breaches]
-        else:
-            lines.append("thresholds: all met")
+        others = [f"{s.name} {s.other_messages:,}" for s in self.steps.values() if s.other_messages]
+        if others:
+            lines.append(
+                "other messages (broadcasts, pushes; never the end of a round trip): "
+                + ", ".join(others)
+            )
+        lines += self._verdict()
         if self.reports:
             lines.append("reports: " + ", ".join(self.reports))
         return "\n".join(lines)
+
+    def _verdict(self) -> list[str]:
+        if self.problems:
+            return ["verdict: FAILED", *[f"  {problem}" for problem in self.problems]]
+        failed, counted = self.failure_count, self.counted_failures
+        if not failed:
+            why = "no request failed"
+        elif not counted:
+            why = f"{failed:,} failed requests, all inside the faults"
+        else:
+            ratio = self.thresholds.max_failure_ratio
+            why = f"{counted:,} of {self.requests:,} requests failed"
+            why += f", within --max-failure-ratio {ratio:g}"
+        limits = sum(value is not None for value in dataclasses.astuple(self.thresholds))
+        if limits:
+            why += f"; {limits} threshold{'s' if limits > 1 else ''} met"
+        return [f"verdict: passed: {why}"]
 
     def _headline(self) -> str:
         text = f"wsconn load: {self.scenario}, {self.users} users, {self.duration_s:g} s"
@@ -230,6 +289,43 @@ def describe_recovery(report: RecoveryReport) -> list[str]:
     return lines
 
 
+def find_problems(summary: LoadSummary) -> list[str]:
+    """Why the run fails, one line each (see the module docstring); empty: it passed."""
+    problems = []
+    counted = summary.counted_failures
+    if summary.connections_opened == 0:
+        problems.append(_no_connection(summary))
+    elif counted and summary.thresholds.max_failure_ratio is None:
+        text = f"{counted:,} of {summary.requests:,} requests failed"
+        if summary.recovery is not None:
+            text += " outside the faults"
+        elif summary.failures:
+            text += f", most often {summary.failures[0].error}"
+        problems.append(f"{text}; allow a share with --max-failure-ratio")
+    if summary.recovery is not None and not summary.recovery.fully_recovered:
+        missing = ", ".join(
+            f"{w.window.kind} {w.recovered}/{w.affected} users back"
+            for w in summary.recovery.windows
+            if not w.fully_recovered
+        )
+        problems.append(f"not every user reconnected after the faults: {missing}")
+    problems += [f"threshold failed: {breach}" for breach in summary.breaches]
+    return problems
+
+
+def _no_connection(summary: LoadSummary) -> str:
+    if not summary.requests:
+        return "no connection ever opened: no attempt was recorded"
+    text = (
+        f"no connection ever opened: {summary.failure_count:,} of {summary.requests:,} "
+        "requests failed"
+    )
+    if summary.failures:
+        top = summary.failures[0]
+        text += f", most often {top.error}"
+    return text
+
+
 def build_summary(
     *,
     scenario: str,
@@ -241,8 +337,10 @@ def build_summary(
     windows: Sequence[FaultWindow] = (),
     end: float | None = None,
     grace: float = 1.0,
+    thresholds: Thresholds | None = None,
 ) -> LoadSummary:
-    """The summary of one run from Locust's CSV texts and the master's ``result`` data."""
+    """The judged summary of one run from Locust's CSV texts and the master's ``result`` data
+    (empty when the locustfile has no ``WebSocketUser``)."""
     histograms = {
         name: Histogram.from_dict(data) for name, data in result.get("histograms", {}).items()
     }
@@ -251,12 +349,23 @@ def build_summary(
         events = [(float(t), str(u), k) for t, u, k in result.get("timeline", [])]
         last = end if end is not None else max((e[0] for e in events), default=0.0)
         recovery = recovery_report(events, windows, last, grace)
-    return LoadSummary(
+    steps = step_summaries(
+        parse_stats_csv(stats_csv), histograms, result.get("others"), ours=bool(result)
+    )
+    opened = None
+    if result:
+        connect = steps.get("connect")
+        opened = connect.requests - connect.failures if connect else 0
+    summary = LoadSummary(
         scenario=scenario,
         users=users,
         duration_s=duration_s,
-        steps=step_summaries(parse_stats_csv(stats_csv), histograms),
+        steps=steps,
         failures=parse_failures_csv(failures_csv),
         workers={str(k): int(v) for k, v in result.get("workers", {}).items()},
+        connections_opened=opened,
         recovery=recovery,
+        thresholds=thresholds or Thresholds(),
     )
+    summary.judge()
+    return summary

@@ -47,7 +47,7 @@ class Figures:
     """What thresholds look at, taken from a run's summary."""
 
     requests: int
-    failures: int
+    failures: int  # that count: in a reconnect storm, those outside its faults
     p95_connect_ms: float | None
     p95_rtt_ms: float | None
 
