@@ -32,9 +32,10 @@ if TYPE_CHECKING:
     )
     from pytest_wsconn.expect import CloseInfo, ConnectionAttempt, classify, describe_attempt
     from pytest_wsconn.faults import Fault, make_fault
-    from pytest_wsconn.plugin import Tokens
     from pytest_wsconn.reconnect import QueueFull, ReconnectingClient, State, Transition
+    from pytest_wsconn.redact import Secret
     from pytest_wsconn.stack import Stack
+    from pytest_wsconn.tokens import Tokens
     from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
 
 # Imported on first use, so that `wsconn serve` and the reference server start fast.
@@ -69,7 +70,8 @@ _EXPORTS = {
     "describe_attempt": "expect",
     "Fault": "faults",
     "make_fault": "faults",
-    "Tokens": "plugin",
+    "Tokens": "tokens",
+    "Secret": "redact",
     "Stack": "stack",
     "Proxy": "toxiproxy",
     "ToxiproxyClient": "toxiproxy",
@@ -103,6 +105,7 @@ __all__ = [
     "Proxy",
     "QueueFull",
     "ReconnectingClient",
+    "Secret",
     "Stack",
     "StackError",
     "State",

@@ -7,11 +7,12 @@ in a ``ConnectionAttempt``; classifying and describing attempts is the pure core
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -23,7 +24,7 @@ from pytest_wsconn.config import AuthMode, parse_auth_mode
 from pytest_wsconn.events import emit
 from pytest_wsconn.exceptions import ConnectFailed
 from pytest_wsconn.expect import CloseInfo, ConnectionAttempt, classify
-from pytest_wsconn.redact import redact_text, redact_url
+from pytest_wsconn.redact import Secret, redact_text, redact_url, reveal
 
 AttemptSink = Callable[[ConnectionAttempt], None]
 
@@ -98,6 +99,23 @@ class InstrumentedConnection(ClientConnection):
         return reply
 
 
+class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """websockets' logger with our token taken out of every record.
+
+    websockets logs the upgrade request at DEBUG (``> GET /ws?token=…``, ``> Cookie: …``): with
+    ``--log-level=DEBUG`` those lines would reach pytest's report and the live log.
+    """
+
+    def __init__(self, logger: logging.Logger, secrets: Sequence[str]) -> None:
+        super().__init__(logger, {})
+        self._secrets = secrets
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            self.logger.log(level, "%s", redact_text(text, self._secrets), **kwargs)
+
+
 class Connector(Protocol):
     """The shape of ``connect`` and of the ``wsconn_connect`` fixture."""
 
@@ -130,7 +148,7 @@ def apply_auth(
 async def connect(
     url: str,
     *,
-    token: str | None = None,
+    token: str | Secret | None = None,
     auth: AuthMode | str = "query:token",
     origin: str | None = None,
     subprotocols: Sequence[str] = (),
@@ -151,7 +169,7 @@ async def connect(
     """
     __tracebackhide__ = True
     mode = parse_auth_mode(auth) if isinstance(auth, str) else auth
-    full_url, auth_headers, protocols = apply_auth(url, mode, token, subprotocols)
+    full_url, auth_headers, protocols = apply_auth(url, mode, reveal(token), subprotocols)
     secret_params = [mode.name] if mode.kind == "query" else []
     attempt = ConnectionAttempt(
         url=redact_url(full_url, secret_params),
@@ -164,6 +182,10 @@ async def connect(
     emit("connect.start", attempt_id=attempt.id, url=attempt.url)
     if dial is not None:
         kwargs.update(host=dial[0], port=dial[1])
+    raw_token = reveal(token)
+    if raw_token:
+        logger = kwargs.pop("logger", None) or logging.getLogger("websockets.client")
+        kwargs["logger"] = RedactingLogger(logger, [raw_token, quote(raw_token, safe="")])
     try:
         conn = await ws_connect(
             full_url,

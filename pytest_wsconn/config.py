@@ -11,6 +11,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pytest_wsconn.exceptions import ConfigError
+from pytest_wsconn.redact import Secret
 
 AuthKind = Literal["query", "header", "subprotocol", "cookie", "none"]
 STACKS = ("local", "external", "compose")
@@ -131,7 +132,7 @@ class Settings:
 
     stack: str = "local"
     url: str | None = None
-    token: str | None = None
+    token: Secret | None = None
     auth: AuthMode = dataclasses.field(default_factory=lambda: parse_auth_mode(DEFAULT_AUTH))
     origin: str | None = None
     toxiproxy_url: str | None = None

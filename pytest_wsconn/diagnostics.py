@@ -53,7 +53,7 @@ from pytest_wsconn.config import (
 )
 from pytest_wsconn.exceptions import ConfigError, ConnectFailed
 from pytest_wsconn.expect import classify
-from pytest_wsconn.redact import redact_url
+from pytest_wsconn.redact import Secret, redact_url
 from pytest_wsconn.results import CheckResult, checks_exit_code, checks_json, render_checks
 from pytest_wsconn.verdicts import (
     NO_PONG,
@@ -166,7 +166,7 @@ class ConnectionDiagnostics:
     """
 
     url: str
-    token: str | None = dataclasses.field(default=None, repr=False)
+    token: str | Secret | None = dataclasses.field(default=None, repr=False)
     auth: AuthMode = dataclasses.field(default_factory=lambda: parse_auth_mode(DEFAULT_AUTH))
     origin: str | None = None
     page_origin: str | None = None
@@ -351,7 +351,7 @@ class _Run:
         return check_health_websocket(path, reply)
 
     async def _connect(
-        self, token: str | None, origin: str | None, url: str | None = None
+        self, token: str | Secret | None, origin: str | None, url: str | None = None
     ) -> InstrumentedConnection:
         tls: dict[str, Any] = {"ssl": self.context} if self.secure else {}  # ws:// takes no ssl
         return await connect(
@@ -416,7 +416,9 @@ class _Run:
             else Variation("without the token", await self._probe(None, self.origin)),
         )
 
-    async def _probe(self, token: str | None, origin: str | None, url: str | None = None) -> Probe:
+    async def _probe(
+        self, token: str | Secret | None, origin: str | None, url: str | None = None
+    ) -> Probe:
         """Connect as told, then see whether the server serves the connection or closes it."""
         try:
             conn = await self._connect(token, origin, url)

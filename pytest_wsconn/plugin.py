@@ -28,12 +28,12 @@ from pytest_wsconn.exceptions import ConfigError, ConnectFailed, WsconnError
 from pytest_wsconn.expect import ConnectionAttempt, timeline
 from pytest_wsconn.faults import Fault, make_fault
 from pytest_wsconn.reconnect import ReconnectingClient
-from pytest_wsconn.redact import redact_url
-from pytest_wsconn.reference.tokens import TokenKind, forge, reference_token
+from pytest_wsconn.redact import Secret, redact_url
 from pytest_wsconn.results import render_checks
 from pytest_wsconn.session_report import build_report, summary_line
 from pytest_wsconn.stack import Stack, describe_stack, describe_tested, open_stack
 from pytest_wsconn.timing import scaled, timeout_factor
+from pytest_wsconn.tokens import Tokens
 from pytest_wsconn.toxiproxy import Proxy
 from pytest_wsconn.tracebacks import without_library_frames
 
@@ -112,7 +112,11 @@ _OPTIONS = (
         "url", "url", "WebSocket URL of your running service (ws:// or wss://)", cfg.parse_ws_url
     ),
     _Option(
-        "token", "token", "token for your service (or env WSCONN_TOKEN)", str, env="WSCONN_TOKEN"
+        "token",
+        "token",
+        "token for your service (or env WSCONN_TOKEN)",
+        Secret,
+        env="WSCONN_TOKEN",
     ),
     _Option("auth", "auth", f"where the token goes: {cfg.AUTH_SYNTAX}", cfg.parse_auth_mode),
     _Option("origin", "origin", "Origin header sent by test connections", str),
@@ -565,37 +569,6 @@ def wsconn_proxy(request: pytest.FixtureRequest, wsconn_stack: Stack) -> Iterato
             yield proxy
     finally:
         proxy.reset()
-
-
-class Tokens:
-    """``wsconn_token("valid" | "expired" | "forged")``: tokens for the service under test."""
-
-    def __init__(self, config: pytest.Config, stack: Stack, settings: cfg.Settings) -> None:
-        self._config = config
-        self._stack = stack
-        self._settings = settings
-
-    def get(self, kind: TokenKind = "valid") -> str | None:
-        """The token, or None when neither the hook, the options nor the stack can make one."""
-        supplied: str | None = self._config.hook.pytest_wsconn_token(kind=kind, config=self._config)
-        if supplied is not None:
-            return supplied
-        if self._stack.secret is not None:
-            return reference_token(self._stack.secret, kind)
-        valid = self._settings.token
-        if kind == "valid" or valid is None:
-            return valid
-        return forge(valid) if kind == "forged" else None
-
-    def __call__(self, kind: TokenKind = "valid") -> str:
-        """The token; skips the test with the reason when none can be had."""
-        if self._settings.auth.kind == "none":
-            pytest.skip("this service takes no token (--wsconn-auth=none)")
-        token = self.get(kind)
-        if token is None:
-            how = "pass --wsconn-token" if kind == "valid" else "implement pytest_wsconn_token"
-            pytest.skip(f"no {kind} token for this service ({how})")
-        return token
 
 
 @pytest.fixture

@@ -8,11 +8,52 @@ It is total: a URL it cannot parse is redacted as text.
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Iterable
+from typing import final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "***"
+
+
+@final
+class Secret:
+    """A token or other credential: ``repr``, ``str`` and f-strings show ``***``.
+
+    Only ``reveal()`` gives the value, so ``--showlocals``, assertion rewriting, tracebacks and
+    reprs never print one.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | Secret) -> None:
+        self._value = value.reveal() if isinstance(value, Secret) else value
+
+    def reveal(self) -> str:
+        """The value itself: for the wire, never for output."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED!r})"
+
+    def __str__(self) -> str:
+        return REDACTED
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def reveal(value: str | Secret | None) -> str | None:
+    """The raw value of a token given either way."""
+    return value.reveal() if isinstance(value, Secret) else value
+
+
 SECRET_PARAMS = frozenset(
     {
         "token",
@@ -85,9 +126,10 @@ def _redact_unparsed(url: str, named: set[str]) -> str:
     return _QUERY_VALUE.sub(value, url)
 
 
-def redact_text(text: str, secrets: Iterable[str | None]) -> str:
+def redact_text(text: str, secrets: Iterable[str | Secret | None]) -> str:
     """``text`` with every non-trivial secret replaced."""
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
+        value = reveal(secret)
+        if value and len(value) >= 4:
+            text = text.replace(value, REDACTED)
     return text

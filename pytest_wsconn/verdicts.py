@@ -31,7 +31,7 @@ from pytest_wsconn.config import (
     AuthMode,
     target_address,
 )
-from pytest_wsconn.redact import redact_text
+from pytest_wsconn.redact import Secret, redact_text, reveal
 from pytest_wsconn.results import CheckResult
 
 EXPIRY_WARNING_DAYS = 14
@@ -663,7 +663,7 @@ def explain_refusal(said: str, fields: Mapping[str, Any], probes: RefusalProbes)
     return CheckResult("handshake", "fail", detail, error=error, fields=fields)
 
 
-def _scrub(value: Any, secret: str) -> Any:
+def _scrub(value: Any, secret: str | Secret) -> Any:
     if isinstance(value, str):
         return redact_text(value, [secret])
     if isinstance(value, Mapping):
@@ -673,10 +673,11 @@ def _scrub(value: Any, secret: str) -> Any:
     return value
 
 
-def redacted(result: CheckResult, token: str | None) -> CheckResult:
+def redacted(result: CheckResult, token: str | Secret | None) -> CheckResult:
     """``result`` with ``token`` replaced in its detail and fields (servers may echo it)."""
-    if not token:
+    if not reveal(token):
         return result
+    assert token is not None
     return dataclasses.replace(
         result, detail=redact_text(result.detail, [token]), fields=_scrub(result.fields, token)
     )

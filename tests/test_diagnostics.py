@@ -83,7 +83,7 @@ def first_failure(report: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def token_env(monkeypatch: pytest.MonkeyPatch, wsconn_token: Tokens) -> str:
     """A valid token for the session's stack, exported in ``TOKEN_ENV``."""
-    token = wsconn_token()
+    token = wsconn_token().reveal()
     monkeypatch.setenv(TOKEN_ENV, token)
     return token
 
@@ -898,7 +898,7 @@ def run_diagnose(
 class TestDiagnoseProcess:
     def test_token_never_printed(self, wsconn_stack: Stack, wsconn_token: Tokens) -> None:
         """A healthy run exits 0, and the token is in neither stdout nor stderr."""
-        token = wsconn_token()
+        token = wsconn_token().reveal()
         result = run_diagnose(
             wsconn_stack.proxy_url, "--token-env", TOKEN_ENV, "--json", env={TOKEN_ENV: token}
         )

@@ -106,7 +106,8 @@ class TestUserProject:
 
             @pytest.mark.asyncio
             async def test_hook_token(wsconn_connect, wsconn_token):
-                assert wsconn_token("valid").count(".") == 1
+                assert wsconn_token("valid").reveal().count(".") == 1
+                assert repr(wsconn_token("valid")) == "Secret('***')"
                 await assert_connects(wsconn_connect)
             """
         )
