@@ -455,21 +455,14 @@ class _Run:
     async def round_trip(self) -> CheckResult:
         message = f"wsconn diagnose {secrets.token_hex(4)}"
         try:
-            reply = await self._conn().echo(message, self.s.timeout)
-        except TimeoutError:
-            detail = (
-                f"no reply within {self.s.timeout:g} s: the service may only push, "
-                "or expect another kind of message"
-            )
+            await self._conn().echo(message, self.s.timeout)
+        except TimeoutError as exc:  # "no echo of our message within N s (K other messages …)"
+            detail = f"{exc}: the service may not echo (it may only push, or answer in its own way)"
             return CheckResult("round_trip", "warn", detail)
         except ConnectionClosed as exc:
             detail = f"the server ended the connection: {_closed(exc)}"
             return CheckResult("round_trip", "fail", detail, error=classify_exception(exc))
-        if reply == message:
-            return CheckResult("round_trip", "pass", f"echoed a {len(message)}-character message")
-        kind = "text" if isinstance(reply, str) else "binary"
-        detail = f"got a reply ({kind}, {len(reply)} long), not an echo"
-        return CheckResult("round_trip", "pass", detail)
+        return CheckResult("round_trip", "pass", f"echoed a {len(message)}-character message")
 
     async def ping(self) -> CheckResult:
         try:
@@ -486,7 +479,7 @@ class _Run:
 async def diagnose(
     url: str,
     *,
-    token: str | None = None,
+    token: str | Secret | None = None,
     auth: AuthMode | str = DEFAULT_AUTH,
     origin: str | None = None,
     page_origin: str | None = None,

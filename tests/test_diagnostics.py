@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -916,6 +916,16 @@ class TestDiagnoseProcess:
 
 
 class TestDiagnoseApi:
+    @pytest.mark.asyncio
+    async def test_pushes_are_no_echo(self, broken_service: Callable[[str], Service]) -> None:
+        """A service that only pushes warns on the round trip, counting what came instead."""
+        service = broken_service("never-echoes")
+        results = await diagnose(service.url, token=service.token, timeout=scaled(0.5))
+        (round_trip,) = [r for r in results if r.name == "round_trip"]
+        assert round_trip.status == "warn"
+        assert round_trip.detail.startswith("no echo of our message within")
+        assert "other messages received): the service may not echo" in round_trip.detail
+
     @pytest.mark.asyncio
     async def test_dial_through_the_proxy(
         self, wsconn_stack: Stack, wsconn_proxy: Proxy, wsconn_token: Tokens
