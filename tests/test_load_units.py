@@ -51,6 +51,7 @@ from pytest_wsconn.load.summary import (
 )
 from pytest_wsconn.load.thresholds import Breach, Figures, Thresholds, evaluate
 from pytest_wsconn.load.wsclient import WsClient, encode_frame
+from pytest_wsconn.redact import Secret
 
 STATS_CSV = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%
 WS,connect,10,1,3,3.5,1,9,0,2.0,0.2,3,4,4,4,9,9,9,9,9,9,9
@@ -590,6 +591,12 @@ class TestCommandLine:
         args = build_parser().parse_args(["idle_hold", "--token", "s3cret"])
         master, _ = locust_commands(args, Path("s.py"), Target("ws://h/ws", "s3cret"), tmp_path, 0)
         assert not any("s3cret" in part for part in master)
+
+    def test_the_fixture_keeps_the_token_off_the_command_line(self, tmp_path: Path) -> None:
+        """``wsconn_load(token=…)`` never puts the token on the child's argv."""
+        argv = load_argv("idle_hold", tmp_path, {"token": Secret("s3cret-token"), "users": 2})
+        assert "--users=2" in argv
+        assert not any("s3cret" in part for part in argv)
 
 
 class TestFixtureMarker:

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from pytest_wsconn.load.runner import parse_duration
+from pytest_wsconn.redact import reveal
 from pytest_wsconn.timing import scaled
 
 MARKER = "wsconn_load"
@@ -40,7 +41,6 @@ _FLAGS = {  # keyword -> wsconn load option
     "duration": "--duration",
     "workers": "--workers",
     "host": "--host",
-    "token": "--token",
     "auth": "--auth",
     "origin": "--origin",
     "message_size": "--message-size",
@@ -62,7 +62,7 @@ _FLAGS = {  # keyword -> wsconn load option
     "proxy": "--proxy",
 }
 _SWITCHES = {"storm": "--storm", "direct": "--direct"}
-KEYWORDS = frozenset({"scenario", *_FLAGS, *_SWITCHES})
+KEYWORDS = frozenset({"scenario", "token", *_FLAGS, *_SWITCHES})  # token: by environment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +132,8 @@ def load_argv(scenario: str, out: Path, options: dict[str, Any]) -> list[str]:
         raise TypeError(f"wsconn_load got unknown keyword(s) {', '.join(unknown)}")
     argv = [scenario, "--out", str(out), "--quiet"]
     for key, value in options.items():
+        if key == "token":
+            continue  # never on a command line: run_load passes it in the environment
         if key in _SWITCHES:
             flag = _SWITCHES[key]
             argv.append(flag if value else f"--no-{flag[2:]}")
@@ -142,7 +144,15 @@ def load_argv(scenario: str, out: Path, options: dict[str, Any]) -> list[str]:
 
 
 def run_load(scenario: str, out: Path, timeout: float, **options: Any) -> LoadResult:
-    """Run ``wsconn load`` in a child process and read what it reported."""
+    """Run ``wsconn load`` in a child process and read what it reported.
+
+    The token goes through the child's environment (``WSCONN_TOKEN``), never its command line,
+    which ``ps`` and a timeout's error show.
+    """
+    env = dict(os.environ)
+    token = reveal(options.pop("token", None))
+    if token:
+        env["WSCONN_TOKEN"] = token
     argv = load_argv(scenario, out, options)
     command = [sys.executable, "-m", "pytest_wsconn.load", *argv]
     try:
@@ -152,7 +162,7 @@ def run_load(scenario: str, out: Path, timeout: float, **options: Any) -> LoadRe
             text=True,
             timeout=timeout,
             check=False,
-            env=dict(os.environ),
+            env=env,
         )
         code, output = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired as expired:
