@@ -469,7 +469,10 @@ def run(
     if args.message_interval is None and name == "reconnect_storm":
         args.message_interval = 0.2
     out = (args.out or Path("wsconn-load") / name).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create it: {exc.strerror}") from None
     for stale in [*out.glob("locust_*.csv"), out / "wsconn.json", out / "wsconn.json.started"]:
         stale.unlink(missing_ok=True)
     with open_target(args, storm) as target:
