@@ -65,12 +65,24 @@ class ToxiproxyClient:
             connection.request(method, path, body=payload, headers=headers)
             response = connection.getresponse()
             status, raw = response.status, response.read()
+        except ConnectionRefusedError:
+            raise ToxiproxyError(
+                f"Toxiproxy at {self.url} refused the connection ({method} {path}): nothing "
+                "listens there",
+                hint="start toxiproxy-server, or point --wsconn-toxiproxy at where it runs",
+            ) from None
+        except TimeoutError:
+            raise ToxiproxyError(
+                f"Toxiproxy at {self.url} did not answer {method} {path} within "
+                f"{self.timeout:g} s",
+                hint=f"is toxiproxy-server at {self.url} running and not stopped?",
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
             raise ToxiproxyError(
-                f"Toxiproxy at {self.url} did not answer {method} {path} "
-                f"within {self.timeout:g}s: {exc!r}",
+                f"Toxiproxy at {self.url} failed on {method} {path}: "
+                f"{getattr(exc, 'strerror', None) or exc}",
                 hint=f"is toxiproxy-server running at {self.url}?",
-            ) from exc
+            ) from None
         finally:
             connection.close()
         text = raw.decode("utf-8", "replace").strip()
