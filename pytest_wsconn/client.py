@@ -100,10 +100,11 @@ class InstrumentedConnection(ClientConnection):
 
 
 class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
-    """websockets' logger with our token taken out of every record.
+    """websockets' logger with credentials taken out of every record.
 
-    websockets logs the upgrade request at DEBUG (``> GET /ws?token=…``, ``> Cookie: …``): with
-    ``--log-level=DEBUG`` those lines would reach pytest's report and the live log.
+    websockets logs the upgrade request at DEBUG (``> GET /ws?token=…``, ``> Cookie: …``,
+    ``> Authorization: …``): with ``--log-level=DEBUG`` those lines would reach pytest's report
+    and the live log. The token, the request path's credentials and Authorization go.
     """
 
     def __init__(self, logger: logging.Logger, secrets: Sequence[str]) -> None:
@@ -112,8 +113,13 @@ class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if self.isEnabledFor(level):
-            text = str(msg) % args if args else str(msg)
-            self.logger.log(level, "%s", redact_text(text, self._secrets), **kwargs)
+            text = redact_text(str(msg) % args if args else str(msg), self._secrets)
+            if text.startswith("> GET "):
+                path, _, version = text.removeprefix("> GET ").rpartition(" ")
+                text = f"> GET {redact_url(path)} {version}"
+            elif text.lower().startswith("> authorization:"):
+                text = "> Authorization: ***"
+            self.logger.log(level, "%s", text, **kwargs)
 
 
 class Connector(Protocol):
@@ -183,9 +189,9 @@ async def connect(
     if dial is not None:
         kwargs.update(host=dial[0], port=dial[1])
     raw_token = reveal(token)
-    if raw_token:
-        logger = kwargs.pop("logger", None) or logging.getLogger("websockets.client")
-        kwargs["logger"] = RedactingLogger(logger, [raw_token, quote(raw_token, safe="")])
+    secrets = [raw_token, quote(raw_token, safe="")] if raw_token else []
+    logger = kwargs.pop("logger", None) or logging.getLogger("websockets.client")
+    kwargs["logger"] = RedactingLogger(logger, secrets)
     try:
         conn = await ws_connect(
             full_url,
