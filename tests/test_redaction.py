@@ -80,6 +80,17 @@ class TestTokenNeverShown:
             env=env,
         )
         assert "all checks passed" in diagnose
+        as_json = wsconn(
+            "diagnose",
+            reference_service.url.replace("ws://", f"ws://user:{token}@"),
+            "--token-env",
+            "WSCONN_TEST_TOKEN",
+            "--json",
+            cwd=tmp_path,
+            env=env,
+        )
+        assert '"ok": true' in as_json
+        assert token not in as_json
         (tmp_path / ".env").write_text(
             f"VITE_WS_URL=ws://app.example.com/ws?token={token}\n"
             f"WS_URL=ws://other.example.com:9/ws?access_token={token}\n"
