@@ -4,12 +4,13 @@ Pure: a total function from what was observed — a close code (and whether we s
 status that refused the upgrade, an exception — to a ``WebSocketError`` with a category, a
 message, likely causes, troubleshooting steps, whether a retry can help and how long to wait.
 Close codes come from websockets' ``CloseCode``; applications give 4000-4999 their meanings
-through ``set_app_codes`` (the plugin feeds it the ``wsconn_close_codes`` ini key and the
-``pytest_wsconn_close_code`` hook).
+through the ``APP_CODES`` context variable (``use_app_codes``: the plugin feeds it the
+``wsconn_close_codes`` ini key and the ``pytest_wsconn_close_code`` hook for its session).
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import enum
 import errno
@@ -513,20 +514,17 @@ def _no_app_codes(code: int) -> AppCode | None:
     return None
 
 
-_app_codes: AppCodeLookup = _no_app_codes
+APP_CODES: contextvars.ContextVar[AppCodeLookup] = contextvars.ContextVar(
+    "pytest_wsconn_app_codes", default=_no_app_codes
+)
+"""The application close codes classification sees; a session sets its own (nested ones too)."""
 
 
-def set_app_codes(lookup: AppCodeLookup | Mapping[int, AppCode] | None) -> AppCodeLookup:
-    """Give application close codes their meanings (None forgets them); returns the old lookup."""
-    global _app_codes  # noqa: PLW0603 - one catalogue per process, like the plugin's settings
-    previous = _app_codes
-    if lookup is None:
-        _app_codes = _no_app_codes
-    elif isinstance(lookup, Mapping):
-        _app_codes = lookup.get
-    else:
-        _app_codes = lookup
-    return previous
+def use_app_codes(
+    lookup: AppCodeLookup | Mapping[int, AppCode],
+) -> contextvars.Token[AppCodeLookup]:
+    """Give application close codes their meanings here; ``APP_CODES.reset(token)`` undoes it."""
+    return APP_CODES.set(lookup.get if isinstance(lookup, Mapping) else lookup)
 
 
 def parse_app_codes(lines: list[str]) -> dict[int, AppCode]:
@@ -578,7 +576,7 @@ def classify_close(code: int, *, sent_by_us: bool = False) -> WebSocketError:
     if code in _CLOSE_CODES:
         return _CLOSE_CODES[code]
     if 4000 <= code < 5000:
-        app = _app_codes(code)
+        app = APP_CODES.get()(code)
         if app is not None:
             return _e(
                 "app_defined",

@@ -9,6 +9,7 @@ emitters (URLs carry no token).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import time
@@ -16,13 +17,10 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("pytest_wsconn.events")
-_current_test: str | None = None
-
-
-def set_current_test(test_id: str | None) -> None:
-    """The test that events belong to until the next call (the plugin sets it per test)."""
-    global _current_test  # noqa: PLW0603 - one running test per process
-    _current_test = test_id
+CURRENT_TEST: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "pytest_wsconn_current_test", default=None
+)
+"""The test that events belong to (the plugin sets it around each test)."""
 
 
 def emit(event: str, *, attempt_id: int | None = None, **fields: Any) -> None:
@@ -31,7 +29,7 @@ def emit(event: str, *, attempt_id: int | None = None, **fields: Any) -> None:
         return
     record = {
         "event": event,
-        "test_id": _current_test,
+        "test_id": CURRENT_TEST.get(),
         "attempt_id": attempt_id,
         "monotonic": time.monotonic(),
         "wall": time.time(),

@@ -5,8 +5,10 @@ Pure: the client (an I/O shell) fills these records in; everything here only rea
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import itertools
+from collections.abc import Iterator
 
 from websockets.frames import CloseCode
 
@@ -18,7 +20,23 @@ from pytest_wsconn.closecodes import (
     close_code_name,
 )
 
-_attempt_ids = itertools.count(1)
+ATTEMPT_IDS: contextvars.ContextVar[Iterator[int] | None] = contextvars.ContextVar(
+    "pytest_wsconn_attempt_ids", default=None
+)
+"""Where attempts get their ``#N``: a session numbers its own from 1 (``fresh_attempt_ids``)."""
+
+
+def fresh_attempt_ids() -> contextvars.Token[Iterator[int] | None]:
+    """Number attempts from 1 in this context; ``ATTEMPT_IDS.reset(token)`` undoes it."""
+    return ATTEMPT_IDS.set(itertools.count(1))
+
+
+def _next_attempt_id() -> int:
+    ids = ATTEMPT_IDS.get()
+    if ids is None:  # outside a session: this context numbers its own
+        ids = itertools.count(1)
+        ATTEMPT_IDS.set(ids)
+    return next(ids)
 
 
 @dataclasses.dataclass
@@ -70,7 +88,7 @@ class ConnectionAttempt:
     subprotocol: str | None = None
     close: CloseInfo | None = None
     test_id: str | None = None
-    id: int = dataclasses.field(default_factory=lambda: next(_attempt_ids))
+    id: int = dataclasses.field(default_factory=_next_attempt_id)
 
     @property
     def handshake_seconds(self) -> float | None:

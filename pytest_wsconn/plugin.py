@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import inspect
 import json
@@ -20,12 +21,18 @@ import pytest_asyncio
 
 from pytest_wsconn import config as cfg
 from pytest_wsconn.client import Connector, InstrumentedConnection, connect
-from pytest_wsconn.closecodes import AppCode, AppCodeLookup, parse_app_codes, set_app_codes
+from pytest_wsconn.closecodes import (
+    APP_CODES,
+    AppCode,
+    AppCodeLookup,
+    parse_app_codes,
+    use_app_codes,
+)
 from pytest_wsconn.diagnostics import ConnectionDiagnostics
-from pytest_wsconn.events import EventCollector, JsonLinesHandler, set_current_test
+from pytest_wsconn.events import CURRENT_TEST, EventCollector, JsonLinesHandler
 from pytest_wsconn.events import logger as events_logger
 from pytest_wsconn.exceptions import ConfigError, ConnectFailed, WsconnError
-from pytest_wsconn.expect import ConnectionAttempt, timeline
+from pytest_wsconn.expect import ATTEMPT_IDS, ConnectionAttempt, fresh_attempt_ids, timeline
 from pytest_wsconn.faults import Fault, make_fault
 from pytest_wsconn.reconnect import ReconnectingClient
 from pytest_wsconn.redact import Secret, redact_url
@@ -43,7 +50,10 @@ class WsconnSession:
     """Everything the plugin keeps for one pytest session, stashed once on the config."""
 
     settings: cfg.Settings
-    previous_app_codes: AppCodeLookup  # restored for pytester's nested sessions
+    # This session's application close codes and attempt numbering, undone at its end (a
+    # pytester session nested in ours sets its own).
+    app_codes: contextvars.Token[AppCodeLookup]
+    attempt_ids: contextvars.Token[Iterator[int] | None]
     attempts: list[ConnectionAttempt] = dataclasses.field(default_factory=list)
     outcomes: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
     event_handlers: list[logging.Handler] = dataclasses.field(default_factory=list)
@@ -257,7 +267,7 @@ def pytest_configure(config: pytest.Config) -> None:
             handlers.append(_open_log_file(Path(settings.log_file)))
     except WsconnError as error:
         raise pytest.UsageError(f"pytest-wsconn: {error}") from None
-    session = WsconnSession(settings, previous_app_codes=set_app_codes(lookup))
+    session = WsconnSession(settings, use_app_codes(lookup), fresh_attempt_ids())
     session.event_handlers.extend(handlers)
     session.previous_sigterm = _interrupt_on_sigterm()
     config.stash[SESSION] = session
@@ -309,7 +319,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
     if session is None:
         return
-    set_app_codes(session.previous_app_codes)
+    APP_CODES.reset(session.app_codes)
+    ATTEMPT_IDS.reset(session.attempt_ids)
     if session.previous_sigterm is not None:
         signal.signal(signal.SIGTERM, session.previous_sigterm)
     for handler in session.event_handlers:
@@ -475,11 +486,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_runtest_logstart(nodeid: str) -> None:
-    set_current_test(nodeid)
+    CURRENT_TEST.set(nodeid)
 
 
 def pytest_runtest_logfinish() -> None:
-    set_current_test(None)
+    CURRENT_TEST.set(None)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

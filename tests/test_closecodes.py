@@ -17,6 +17,7 @@ from websockets.frames import Close
 from websockets.http11 import Response
 
 from pytest_wsconn.closecodes import (
+    APP_CODES,
     NEVER_ON_WIRE,
     AppCode,
     ConfigError,
@@ -28,7 +29,7 @@ from pytest_wsconn.closecodes import (
     classify_http_status,
     parse_app_codes,
     parse_retry_after,
-    set_app_codes,
+    use_app_codes,
 )
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -64,9 +65,9 @@ def actionable(error: WebSocketError) -> None:
 
 @pytest.fixture
 def app_codes() -> Iterator[None]:
-    set_app_codes({4001: AppCode("the session was revoked", retryable=False)})
+    token = use_app_codes({4001: AppCode("the session was revoked", retryable=False)})
     yield
-    set_app_codes(None)
+    APP_CODES.reset(token)
 
 
 class TestTotality:
@@ -230,6 +231,7 @@ class TestPluginWiring:
             """
         )
         pytester.runpytest().assert_outcomes(passed=1)
+        assert classify_close(4001).message == "The application closed with its own code 4001."
 
     def test_bad_ini_line(self, pytester: pytest.Pytester) -> None:
         """A malformed wsconn_close_codes line is a usage error."""
