@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     )
     from pytest_wsconn.backoff import BackoffPolicy
     from pytest_wsconn.client import Connector, InstrumentedConnection, connect
-    from pytest_wsconn.closecodes import Outcome, WebSocketError, close_code_name
+    from pytest_wsconn.closecodes import AppCode, Outcome, WebSocketError, close_code_name
     from pytest_wsconn.config import AuthMode, parse_auth_mode
     from pytest_wsconn.exceptions import (
         ConfigError,
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pytest_wsconn.reconnect import QueueFull, ReconnectingClient, State, Transition
     from pytest_wsconn.redact import Secret
     from pytest_wsconn.stack import Stack
+    from pytest_wsconn.timing import scaled
     from pytest_wsconn.tokens import Tokens
     from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
 
@@ -55,6 +56,7 @@ _EXPORTS = {
     "InstrumentedConnection": "client",
     "connect": "client",
     "WebSocketError": "closecodes",
+    "AppCode": "closecodes",
     "Outcome": "closecodes",
     "close_code_name": "closecodes",
     "AuthMode": "config",
@@ -73,6 +75,7 @@ _EXPORTS = {
     "Tokens": "tokens",
     "Secret": "redact",
     "Stack": "stack",
+    "scaled": "timing",
     "Proxy": "toxiproxy",
     "ToxiproxyClient": "toxiproxy",
 }
@@ -92,6 +95,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AppCode",
     "AuthMode",
     "BackoffPolicy",
     "CloseInfo",
@@ -128,4 +132,5 @@ __all__ = [
     "describe_attempt",
     "make_fault",
     "parse_auth_mode",
+    "scaled",
 ]

@@ -14,7 +14,8 @@ from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.redact import Secret
 
 AuthKind = Literal["query", "header", "subprotocol", "cookie", "none"]
-STACKS = ("local", "external", "compose")
+StackKind = Literal["local", "external", "compose"]
+STACKS: tuple[StackKind, ...] = ("local", "external", "compose")
 DEFAULT_AUTH = "query:token"
 DEFAULT_TIMEOUT = 10.0
 AUTH_SYNTAX = "query:<param>, header, subprotocol[:<prefix>], cookie:<name>, none"
@@ -47,14 +48,17 @@ def parse_auth_mode(text: str) -> AuthMode:
     raise ConfigError(f"invalid auth mode {text!r}; valid: {AUTH_SYNTAX}")
 
 
-def parse_stack(text: str) -> str:
+def parse_stack(text: str) -> StackKind:
     """Validate a stack name."""
-    if text not in STACKS:
-        raise ConfigError(f"invalid stack {text!r}; valid: {', '.join(STACKS)}")
-    return text
+    for stack in STACKS:
+        if text == stack:
+            return stack
+    raise ConfigError(f"invalid stack {text!r}; valid: {', '.join(STACKS)}")
 
 
-def resolve_stack(stack: str | None, url: str | None, *, stack_from: str, url_from: str) -> str:
+def resolve_stack(
+    stack: StackKind | None, url: str | None, *, stack_from: str, url_from: str
+) -> StackKind:
     """The stack a session tests: a URL means ``external`` unless a stack is named.
 
     A URL beside ``local`` or ``compose`` would be ignored, and the session would go green on
@@ -119,6 +123,9 @@ def parse_timeout(text: str) -> float:
     return seconds
 
 
+DEFAULT_PORTS = {"ws": 80, "http": 80, "wss": 443, "https": 443}
+
+
 def target_address(url: str) -> tuple[str, int]:
     """Host and port a WebSocket URL dials, with the scheme's default port."""
     parts = urlsplit(url)
@@ -126,11 +133,29 @@ def target_address(url: str) -> tuple[str, int]:
     return host, parts.port or (443 if parts.scheme == "wss" else 80)
 
 
+def origin_of(url: str) -> str:
+    """The ``Origin`` a browser sends from a page at ``url``: ``scheme://host[:port]``.
+
+    Lowercase, the scheme's default port left out, an IPv6 host in brackets; total (a URL that
+    does not parse keeps what can be read of it).
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a bad port: the authority as written
+        return f"{scheme}://{parts.netloc.rpartition('@')[2].lower()}"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    shown = f":{port}" if port is not None and port != DEFAULT_PORTS.get(scheme) else ""
+    return f"{scheme}://{host}{shown}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Every wsconn setting of one session, after the command line has won over the ini file."""
 
-    stack: str = "local"
+    stack: StackKind = "local"
     url: str | None = None
     token: Secret | None = None
     auth: AuthMode = dataclasses.field(default_factory=lambda: parse_auth_mode(DEFAULT_AUTH))

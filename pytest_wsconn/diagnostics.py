@@ -47,6 +47,7 @@ from pytest_wsconn.config import (
     AUTH_SYNTAX,
     DEFAULT_AUTH,
     AuthMode,
+    origin_of,
     parse_auth_mode,
     parse_timeout,
     target_address,
@@ -70,7 +71,6 @@ from pytest_wsconn.verdicts import (
     describe_handshake,
     explain_refusal,
     first_line,
-    origin_of,
     origin_verdict,
     parse_http_response,
     redacted,
@@ -189,7 +189,7 @@ class _Run:
     """One pass over the checks: what earlier checks found, for the later ones."""
 
     def __init__(self, settings: ConnectionDiagnostics) -> None:
-        self.s = settings
+        self.settings = settings
         self.secure = settings.url.lower().startswith("wss:")
         self.context = settings.ssl_context or ssl.create_default_context()
         self.origin = settings.origin or (
@@ -215,9 +215,9 @@ class _Run:
         ]
 
     async def results(self) -> list[CheckResult]:
-        results = [check_url(self.s.url, self.s.page_origin)]
+        results = [check_url(self.settings.url, self.settings.page_origin)]
         # Mixed content is a browser's rule: only a URL that cannot be dialled stops the rest.
-        blocked = {"url": "url"} if url_problem(self.s.url) else {}
+        blocked = {"url": "url"} if url_problem(self.settings.url) else {}
         try:
             for name, check in self.plan():
                 cause = next((blocked[need] for need in _NEEDS[name] if need in blocked), None)
@@ -234,27 +234,27 @@ class _Run:
         finally:
             if self.conn is not None:
                 await self.conn.close()
-        return [redacted(result, self.s.token) for result in results]
+        return [redacted(result, self.settings.token) for result in results]
 
     def _address(self) -> tuple[str, int]:
         assert self.address is not None, "runs only after the TCP check passed"
         return self.address
 
     async def dns(self) -> CheckResult:
-        host, self.port = self.s.dial or target_address(self.s.url)
+        host, self.port = self.settings.dial or target_address(self.settings.url)
         try:
-            async with asyncio.timeout(self.s.timeout):
+            async with asyncio.timeout(self.settings.timeout):
                 infos = await asyncio.get_running_loop().getaddrinfo(
                     host, self.port, type=socket.SOCK_STREAM
                 )
         except TimeoutError:
-            detail = f"no answer for {host} within {self.s.timeout:g} s"
+            detail = f"no answer for {host} within {self.settings.timeout:g} s"
             return CheckResult("dns", "fail", detail, error=classify_outcome(Outcome.DNS))
         except OSError as exc:
-            detail = f"{host} did not resolve: {_why(exc, self.s.timeout)}"
+            detail = f"{host} did not resolve: {_why(exc, self.settings.timeout)}"
             return CheckResult("dns", "fail", detail, error=classify_exception(exc))
         self.addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        via = " (dialled instead of the URL's host)" if self.s.dial else ""
+        via = " (dialled instead of the URL's host)" if self.settings.dial else ""
         detail = f"{host} -> {', '.join(self.addresses)}{via}"
         return CheckResult("dns", "pass", detail, fields={"addresses": self.addresses})
 
@@ -264,13 +264,13 @@ class _Run:
         for address in self.addresses:
             shown = f"[{address}]:{self.port}" if ":" in address else f"{address}:{self.port}"
             try:
-                async with asyncio.timeout(self.s.timeout):
+                async with asyncio.timeout(self.settings.timeout):
                     _, writer = await asyncio.open_connection(address, self.port)
             except OSError as exc:  # TimeoutError included
-                failures.append(f"{shown}: {_why(exc, self.s.timeout)}")
+                failures.append(f"{shown}: {_why(exc, self.settings.timeout)}")
                 errors.append(exc)
                 continue
-            await _close(writer, self.s.timeout)
+            await _close(writer, self.settings.timeout)
             self.address = (address, self.port)
             tried = f" (after {'; '.join(failures)})" if failures else ""
             return CheckResult("tcp", "pass", f"connected to {shown}{tried}")
@@ -281,9 +281,9 @@ class _Run:
         return CheckResult("tcp", "fail", "; ".join(failures), error=error)
 
     async def tls(self) -> CheckResult:
-        hostname = urlsplit(self.s.url).hostname
+        hostname = urlsplit(self.settings.url).hostname
         try:
-            async with asyncio.timeout(self.s.timeout):
+            async with asyncio.timeout(self.settings.timeout):
                 _, writer = await asyncio.open_connection(
                     *self._address(), ssl=self.context, server_hostname=hostname
                 )
@@ -297,24 +297,24 @@ class _Run:
             detail = "the server cut the connection during the TLS handshake (a plain ws:// port?)"
             return CheckResult("tls", "fail", detail, error=classify_exception(exc))
         except OSError as exc:
-            detail = f"TLS handshake failed: {_why(exc, self.s.timeout)}"
+            detail = f"TLS handshake failed: {_why(exc, self.settings.timeout)}"
             return CheckResult("tls", "fail", detail, error=classify_exception(exc))
         tls = writer.get_extra_info("ssl_object")
         cert, version = tls.getpeercert(), tls.version()
-        await _close(writer, self.s.timeout)
+        await _close(writer, self.settings.timeout)
         verified = self.context.verify_mode == ssl.CERT_REQUIRED and self.context.check_hostname
         return check_certificate(cert, version, time.time(), verified=verified)
 
     async def _get(self, path: str) -> HttpReply:
         """GET ``path`` over a fresh connection to the address TCP reached; Host from the URL."""
-        parts = urlsplit(self.s.url)
+        parts = urlsplit(self.settings.url)
         request = (
             f"GET {quote(path, safe=':/?#[]@!$&()*+,;=%')} HTTP/1.1\r\n"
             f"Host: {parts.netloc.rpartition('@')[2]}\r\n"
             "User-Agent: wsconn-diagnose\r\nAccept: application/json, */*;q=0.5\r\n"
             "Connection: close\r\n\r\n"
         )
-        async with asyncio.timeout(self.s.timeout):
+        async with asyncio.timeout(self.settings.timeout):
             reader, writer = await asyncio.open_connection(
                 *self._address(),
                 ssl=self.context if self.secure else None,
@@ -329,24 +329,24 @@ class _Run:
                     chunk = await reader.read(65536)
                     data, eof = data + chunk, not chunk
             finally:
-                await _close(writer, self.s.timeout)
+                await _close(writer, self.settings.timeout)
         return reply
 
     async def health(self) -> CheckResult:
-        path = self.s.health_path
+        path = self.settings.health_path
         try:
             reply = await self._get(path)
         except (OSError, ValueError) as exc:
-            detail = f"GET {path}: {_why(exc, self.s.timeout)}"
+            detail = f"GET {path}: {_why(exc, self.settings.timeout)}"
             return CheckResult("health", "fail", detail, error=classify_exception(exc))
         return check_health(path, reply)
 
     async def health_websocket(self) -> CheckResult:
-        path = f"{self.s.health_path.rstrip('/')}/websocket"
+        path = f"{self.settings.health_path.rstrip('/')}/websocket"
         try:
             reply = await self._get(path)
         except (OSError, ValueError) as exc:
-            detail = f"GET {path}: {_why(exc, self.s.timeout)}"
+            detail = f"GET {path}: {_why(exc, self.settings.timeout)}"
             return CheckResult("health_websocket", "warn", detail, error=classify_exception(exc))
         return check_health_websocket(path, reply)
 
@@ -355,11 +355,11 @@ class _Run:
     ) -> InstrumentedConnection:
         tls: dict[str, Any] = {"ssl": self.context} if self.secure else {}  # ws:// takes no ssl
         return await connect(
-            url or self.s.url,
+            url or self.settings.url,
             token=token,
-            auth=self.s.auth,
+            auth=self.settings.auth,
             origin=origin,
-            open_timeout=self.s.timeout,
+            open_timeout=self.settings.timeout,
             ping_interval=None,  # the ping check sends the only ping
             dial=self._address(),
             **tls,
@@ -367,7 +367,7 @@ class _Run:
 
     async def handshake(self) -> CheckResult:
         try:
-            self.conn = await self._connect(self.s.token, self.origin)
+            self.conn = await self._connect(self.settings.token, self.origin)
         except ConnectFailed as exc:
             cause = exc.exception or exc
             error = classify(exc.attempt)
@@ -378,7 +378,7 @@ class _Run:
                     refusal = Probe("refused", "HTTP 403", error, first_line(reply.body))
                     return explain_refusal(detail, fields, await self._vary(refusal))
             elif exc.attempt.outcome is Outcome.TIMEOUT:
-                detail, fields = f"no answer to the upgrade within {self.s.timeout:g} s", {}
+                detail, fields = f"no answer to the upgrade within {self.settings.timeout:g} s", {}
             else:
                 detail, fields = f"{exc.attempt.outcome.value}: {_root_cause(cause)}", {}
             return CheckResult("handshake", "fail", detail, error=error, fields=fields)
@@ -393,14 +393,14 @@ class _Run:
 
     async def _vary(self, refusal: Probe) -> RefusalProbes:
         """The refused upgrade again, on a made-up path and with the Origin or token changed."""
-        parts = urlsplit(self.s.url)
+        parts = urlsplit(self.settings.url)
         made_up = f"/wsconn-no-such-path-{secrets.token_hex(4)}"
         made_up_url = urlunsplit(parts._replace(path=made_up))
-        token = self.s.token if self.s.auth.kind != "none" else None
+        token = self.settings.token if self.settings.auth.kind != "none" else None
         if self.origin is not None:
             origin = Variation("without Origin", await self._probe(token, None))
         else:
-            site = site_origin(self.s.url)
+            site = site_origin(self.settings.url)
             origin = Variation(f"with Origin {site}", await self._probe(token, site))
         return RefusalProbes(
             path=parts.path or "/",
@@ -430,7 +430,7 @@ class _Run:
                 body = _reply(cause.response).body if isinstance(cause, InvalidStatus) else b""
                 return Probe("refused", f"HTTP {status}", error, first_line(body))
             return Probe("inconclusive", str(error), error)
-        grace = min(self.s.timeout, _REFUSAL_GRACE)
+        grace = min(self.settings.timeout, _REFUSAL_GRACE)
         try:
             await conn.echo(f"wsconn diagnose probe {secrets.token_hex(4)}", grace)
         except ConnectionClosed as exc:
@@ -442,11 +442,13 @@ class _Run:
         return Probe("accepted", "it answered a message")
 
     async def auth(self) -> CheckResult:
-        token_sent = self.s.token is not None and self.s.auth.kind != "none"
+        token_sent = self.settings.token is not None and self.settings.auth.kind != "none"
         return auth_verdict(await self._probe(None, self.origin), token_sent=token_sent)
 
     async def foreign_origin(self) -> CheckResult:
-        return origin_verdict(self.s.auth, await self._probe(self.s.token, FOREIGN_ORIGIN))
+        return origin_verdict(
+            self.settings.auth, await self._probe(self.settings.token, FOREIGN_ORIGIN)
+        )
 
     def _conn(self) -> InstrumentedConnection:
         assert self.conn is not None, "runs only after the handshake passed"
@@ -455,7 +457,7 @@ class _Run:
     async def round_trip(self) -> CheckResult:
         message = f"wsconn diagnose {secrets.token_hex(4)}"
         try:
-            await self._conn().echo(message, self.s.timeout)
+            await self._conn().echo(message, self.settings.timeout)
         except TimeoutError as exc:  # "no echo of our message within N s (K other messages …)"
             detail = f"{exc}: the service may not echo (it may only push, or answer in its own way)"
             return CheckResult("round_trip", "warn", detail)
@@ -466,9 +468,9 @@ class _Run:
 
     async def ping(self) -> CheckResult:
         try:
-            rtt = await self._conn().ping_rtt(self.s.timeout)
+            rtt = await self._conn().ping_rtt(self.settings.timeout)
         except TimeoutError:
-            detail = f"no pong within {self.s.timeout:g} s"
+            detail = f"no pong within {self.settings.timeout:g} s"
             return CheckResult("ping", "fail", detail, error=NO_PONG)
         except ConnectionClosed as exc:
             return CheckResult("ping", "fail", _closed(exc), error=classify_exception(exc))

@@ -53,8 +53,6 @@ class ConnectFailed(WsconnError):
     """
 
     def __init__(self, attempt: ConnectionAttempt, exception: BaseException | None = None) -> None:
-        from pytest_wsconn.expect import describe_attempt
-
-        super().__init__(describe_attempt(attempt))
+        super().__init__(attempt.describe())
         self.attempt = attempt
         self.exception = exception

@@ -90,6 +90,10 @@ class ConnectionAttempt:
     test_id: str | None = None
     id: int = dataclasses.field(default_factory=_next_attempt_id)
 
+    def describe(self) -> str:
+        """One sentence: what happened and what it means (see ``describe_attempt``)."""
+        return describe_attempt(self)
+
     @property
     def handshake_seconds(self) -> float | None:
         """Time to open, for attempts that opened."""

@@ -13,7 +13,6 @@ import dataclasses
 import datetime
 import json
 import math
-import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -27,10 +26,7 @@ from pytest_wsconn.closecodes import (
     classify_http_status,
     classify_outcome,
 )
-from pytest_wsconn.config import (
-    AuthMode,
-    target_address,
-)
+from pytest_wsconn.config import AuthMode, origin_of, target_address
 from pytest_wsconn.redact import Secret, redact_text, reveal
 from pytest_wsconn.results import CheckResult
 
@@ -191,13 +187,6 @@ def url_problem(url: str) -> str | None:
     if not parts.hostname:
         return "the URL has no host"
     return None
-
-
-def origin_of(page_url: str) -> str:
-    """The Origin a browser sends from ``page_url``: scheme and host[:port], nothing else."""
-    scheme, _, rest = page_url.partition("://")
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
-    return f"{scheme}://{authority}".lower()
 
 
 def check_url(url: str, page_origin: str | None = None) -> CheckResult:

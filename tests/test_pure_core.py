@@ -23,6 +23,7 @@ from pytest_wsconn.config import (
     AuthMode,
     ConfigError,
     Settings,
+    origin_of,
     parse_auth_mode,
     parse_http_url,
     parse_stack,
@@ -50,6 +51,12 @@ PURE_MODULES = [
     "config",
     "expect",
     "faults",
+    "load/errors",
+    "load/histogram",
+    "load/messages",
+    "load/recovery",
+    "load/summary",
+    "load/thresholds",
     "redact",
     "reference/tokens",
     "results",
@@ -302,6 +309,25 @@ class TestConfig:
         ]:
             with pytest.raises(ConfigError):
                 parser(bad)
+
+    @pytest.mark.parametrize(
+        ("url", "origin"),
+        [
+            ("https://App.Example.com/page?x=1", "https://app.example.com"),
+            ("https://app.example.com:443/", "https://app.example.com"),
+            ("http://localhost:5173", "http://localhost:5173"),
+            ("http://user:pw@[::1]:8080/x", "http://[::1]:8080"),
+            ("https://h:99999/", "https://h:99999"),
+        ],
+    )
+    def test_origin_of(self, url: str, origin: str) -> None:
+        """The Origin a browser sends: lowercase scheme and host, default port left out."""
+        assert origin_of(url) == origin
+
+    @given(st.text())
+    def test_origin_of_is_total(self, text: str) -> None:
+        """Any text gives an origin-shaped string, never an exception."""
+        assert "://" in origin_of(text)
 
     def test_target_address_defaults(self) -> None:
         """The dialled port follows the scheme when the URL has none."""

@@ -15,9 +15,9 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from pytest_wsconn.config import DEFAULT_PORTS
 from pytest_wsconn.configcheck.env import (
     BROWSER_PREFIXES,
-    DEFAULT_PORTS,
     LOOPBACK_HOSTS,
     EnvNames,
     EnvVar,

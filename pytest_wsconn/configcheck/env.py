@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
+from pytest_wsconn.config import DEFAULT_PORTS, origin_of
 from pytest_wsconn.results import Finding
 
 WS_SCHEMES = ("ws", "wss")
 HTTP_SCHEMES = ("http", "https")
-DEFAULT_PORTS = {"ws": 80, "http": 80, "wss": 443, "https": 443}
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 BROWSER_PREFIXES = ("VITE_", "NEXT_PUBLIC_", "REACT_APP_", "NUXT_PUBLIC_", "PUBLIC_")
 """Build tools copy variables with these prefixes into browser code: they name public URLs."""
@@ -200,15 +200,6 @@ def endpoint(parts: SplitResult) -> tuple[str, int | None]:
     return (parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme))
 
 
-def origin_of(parts: SplitResult) -> str:
-    """``scheme://host[:port]`` as a browser sends it in ``Origin`` (default port left out)."""
-    port = parts.port
-    shown = f":{port}" if port is not None and port != DEFAULT_PORTS.get(parts.scheme) else ""
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}{shown}"
-
-
 def parse_origins(value: str) -> list[str]:
     """The entries of an origins variable: a JSON list or comma/space separated text."""
     text = value.strip()
@@ -298,9 +289,9 @@ class _EnvChecker:
         """The page's origin: ``--frontend-origin``, else the first valid frontend variable."""
         if explicit is not None:
             parts = split_url(explicit)
-            return origin_of(parts) if parts is not None else None
+            return origin_of(parts.geturl()) if parts is not None else None
         urls = self.urls(self.names.frontend, HTTP_SCHEMES)
-        return origin_of(urls[0][1]) if urls else None
+        return origin_of(urls[0][1].geturl()) if urls else None
 
 
 def check_env(
@@ -467,7 +458,7 @@ def _cors_findings(checker: _EnvChecker, frontend: str | None) -> list[Finding]:
                     )
                 )
                 continue
-            normalized.add(origin_of(parts))
+            normalized.add(origin_of(parts.geturl()))
             if parts.path or parts.query or parts.fragment:
                 findings.append(
                     Finding(
@@ -477,8 +468,8 @@ def _cors_findings(checker: _EnvChecker, frontend: str | None) -> list[Finding]:
                         var.line,
                         f"{var.name} lists {entry!r}, which has a path or trailing slash",
                         "an origin has no path: most servers compare the Origin header as a "
-                        f"string, and {origin_of(parts)!r} never equals {entry!r}",
-                        f"write it as {origin_of(parts)}",
+                        f"string, and {origin_of(parts.geturl())!r} never equals {entry!r}",
+                        f"write it as {origin_of(parts.geturl())}",
                     )
                 )
         if "*" in normalized and credentials:

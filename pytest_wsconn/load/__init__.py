@@ -18,12 +18,47 @@ Layout::
 
 from __future__ import annotations
 
-from pytest_wsconn.load.fixture import LoadResult, StepStats, run_load
-from pytest_wsconn.load.histogram import Histogram
-from pytest_wsconn.load.recovery import FaultWindow, RecoveryReport, recovery_report, storm_schedule
-from pytest_wsconn.load.runner import main
-from pytest_wsconn.load.summary import LoadSummary, build_summary
-from pytest_wsconn.load.thresholds import Breach, Figures, Thresholds, evaluate
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_wsconn.load.fixture import LoadResult, StepStats, run_load
+    from pytest_wsconn.load.histogram import Histogram
+    from pytest_wsconn.load.recovery import (
+        FaultWindow,
+        RecoveryReport,
+        recovery_report,
+        storm_schedule,
+    )
+    from pytest_wsconn.load.runner import main
+    from pytest_wsconn.load.summary import LoadSummary, build_summary
+    from pytest_wsconn.load.thresholds import Breach, Figures, Thresholds, evaluate
+
+# Imported on first use: the pure modules stay importable without the I/O ones (subprocess).
+_EXPORTS = {
+    "LoadResult": "fixture",
+    "StepStats": "fixture",
+    "run_load": "fixture",
+    "Histogram": "histogram",
+    "FaultWindow": "recovery",
+    "RecoveryReport": "recovery",
+    "recovery_report": "recovery",
+    "storm_schedule": "recovery",
+    "main": "runner",
+    "LoadSummary": "summary",
+    "build_summary": "summary",
+    "Breach": "thresholds",
+    "Figures": "thresholds",
+    "Thresholds": "thresholds",
+    "evaluate": "thresholds",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "Breach",
