@@ -60,6 +60,16 @@ def main(argv: list[str] | None = None) -> int:
         add_help=False,
     )
     commands.add_parser("codes", help="print what each close code and HTTP status means")
+    commands.add_parser(
+        "install",
+        help="install Toxiproxy where the plugin finds it (wsconn install toxiproxy)",
+        add_help=False,
+    )
+    commands.add_parser(
+        "images",
+        help="build the compose stack's images without a registry (wsconn images build)",
+        add_help=False,
+    )
     commands.add_parser("version", help="print the version")
 
     args, rest = parser.parse_known_args(argv)
@@ -79,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         from pytest_wsconn.diagnostics import main as diagnose_main
 
         return diagnose_main(rest)
+    if args.command == "install":
+        from pytest_wsconn.provision.install import main as install_main
+
+        return install_main(rest)
+    if args.command == "images":
+        from pytest_wsconn.provision.images import main as images_main
+
+        return images_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "token":

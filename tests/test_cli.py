@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -65,3 +66,26 @@ class TestCli:
         result = wsconn("load", "--help")
         assert result.returncode == 0
         assert "--max-p95-rtt-ms" in result.stdout
+
+    def test_install_toxiproxy_reaches_the_installer(self, tmp_path: Path) -> None:
+        """``wsconn install toxiproxy --dest DIR`` with the pinned binaries there does nothing."""
+        for name in ("toxiproxy-server", "toxiproxy-cli"):
+            (tmp_path / name).write_text(f"#!/bin/sh\necho '{name} version 2.12.0'\n")
+            (tmp_path / name).chmod(0o755)
+        result = wsconn("install", "toxiproxy", "--dest", str(tmp_path))
+        assert (result.returncode, result.stdout) == (
+            0,
+            f"toxiproxy 2.12.0 already installed in {tmp_path}\n",
+        ), result.stderr
+
+    def test_install_something_else_is_a_usage_error(self) -> None:
+        """Only what the plugin needs can be installed; argparse lists it."""
+        result = wsconn("install", "nginx")
+        assert result.returncode == 2
+        assert re.search(r"invalid choice: 'nginx' \(choose from '?toxiproxy'?\)", result.stderr)
+
+    def test_images_help_names_where_the_names_go(self) -> None:
+        """``wsconn images --help`` says where the compose stack finds the images."""
+        result = wsconn("images", "--help", env={"XDG_CACHE_HOME": "/cache"})
+        assert result.returncode == 0
+        assert "/cache/pytest-wsconn/images.env" in result.stdout

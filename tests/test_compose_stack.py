@@ -515,7 +515,7 @@ class TestFailures:
             "image pytest-wsconn/never-built:1 is not on this machine and could not be pulled"
             in message
         )
-        assert "scripts/build-images" in message
+        assert "`wsconn images build` builds the bundled stack's images offline" in message
         assert labelled(options.project or "") == []
 
     def test_engine_not_running(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_wsconn.exceptions import ConfigError, StackError
+from pytest_wsconn.provision import bundle_dir
 from pytest_wsconn.stack import compose
 from pytest_wsconn.stack.compose import (
     INJECTED_TOXIPROXY,
@@ -327,3 +328,53 @@ class TestEngineErrors:
         """A Compose command past its deadline is stopped and reported, not waited on forever."""
         with pytest.raises(StackError, match=r"did not finish within 0\.2 s"):
             compose._run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.2)
+
+
+class TestBundledStackForPipUsers:
+    """Outside the repository the bundled stack and the built images are found unasked."""
+
+    def test_the_bundled_file_when_the_project_has_none(self, tmp_path: Path) -> None:
+        """No docker-compose.test.yml in the project: the one shipped with the package."""
+        files = compose.ComposeOptions(project_dir=tmp_path).resolved_files()
+        assert files == (bundle_dir() / "docker-compose.test.yml",)
+        assert files[0].is_file()
+
+    def test_the_projects_own_file_first(self, tmp_path: Path) -> None:
+        (tmp_path / "docker-compose.test.yml").write_text("services: {}\n")
+        files = compose.ComposeOptions(project_dir=tmp_path).resolved_files()
+        assert files == (tmp_path / "docker-compose.test.yml",)
+
+    def test_images_from_what_images_build_wrote(self, tmp_path: Path) -> None:
+        """images.env in the user cache names the images; an exported variable still wins."""
+        env_file = tmp_path / "pytest-wsconn" / "images.env"
+        env_file.parent.mkdir()
+        env_file.write_text(
+            "WSCONN_TOXIPROXY_IMAGE=t:1\nWSCONN_BACKEND_IMAGE=b:1\nWSCONN_NGINX_IMAGE=n:1\n"
+        )
+        environ = {"XDG_CACHE_HOME": str(tmp_path), "WSCONN_NGINX_IMAGE": "mine:2"}
+        chosen = compose.image_choices(environ)
+        assert {name: choice.image for name, choice in chosen.items()} == {
+            "WSCONN_TOXIPROXY_IMAGE": "t:1",
+            "WSCONN_BACKEND_IMAGE": "b:1",
+            "WSCONN_NGINX_IMAGE": "mine:2",
+        }
+        assert chosen["WSCONN_BACKEND_IMAGE"].source == str(env_file)
+        assert chosen["WSCONN_NGINX_IMAGE"].source == "environment"
+
+    def test_no_images_built(self, tmp_path: Path) -> None:
+        assert compose.image_choices({"XDG_CACHE_HOME": str(tmp_path)}) == {}
+
+    def test_the_report_header_names_the_images(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The header says which images the bundled stack will run, and from where."""
+        env_file = tmp_path / "pytest-wsconn" / "images.env"
+        env_file.parent.mkdir()
+        env_file.write_text("WSCONN_TOXIPROXY_IMAGE=t:1\nWSCONN_BACKEND_IMAGE=b:1\n")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        for name in ("WSCONN_TOXIPROXY_IMAGE", "WSCONN_BACKEND_IMAGE", "WSCONN_NGINX_IMAGE"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.chdir(tmp_path)
+        header = compose.describe_compose([], [])
+        assert header.startswith("stack=compose, target=nginx:80/ws in docker-compose.test.yml, ")
+        assert header.endswith(f", images t:1, b:1 (from {env_file})")

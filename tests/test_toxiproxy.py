@@ -26,12 +26,14 @@ from pytest_wsconn.exceptions import ConfigError, StackError, ToxiproxyError
 from pytest_wsconn.stack import toxiproxy_server
 from pytest_wsconn.stack.toxiproxy_server import (
     ToxiproxyServer,
+    UnpinnedToxiproxyWarning,
     binary_version,
     find_toxiproxy_binary,
 )
 from pytest_wsconn.timing import scaled, wait_until
 from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
 
+FAKE_TOXIPROXY = Path(__file__).resolve().parent / "support" / "fake_toxiproxy.py"
 WAIT = scaled(3.0)
 """Upper bound for anything that should happen; tests normally finish far sooner."""
 
@@ -123,7 +125,7 @@ class TestToxiproxyClient:
     """ToxiproxyClient: the server-wide API calls and how errors reach the user."""
 
     def test_version(self, client: ToxiproxyClient) -> None:
-        """The pinned build reports 2.12.0 (not "git"), so install.sh's -ldflags took effect."""
+        """The pinned build reports 2.12.0 (not "git"): the install stamped the version in."""
         assert client.version() == "2.12.0"
 
     def test_port_zero_proxy_echoes(self, client: ToxiproxyClient, proxy: Proxy) -> None:
@@ -332,13 +334,14 @@ class TestFaultEffects:
 
 
 class TestFindToxiproxyBinary:
-    """find_toxiproxy_binary: option, then env var, then toxiproxy/bin, then PATH."""
+    """find_toxiproxy_binary: option, env var, toxiproxy/bin, PATH, then the user cache."""
 
     @pytest.fixture
     def layout(self, tmp_path: Path) -> dict[str, Path]:
         """An executable toxiproxy-server in every place the lookup searches."""
         places = {"explicit": tmp_path / "opt", "env": tmp_path / "env", "path": tmp_path / "path"}
         places["local"] = tmp_path / "project" / "toxiproxy" / "bin"
+        places["cache"] = tmp_path / "cache" / "pytest-wsconn" / "bin"
         for directory in places.values():
             directory.mkdir(parents=True)
         return {name: _script(d / "toxiproxy-server", "exit 0") for name, d in places.items()}
@@ -346,7 +349,11 @@ class TestFindToxiproxyBinary:
     def test_precedence(self, tmp_path: Path, layout: dict[str, Path]) -> None:
         """Each source wins over every later one, and falls through when absent."""
         project = tmp_path / "project"
-        environ = {"WSCONN_TOXIPROXY_BIN": str(layout["env"]), "PATH": str(layout["path"].parent)}
+        environ = {
+            "WSCONN_TOXIPROXY_BIN": str(layout["env"]),
+            "PATH": str(layout["path"].parent),
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        }
         assert (
             find_toxiproxy_binary(str(layout["explicit"]), project, environ) == layout["explicit"]
         )
@@ -355,17 +362,27 @@ class TestFindToxiproxyBinary:
         assert find_toxiproxy_binary(None, project, environ) == layout["local"]
         layout["local"].unlink()
         assert find_toxiproxy_binary(None, project, environ) == layout["path"]
+        layout["path"].unlink()
+        assert find_toxiproxy_binary(None, project, environ) == layout["cache"]
+
+    def test_user_cache_defaults_to_home(self, tmp_path: Path) -> None:
+        """Without XDG_CACHE_HOME the user cache is ~/.cache/pytest-wsconn/bin."""
+        folder = tmp_path / ".cache" / "pytest-wsconn" / "bin"
+        folder.mkdir(parents=True)
+        binary = _script(folder / "toxiproxy-server", "exit 0")
+        environ = {"PATH": str(tmp_path), "HOME": str(tmp_path)}
+        assert find_toxiproxy_binary(None, tmp_path, environ) == binary
 
     def test_not_found_says_how_to_install(self, tmp_path: Path) -> None:
-        """With no binary anywhere the error lists every way to get one."""
+        """With no binary anywhere the error names every place and the command that installs."""
+        environ = {"PATH": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
         with pytest.raises(StackError, match="toxiproxy-server not found") as info:
-            find_toxiproxy_binary(None, tmp_path, {"PATH": str(tmp_path)})
+            find_toxiproxy_binary(None, tmp_path, environ)
         message = str(info.value)
         for advice in [
-            "bash toxiproxy/install.sh",
-            "go install github.com/Shopify/toxiproxy/v2/cmd/server@v2.12.0",
-            "rename the resulting `server` binary to `toxiproxy-server`",
-            "toxiproxy-server-linux-amd64",
+            str(tmp_path / "toxiproxy" / "bin" / "toxiproxy-server"),
+            str(tmp_path / "cache" / "pytest-wsconn" / "bin" / "toxiproxy-server"),
+            "hint: run `wsconn install toxiproxy`",
             "WSCONN_TOXIPROXY_BIN",
             "--wsconn-toxiproxy-bin",
         ]:
@@ -451,6 +468,24 @@ class TestToxiproxyServer:
         fake.chmod(0o755)
         with pytest.raises(StackError, match=f"could not run {fake}: .*Exec format error"):
             ToxiproxyServer(fake).start()
+
+    def test_another_version_warns_once(self, tmp_path: Path) -> None:
+        """A server whose API says ``git`` runs, with one warning that names the fix."""
+        fake = _script(
+            tmp_path / "toxiproxy-server", f'exec {sys.executable} {FAKE_TOXIPROXY} "$@"'
+        )
+        with pytest.warns(UnpinnedToxiproxyWarning) as warned, ToxiproxyServer(fake) as server:
+            assert server.version == "git"
+        assert len(warned) == 1
+        assert str(warned[0].message) == (
+            f"{fake} reports version 'git', not the pinned 2.12.0: its toxics may not behave as "
+            "these tests expect; `wsconn install toxiproxy` installs the pinned one"
+        )
+
+    def test_the_pinned_version_does_not_warn(self, toxiproxy_binary: Path) -> None:
+        """The pinned server starts without a warning (warnings are errors in this suite)."""
+        with ToxiproxyServer(toxiproxy_binary) as server:
+            assert server.version == "2.12.0"
 
     def test_never_answers(self, tmp_path: Path) -> None:
         """A binary that never serves the API times out and is stopped, not left running."""

@@ -49,6 +49,15 @@ from urllib.parse import urlunsplit
 
 from pytest_wsconn.events import emit
 from pytest_wsconn.exceptions import ConfigError, StackError, ToxiproxyError
+from pytest_wsconn.provision import BUNDLED_COMPOSE_FILE, bundle_dir
+from pytest_wsconn.provision.pins import (
+    ImageChoice,
+    choose_images,
+    describe_images,
+    images_env_file,
+    parse_images_env,
+    used_images,
+)
 from pytest_wsconn.reference.server import SECRET_ENV
 from pytest_wsconn.stack.base import http_base
 from pytest_wsconn.timing import scaled
@@ -79,7 +88,7 @@ LABEL_KEEP = "pytest-wsconn.keep"
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 
-DEFAULT_FILE = "docker-compose.test.yml"
+DEFAULT_FILE = BUNDLED_COMPOSE_FILE
 DEFAULT_TARGETS = ("nginx:80/ws", "backend:8765/ws")
 """What the bundled file serves: test traffic through nginx, and a proxy straight to the backend."""
 BUNDLED_TOXIPROXY = "toxiproxy"
@@ -99,9 +108,9 @@ DOCKER_HINT = (
     "does all of it"
 )
 IMAGE_HINT = (
-    "no registry reachable? build the images offline with scripts/build-images (pytest-wsconn's "
-    "repository) and export the WSCONN_TOXIPROXY_IMAGE, WSCONN_BACKEND_IMAGE and "
-    "WSCONN_NGINX_IMAGE it prints; or `docker save` them where a registry is reachable and "
+    "no registry reachable? `wsconn images build` builds the bundled stack's images offline "
+    "and the plugin then finds them (exported WSCONN_TOXIPROXY_IMAGE, WSCONN_BACKEND_IMAGE and "
+    "WSCONN_NGINX_IMAGE win); or `docker save` them where a registry is reachable and "
     "`docker load` them here"
 )
 _PULL_FAILURE = re.compile(
@@ -521,8 +530,11 @@ class ComposeOptions:
     """Where the lock and shared state live; default a folder in the temp directory."""
 
     def resolved_files(self) -> tuple[Path, ...]:
-        files = self.files or (Path(DEFAULT_FILE),)
-        return tuple(f if f.is_absolute() else (self.project_dir / f).resolve() for f in files)
+        """The files named, else the project's docker-compose.test.yml, else the bundled one."""
+        if not self.files:
+            local = (self.project_dir / DEFAULT_FILE).resolve()
+            return (local if local.is_file() else bundle_dir() / DEFAULT_FILE,)
+        return tuple(f if f.is_absolute() else (self.project_dir / f).resolve() for f in self.files)
 
     def resolved_targets(self) -> tuple[Target, ...]:
         return self.targets or tuple(parse_target(t) for t in DEFAULT_TARGETS)
@@ -557,7 +569,8 @@ class ComposeProject:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.override = self.state_dir / "docker-compose.wsconn.yml"
         self.up_timeout = options.up_timeout if options.up_timeout is not None else scaled(180)
-        self.env = dict(os.environ)
+        images = image_choices(os.environ)
+        self.env = {**os.environ, **{name: choice.image for name, choice in images.items()}}
         self.toxiproxy_service = BUNDLED_TOXIPROXY
         self.model: ProjectModel | None = None
 
@@ -1230,15 +1243,32 @@ def check_container_fault(kind: str, service: object, params: Mapping[str, Any])
         )
 
 
+def image_choices(environ: Mapping[str, str]) -> dict[str, ImageChoice]:
+    """The ``WSCONN_*_IMAGE`` variables: exported ones, else what ``wsconn images build`` wrote
+    (so nobody has to export them by hand)."""
+    path = images_env_file(environ, Path(environ.get("HOME") or Path.home()))
+    try:
+        built = parse_images_env(path.read_text())
+    except OSError:
+        built = {}
+    return choose_images(environ, built, str(path))
+
+
 def describe_compose(files: Sequence[str], services: Sequence[str]) -> str:
-    """One line for the report header, without starting anything: files, target, CLI, engine."""
-    names = ", ".join(Path(f).name for f in files) or DEFAULT_FILE
+    """One line for the report header, without starting anything: files, target, CLI, images."""
+    paths = ComposeOptions(files=tuple(Path(f) for f in files)).resolved_files()
+    names = ", ".join(path.name for path in paths)
     target = services[0] if services else DEFAULT_TARGETS[0]
     try:
         cli = str(find_compose_cli())
     except StackError:
         cli = "no Compose CLI"
-    return f"stack=compose, target={target} in {names}, {cli}"
+    texts = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            texts.append(path.read_text())
+    images = describe_images(used_images(image_choices(os.environ), texts))
+    return f"stack=compose, target={target} in {names}, {cli}, {images}"
 
 
 # Opening a stack -----------------------------------------------------------------------------

@@ -2,40 +2,43 @@
 
 The server is a child process on 127.0.0.1 and a free port, so parallel sessions (xdist workers,
 two checkouts) never share toxics; like every child of ours it never outlives pytest
-(``processes``).
+(``processes``). A server reporting another version than the pinned one still runs, with one
+warning: its toxics may not behave as the tests expect.
 """
 
 from __future__ import annotations
 
 import enum
 import os
-import re
 import shutil
 import socket
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 from pytest_wsconn.exceptions import StackError, ToxiproxyError
+from pytest_wsconn.provision.pins import TOXIPROXY_VERSION, reported_version, toxiproxy_dir
 from pytest_wsconn.stack.processes import spawn, stop
 from pytest_wsconn.timing import scaled, wait_until
 from pytest_wsconn.toxiproxy import ToxiproxyClient
 
 BINARY_ENV = "WSCONN_TOXIPROXY_BIN"
-TOXIPROXY_VERSION = "2.12.0"
-"""The version install.sh pins and the tests were written against."""
 
 INSTALL_HINT = (
-    f"install Toxiproxy {TOXIPROXY_VERSION}: run `bash toxiproxy/install.sh` in the pytest-wsconn "
-    f"repository; or `go install github.com/Shopify/toxiproxy/v2/cmd/server@v{TOXIPROXY_VERSION}` "
-    "and rename the resulting `server` binary to `toxiproxy-server`; or download the release "
-    f"binary toxiproxy-server-linux-amd64 of v{TOXIPROXY_VERSION} from "
-    f"https://github.com/Shopify/toxiproxy/releases/tag/v{TOXIPROXY_VERSION}. "
-    f"Then put it on PATH or point {BINARY_ENV} or --wsconn-toxiproxy-bin at it"
+    f"run `wsconn install toxiproxy`: it installs Toxiproxy {TOXIPROXY_VERSION} where the plugin "
+    "looks last (built with Go when there is one, else the release binary checked against its "
+    f"sha256); or point {BINARY_ENV} or --wsconn-toxiproxy-bin at a toxiproxy-server "
+    f"{TOXIPROXY_VERSION}"
 )
+
+
+class UnpinnedToxiproxyWarning(UserWarning):
+    """The toxiproxy-server in use reports another version than the pinned one."""
+
 
 _OUTPUT_TAIL_LINES = 20
 
@@ -52,23 +55,34 @@ def _checked(candidate: str, source: str) -> Path:
     return path
 
 
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
 def find_toxiproxy_binary(
     explicit: str | None, project_dir: Path, environ: Mapping[str, str]
 ) -> Path:
-    """Locate toxiproxy-server: the option, then the env var, then ``toxiproxy/bin``, then PATH."""
+    """Locate toxiproxy-server: the option, the env var, ``toxiproxy/bin``, PATH, the user cache.
+
+    The user cache (where ``wsconn install toxiproxy`` puts it) comes last, so whatever a user
+    or project chose on purpose wins.
+    """
     if explicit:
         return _checked(explicit, "--wsconn-toxiproxy-bin")
     if environ.get(BINARY_ENV):
         return _checked(environ[BINARY_ENV], BINARY_ENV)
     local = project_dir / "toxiproxy" / "bin" / "toxiproxy-server"
-    if local.is_file() and os.access(local, os.X_OK):
+    if _executable(local):
         return local
     on_path = shutil.which("toxiproxy-server", path=environ.get("PATH", ""))
     if on_path is not None:
         return Path(on_path)
+    cached = toxiproxy_dir(environ, Path(environ.get("HOME") or Path.home())) / "toxiproxy-server"
+    if _executable(cached):
+        return cached
     raise StackError(
         f"toxiproxy-server not found: no --wsconn-toxiproxy-bin, no {BINARY_ENV}, "
-        f"nothing at {local} and none on PATH",
+        f"nothing at {local}, none on PATH and nothing at {cached}",
         hint=INSTALL_HINT,
     )
 
@@ -85,15 +99,15 @@ def binary_version(path: Path) -> str:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise StackError(f"could not run {path} --version: {exc}", hint=INSTALL_HINT) from exc
-    match = re.search(r"toxiproxy-server version (\S+)", result.stdout)
-    if match is None:
+    version = reported_version(result.stdout)
+    if version is None:
         output = (result.stdout + result.stderr).strip()[-500:]
         raise StackError(
             f"{path} --version did not say 'toxiproxy-server version X' "
             f"(exit code {result.returncode}): {output!r}",
             hint=INSTALL_HINT,
         )
-    return match.group(1)
+    return version
 
 
 def _free_port(host: str) -> int:
@@ -132,6 +146,8 @@ class ToxiproxyServer:
         self._port = 0
         self._client: ToxiproxyClient | None = None
         self._final_output = ""
+        self.version = ""
+        """What the running server's API says its version is."""
 
     def __repr__(self) -> str:
         state = f"pid {self._process.pid} at {self.url}" if self._process else "stopped"
@@ -201,6 +217,15 @@ class ToxiproxyServer:
             raise
         if state is _Startup.READY:
             self._client = ToxiproxyClient(self.url)
+            if self.version != TOXIPROXY_VERSION:
+                warnings.warn(
+                    UnpinnedToxiproxyWarning(
+                        f"{self.binary} reports version {self.version!r}, not the pinned "
+                        f"{TOXIPROXY_VERSION}: its toxics may not behave as these tests expect; "
+                        "`wsconn install toxiproxy` installs the pinned one"
+                    ),
+                    stacklevel=3,
+                )
             return True
         tail = "\n".join(self.output().splitlines()[-_OUTPUT_TAIL_LINES:])
         code = self._process.poll()
@@ -240,7 +265,7 @@ class ToxiproxyServer:
         if "Server finished with error" in output:
             return _Startup.FAILED
         try:
-            probe.version()
+            self.version = probe.version()
         except ToxiproxyError:
             return _Startup.STARTING
         return _Startup.READY
