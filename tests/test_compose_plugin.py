@@ -119,6 +119,15 @@ class TestBundledStack:
         assert "eyJ" not in result.stdout.str(), "a token reached the report"
         assert labelled(project) == []
 
+    def test_the_readme_container_fault_examples_pass(self, pytester: pytest.Pytester) -> None:
+        """Every container fault the README shows, as a `with` block and as a marker, works."""
+        project = _project("readme")
+        example = REPO_ROOT / "tests" / "examples" / "test_readme_container_faults.py"
+        pytester.makepyfile(test_readme_container_faults=example.read_text())
+        result = _run(pytester, f"--wsconn-compose-project={project}")
+        result.assert_outcomes(passed=5)
+        assert labelled(project) == []
+
     def test_a_bad_container_fault_marker_is_a_usage_error(self, pytester: pytest.Pytester) -> None:
         """Checked at collection, before any stack is started."""
         pytester.makepyfile(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from pytest_wsconn.plugin import _OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,10 +14,23 @@ README = (ROOT / "README.md").read_text()
 
 
 class TestReadme:
-    def test_example_is_the_tested_file(self) -> None:
-        """The README's example is tests/examples/test_readme_example.py, verbatim."""
-        example = (ROOT / "tests" / "examples" / "test_readme_example.py").read_text()
-        assert f"```python\n{example}```" in README
+    @pytest.mark.parametrize(
+        "example", ["test_readme_example.py", "test_readme_container_faults.py"]
+    )
+    def test_example_is_the_tested_file(self, example: str) -> None:
+        """Each README example is its file in tests/examples/, verbatim."""
+        text = (ROOT / "tests" / "examples" / example).read_text()
+        assert f"```python\n{text}```" in README
+
+    def test_every_container_fault_example_is_tested(self) -> None:
+        """Code in the README that calls a container fault is inside a tested example."""
+        tested = (ROOT / "tests" / "examples" / "test_readme_container_faults.py").read_text()
+        blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+        faults = re.compile(
+            r"wsconn_stack\.(restart|kill|pause|partition)\(|wsconn_container_fault"
+        )
+        assert [block for block in blocks if faults.search(block) and block != tested] == []
+        assert any(block == tested for block in blocks)
 
     def test_every_option_is_documented(self) -> None:
         """Each --wsconn-* option and its ini key has a row in the options table."""

@@ -27,6 +27,7 @@ What ``open_compose_stack`` does, in order:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import fcntl
@@ -44,6 +45,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlunsplit
 
@@ -72,6 +74,7 @@ __all__ = [
     "ComposeCli",
     "ComposeOptions",
     "ComposeStack",
+    "ContainerFault",
     "Target",
     "find_compose_cli",
     "open_compose_stack",
@@ -1089,17 +1092,26 @@ class ComposeStack:
             self._make_proxies(dict(self._pool_port))
         self._refresh()
 
-    def restart(self, service: str, *, timeout: int = 10) -> None:
-        """``docker restart`` (SIGTERM, then SIGKILL after ``timeout`` s); returns once healthy."""
+    def restart(self, service: str, *, timeout: int = 10) -> ContainerFault:
+        """``docker restart`` (SIGTERM, then SIGKILL after ``timeout`` s) on entering the block,
+        which runs once ``service`` is healthy again: what clients see after a restart."""
+        return ContainerFault(self._restart(service, timeout))
+
+    @contextlib.contextmanager
+    def _restart(self, service: str, timeout: int) -> Iterator[None]:
         container = self.project.container(service)
         emit("fault.applied", kind="container:restart", service=service)
         container.restart(timeout=timeout)
         self._after_start(service)
         emit("fault.removed", kind="container:restart", service=service)
+        yield
+
+    def kill(self, service: str, signal: str | int = "SIGKILL") -> ContainerFault:
+        """Kill ``service`` for the block; started again (and waited for) afterwards."""
+        return ContainerFault(self._kill(service, signal))
 
     @contextlib.contextmanager
-    def kill(self, service: str, signal: str | int = "SIGKILL") -> Iterator[None]:
-        """Kill ``service`` for the block; started again (and waited for) afterwards."""
+    def _kill(self, service: str, signal: str | int) -> Iterator[None]:
         container = self.project.container(service)
         described: dict[str, Any] = {
             "kind": "container:kill",
@@ -1123,9 +1135,12 @@ class ComposeStack:
             self._after_start(service)
             emit("fault.removed", **described)
 
-    @contextlib.contextmanager
-    def pause(self, service: str) -> Iterator[None]:
+    def pause(self, service: str) -> ContainerFault:
         """Freeze every process of ``service`` (cgroup freezer) for the block."""
+        return ContainerFault(self._pause(service))
+
+    @contextlib.contextmanager
+    def _pause(self, service: str) -> Iterator[None]:
         container = self.project.container(service)
         described: dict[str, Any] = {"kind": "container:pause", "service": service}
         container.pause()
@@ -1136,13 +1151,16 @@ class ComposeStack:
             container.unpause()
             emit("fault.removed", **described)
 
-    @contextlib.contextmanager
-    def partition(self, service: str) -> Iterator[None]:
+    def partition(self, service: str) -> ContainerFault:
         """Disconnect ``service`` from its networks for the block, then reconnect it.
 
         Its packets go nowhere: open connections stall (no reset), new ones cannot reach it.
         It comes back under the same names (aliases); its address may change.
         """
+        return ContainerFault(self._partition(service))
+
+    @contextlib.contextmanager
+    def _partition(self, service: str) -> Iterator[None]:
         container = self.project.container(service)
         container.reload()
         networks = dict(container.attrs["NetworkSettings"].get("Networks") or {})
@@ -1166,13 +1184,11 @@ class ComposeStack:
             if disconnected:
                 emit("fault.removed", **described)
 
-    def fault(
-        self, kind: str, service: str, **params: Any
-    ) -> contextlib.AbstractContextManager[None]:
+    def fault(self, kind: str, service: str, **params: Any) -> ContainerFault:
         """A container fault by name (what the ``wsconn_container_fault`` marker calls)."""
         check_container_fault(kind, service, params)
         if kind == "restart":
-            return _restarted(self, service, **params)
+            return self.restart(service, **params)
         if kind == "kill":
             return self.kill(service, **params)
         if kind == "pause":
@@ -1205,6 +1221,40 @@ class ComposeStack:
         return found
 
 
+class ContainerFault:
+    """A container fault for a ``with`` block, or an ``async with`` block in an async test.
+
+    ``async with`` runs Docker's blocking calls in a thread, so the event loop keeps serving
+    open connections meanwhile: they complete the close handshake a restart starts, instead of
+    holding the service up until its shutdown timeout.
+    """
+
+    def __init__(self, steps: contextlib.AbstractContextManager[None]) -> None:
+        self._steps = steps
+
+    def __enter__(self) -> None:
+        self._steps.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        return self._steps.__exit__(exc_type, exc, traceback)
+
+    async def __aenter__(self) -> None:
+        await asyncio.to_thread(self._steps.__enter__)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        return await asyncio.to_thread(self._steps.__exit__, exc_type, exc, traceback)
+
+
 _PROXY_NAME = re.compile(r"wsconn_[^_]+_(\d+)_.+")
 
 
@@ -1220,12 +1270,6 @@ def _abandoned(proxy_name: str) -> bool:
     except OSError:
         return False
     return False
-
-
-@contextlib.contextmanager
-def _restarted(stack: ComposeStack, service: str, *, timeout: int = 10) -> Iterator[None]:
-    stack.restart(service, timeout=timeout)
-    yield
 
 
 def check_container_fault(kind: str, service: object, params: Mapping[str, Any]) -> None:
