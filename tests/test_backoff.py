@@ -291,3 +291,49 @@ class TestBackoff:
         first = b.next_delay()
         assert first is not None
         assert 0.5 <= first <= 1.5
+
+
+def peak(times: list[float], window: float = 0.1) -> int:
+    """The largest number of ``times`` inside any ``window`` seconds."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, at in enumerate(ordered):
+        while at - ordered[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+class TestHerdSpread:
+    """The herd benchmark's claim made deterministic: seeded draws and a fake clock.
+
+    200 clients lose the server at once and retry under the policy until it is back after
+    ``DOWN`` seconds; the real network herd is ``benchmarks/bench_herd.py``.
+    """
+
+    CLIENTS = 200
+    DOWN = 1.0
+    POLICY = BackoffPolicy(initial=0.2, max_delay=2.0, max_attempts=None)
+
+    def reconnect_times(self, jitter: Jitter, seed: int) -> list[float]:
+        """When each client's first attempt after the outage happens (it succeeds)."""
+        rng = random.Random(seed)
+        policy = BackoffPolicy(**{**self.POLICY.__dict__, "jitter": jitter})
+        times = []
+        for _ in range(self.CLIENTS):
+            client, at = Backoff(policy, rng, FakeClock()), 0.0
+            while at < self.DOWN:
+                delay = client.next_delay()
+                assert delay is not None
+                at += delay
+            times.append(at)
+        return times
+
+    @pytest.mark.parametrize("seed", range(5))
+    def test_full_jitter_halves_the_peak(self, seed: int) -> None:
+        """Without jitter every client returns in the same instant; full jitter spreads them."""
+        herd = self.reconnect_times("none", seed)
+        jittered = self.reconnect_times("full", seed)
+        assert herd == pytest.approx([1.4] * self.CLIENTS)  # 0.2 + 0.4 + 0.8: all in step
+        assert peak(jittered) <= peak(herd) / 2, (peak(jittered), peak(herd))
+        assert max(jittered) <= self.DOWN + self.POLICY.max_delay  # nobody waits past the cap

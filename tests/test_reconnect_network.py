@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
-import resource
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from conftest import unavailable
 from websockets.exceptions import ConnectionClosed
 
 from pytest_wsconn import (
@@ -41,7 +38,6 @@ from pytest_wsconn import (
     assert_reconnects,
     connect,
 )
-from pytest_wsconn.backoff import Jitter
 from pytest_wsconn.closecodes import classify_close
 from pytest_wsconn.reference.server import Refusal, ServerSettings, serve_reference
 from pytest_wsconn.reference.tokens import sign_token
@@ -544,91 +540,3 @@ class TestOutgoingQueue:
         assert echoes == ["resubscribe", *messages], client.describe()
         assert queued_at_callback == [len(messages)], client.describe()
         assert client.queued == 0, client.describe()
-
-
-def _dropped(client: ReconnectingClient) -> bool:
-    return client.state is not State.OPEN
-
-
-def _back(client: ReconnectingClient) -> bool:
-    """Open again after at least one drop."""
-    return client.state is State.OPEN and client.opens > 1
-
-
-def _peak(times: Iterable[float], window: float = 0.1) -> int:
-    """The largest number of ``times`` inside any ``window`` seconds."""
-    ordered = sorted(times)
-    peak, start = 0, 0
-    for end, at in enumerate(ordered):
-        while at - ordered[start] >= window:
-            start += 1
-        peak = max(peak, end - start + 1)
-    return peak
-
-
-class TestHerd:
-    """200 clients lose the server at once: jitter spreads their return, no jitter does not."""
-
-    CLIENTS = 200
-    DOWN = 1.0  # seconds; with jitter "none" every client retries at 0.2, 0.6, then 1.4 s
-
-    async def _herd(
-        self,
-        make: Callable[..., ReconnectingClient],
-        proxy: Proxy,
-        jitter: Jitter,
-    ) -> tuple[int, float, str]:
-        """Drop ``CLIENTS`` clients at once: the 100 ms peak of reconnects, the span, a log."""
-        policy = BackoffPolicy(initial=0.2, max_delay=2.0, max_attempts=None, jitter=jitter)
-        clients = [make(policy=policy) for _ in range(self.CLIENTS)]
-        for client in clients:
-            await _open(client)
-        with proxy.down():
-            for client in clients:
-                await _wait(client, functools.partial(_dropped, client), "the drop")
-            await asyncio.sleep(self.DOWN)  # the outage itself
-        up = time.monotonic()
-        deadline = up + scaled(10.0)
-        laggards = []
-        for client in clients:
-            remaining = max(0.0, deadline - time.monotonic())
-            if not await client.wait_until(functools.partial(_back, client), remaining):
-                laggards.append(client)
-        await asyncio.gather(*(client.close() for client in clients))
-        assert not laggards, (
-            f"jitter={jitter}: {len(laggards)} of {self.CLIENTS} clients not back within "
-            f"{scaled(10.0):g} s; the first:\n" + "\n".join(c.describe() for c in laggards[:3])
-        )
-        refused = [c for c in clients if any(_error(t).code == 1013 for t in _failures(c))]
-        assert not refused, (
-            f"the server refused {len(refused)} clients with 1013; the first:\n"
-            f"{refused[0].describe()}"
-        )
-        back = [
-            t.at
-            for client in clients
-            for t in client.transitions
-            if t.target is State.OPEN and t.source is State.RECONNECTING
-        ]
-        log = clients[0].describe()
-        assert len(back) == self.CLIENTS, f"{len(back)} reconnects of {self.CLIENTS}; one:\n{log}"
-        return _peak(back), max(back) - up, log
-
-    async def test_jitter_spreads_the_reconnects(
-        self,
-        wsconn_reconnecting_client: Callable[..., ReconnectingClient],
-        wsconn_proxy: Proxy,
-    ) -> None:
-        """All 200 are back within 10 s, and full jitter halves the 100 ms peak of no jitter."""
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft < 2 * self.CLIENTS + 256:  # both herds' sockets may overlap while closing
-            unavailable(f"ulimit -n is {soft}; {2 * self.CLIENTS + 256} file descriptors needed")
-        make = wsconn_reconnecting_client
-        jittered, jittered_span, jittered_log = await self._herd(make, wsconn_proxy, "full")
-        herd, herd_span, herd_log = await self._herd(make, wsconn_proxy, "none")
-        figures = (
-            f"peak reconnects per 100 ms: full jitter {jittered} (all back in "
-            f"{jittered_span:.2f} s), no jitter {herd} (all back in {herd_span:.2f} s)\n"
-            f"one jittered client: {jittered_log}\none unjittered client: {herd_log}"
-        )
-        assert jittered <= herd / 2, figures
