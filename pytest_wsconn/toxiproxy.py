@@ -73,8 +73,7 @@ class ToxiproxyClient:
             ) from None
         except TimeoutError:
             raise ToxiproxyError(
-                f"Toxiproxy at {self.url} did not answer {method} {path} within "
-                f"{self.timeout:g} s",
+                f"Toxiproxy at {self.url} did not answer {method} {path} within {self.timeout:g} s",
                 hint=f"is toxiproxy-server at {self.url} running and not stopped?",
             ) from None
         except (OSError, http.client.HTTPException) as exc:

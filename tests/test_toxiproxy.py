@@ -172,10 +172,27 @@ class TestToxiproxyClient:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         url = f"http://127.0.0.1:{port}"
-        with pytest.raises(ToxiproxyError, match="did not answer GET /version") as info:
+        with pytest.raises(ToxiproxyError) as info:
             ToxiproxyClient(url, timeout=WAIT).version()
-        assert info.value.hint == f"is toxiproxy-server running at {url}?"
+        assert info.value.message == (
+            f"Toxiproxy at {url} refused the connection (GET /version): nothing listens there"
+        )
+        assert (
+            info.value.hint
+            == "start toxiproxy-server, or point --wsconn-toxiproxy at where it runs"
+        )
         assert info.value.status is None
+        assert info.value.__cause__ is None
+
+    def test_silent(self) -> None:
+        """A port that accepts but never answers times out, saying so in one sentence."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            with pytest.raises(ToxiproxyError) as info:
+                ToxiproxyClient(url, timeout=0.2).version()
+        assert info.value.message == f"Toxiproxy at {url} did not answer GET /version within 0.2 s"
 
     @pytest.mark.parametrize("url", ["127.0.0.1:8474", "https://127.0.0.1:8474", "http://"])
     def test_bad_url(self, url: str) -> None:
