@@ -20,6 +20,9 @@ from pytest_wsconn.timing import scaled
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BROKEN_SERVER = REPO_ROOT / "tests" / "support" / "brokenserver.py"
+# The README's container-fault example needs the compose stack: tests/test_compose_plugin.py
+# runs it with --wsconn-stack=compose instead of collecting it here.
+collect_ignore = ["examples/test_readme_container_faults.py"]
 BROKEN_TOKEN = "broken-server-token"  # the one token tests/support/brokenserver.py accepts
 
 
