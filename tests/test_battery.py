@@ -89,7 +89,7 @@ class TestBatteryCatchesBrokenServers:
             )
         outcomes = result.parseoutcomes()
         assert outcomes.get("passed") == 1, result.stdout.str()  # the proxy down check only
-        assert result.stdout.str().count("a refusal proves nothing here") == 5
+        assert result.stdout.str().count("a refusal proves nothing here") >= 5
         result.stdout.fnmatch_lines(
             [
                 "FAILED *test_auth.py::test_bad_token_rejected?missing?*",

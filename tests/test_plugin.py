@@ -426,7 +426,7 @@ class TestOneErrorPerCause:
         result.assert_outcomes(errors=4)
         output = result.stdout.str()
         assert output.count("which is not a file") == 1, output
-        assert output.count("hint: ") == 1, output
+        assert output.count("hint: run `wsconn install toxiproxy`") == 1, output
         assert "During handling of the above exception" not in output
         assert output.count("the cause is shown once, in the error of test_") == 3
         result.stdout.fnmatch_lines(["nothing was tested: the local stack did not start"])
