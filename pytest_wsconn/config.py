@@ -7,7 +7,8 @@ raises ``ConfigError`` naming the valid values; ``plugin.py`` turns that into a 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pytest_wsconn.exceptions import ConfigError
@@ -176,3 +177,109 @@ class Settings:
                 "--wsconn-stack=external needs --wsconn-url",
                 hint="e.g. --wsconn-url ws://localhost:8080/ws",
             )
+
+
+def _compose_service(text: str) -> str:
+    """``SERVICE:PORT[/PATH]``, checked now so a typo is a usage error, not a failed session."""
+    from pytest_wsconn.stack.compose import parse_target  # only the pure parser is used
+
+    return str(parse_target(text))
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One setting: its ``--wsconn-NAME`` option, ``wsconn_NAME`` ini key and env var, if any."""
+
+    name: str
+    field: str  # in Settings
+    help: str
+    parse: Callable[[Any], Any]
+    env: str | None = None
+    multiple: bool = False  # repeatable option, linelist ini key; the field is a tuple
+    flag: bool = False  # an option without a value; the ini key takes true/false
+
+    @property
+    def key(self) -> str:
+        """The option's name as a Python identifier: ``compose-file`` → ``compose_file``."""
+        return self.name.replace("-", "_")
+
+
+OPTIONS = (
+    Option(
+        "stack", "stack", "stack to test against: local (default), external or compose", parse_stack
+    ),
+    Option("url", "url", "WebSocket URL of your running service (ws:// or wss://)", parse_ws_url),
+    Option(
+        "token", "token", "token for your service (or env WSCONN_TOKEN)", Secret, env="WSCONN_TOKEN"
+    ),
+    Option("auth", "auth", f"where the token goes: {AUTH_SYNTAX}", parse_auth_mode),
+    Option("origin", "origin", "Origin header sent by test connections", str),
+    Option("toxiproxy", "toxiproxy_url", "URL of a running Toxiproxy API to use", parse_http_url),
+    Option(
+        "toxiproxy-bin",
+        "toxiproxy_bin",
+        "path of toxiproxy-server (or env WSCONN_TOXIPROXY_BIN)",
+        str,
+    ),
+    Option("log-file", "log_file", "write connection events as JSON lines to this file", str),
+    Option("report", "report", "write a JSON report of the session to this file", str),
+    Option(
+        "timeout", "timeout", "opening-handshake timeout in seconds (default 10)", parse_timeout
+    ),
+    Option(
+        "compose-file",
+        "compose_files",
+        "compose file of --wsconn-stack=compose, repeatable (default docker-compose.test.yml)",
+        str,
+        multiple=True,
+    ),
+    Option(
+        "compose-service",
+        "compose_services",
+        "the WebSocket service of the compose project, SERVICE:PORT[/PATH], repeatable; "
+        "wsconn_proxy fronts the first (default: the bundled nginx:80/ws and backend:8765/ws)",
+        _compose_service,
+        multiple=True,
+    ),
+    Option(
+        "compose-project",
+        "compose_project",
+        "compose project name (default: unique per run, shared by its xdist workers)",
+        str,
+    ),
+    Option(
+        "keep-stack",
+        "keep_stack",
+        "leave the compose stack running at the end, and reuse it next run",
+        parse_flag,
+        flag=True,
+    ),
+)
+
+
+def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, Any]) -> Settings:
+    """The session's settings: the command line wins over the environment, which wins over ini.
+
+    Each mapping is keyed by ``Option.key``; an option not given is None, an empty env var or
+    ini value is unset. A bad value is a ``ConfigError`` naming where it came from.
+    """
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # field -> where its value came from, for usage errors
+    for option in OPTIONS:
+        raw, source = cli.get(option.key), f"--wsconn-{option.name}"
+        if raw is None and option.env:
+            raw, source = env.get(option.env) or None, option.env
+        if raw is None:
+            raw, source = ini.get(option.key) or None, f"ini wsconn_{option.key}"
+        if raw is None:
+            continue
+        parsed = [option.parse(r) for r in raw] if option.multiple else option.parse(raw)
+        values[option.field] = tuple(parsed) if option.multiple else parsed
+        sources[option.field] = source
+    values["stack"] = resolve_stack(
+        values.get("stack"),
+        values.get("url"),
+        stack_from=sources.get("stack", "--wsconn-stack"),
+        url_from=sources.get("url", "--wsconn-url"),
+    )
+    return Settings(**values)

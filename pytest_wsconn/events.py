@@ -12,9 +12,12 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
+
+from pytest_wsconn.exceptions import ConfigError
 
 logger = logging.getLogger("pytest_wsconn.events")
 CURRENT_TEST: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -55,6 +58,27 @@ class JsonLinesHandler(logging.Handler):
     def close(self) -> None:
         self._file.close()
         super().close()
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Fail before any test runs when ``path``'s folder cannot take the file ``option`` names."""
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"{option} {path}: {path.parent} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create its folder: {exc.strerror}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"{option} {path}: its folder {path.parent} is not writable")
+
+
+def open_log_file(path: Path, option: str) -> JsonLinesHandler:
+    """The JSON-lines handler writing to ``path``, or one ``ConfigError`` saying why it cannot."""
+    check_writable(path, option)
+    try:
+        return JsonLinesHandler(path)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write it: {exc.strerror}") from None
 
 
 class EventCollector(logging.Handler):

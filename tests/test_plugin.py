@@ -434,6 +434,59 @@ class TestOneErrorPerCause:
 
 
 @pytest.mark.usefixtures("user_env")
+class TestUsersOwnStackFixture:
+    def test_an_overridden_stack_keeps_its_logs_diagnosis_and_summary(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """A user's own ``wsconn_stack`` (pytest-docker's pattern) gets every report section."""
+        pytester.makeconftest(
+            """
+            import pytest
+            from pytest_wsconn.config import Settings
+            from pytest_wsconn.stack import open_stack
+
+            class StackWithLogs:
+                def __init__(self, stack):
+                    self._stack = stack
+
+                def __getattr__(self, name):
+                    return getattr(self._stack, name)
+
+                def logs(self, since, until=None):
+                    return {"api": "refused a connection: bad token"}
+
+            @pytest.fixture(scope="session")
+            def wsconn_stack(pytestconfig):
+                with open_stack(Settings(), pytestconfig.rootpath, "main") as stack:
+                    yield StackWithLogs(stack)
+            """
+        )
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.asyncio
+            async def test_refused(wsconn_connect, wsconn_token):
+                await wsconn_connect(token=wsconn_token.get("forged"))
+            """
+        )
+        result = pytester.runpytest_subprocess()
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*- wsconn diagnostics -*",
+                "no connection had opened in this session:",
+                "*- wsconn compose logs -*",
+                "--- api ---",
+                "refused a connection: bad token",
+                "*- wsconn summary -*",
+                "tested the reference server at ws://127.0.0.1:* (stack=local) through Toxiproxy *",
+            ],
+            consecutive=False,
+        )
+
+
+@pytest.mark.usefixtures("user_env")
 class TestDiagnosisPlacement:
     def test_the_diagnosis_lands_in_the_first_failing_test(
         self, pytester: pytest.Pytester, reference_service: Service

@@ -29,6 +29,7 @@ from pytest_wsconn.config import (
     parse_stack,
     parse_timeout,
     parse_ws_url,
+    resolve,
     resolve_stack,
     target_address,
 )
@@ -364,6 +365,45 @@ class TestConfig:
         """The external stack without a URL is a configuration error with a hint."""
         with pytest.raises(ConfigError, match="needs --wsconn-url"):
             Settings(stack="external")
+
+
+class TestResolve:
+    @pytest.mark.parametrize(
+        ("cli", "env", "ini", "timeout"),
+        [
+            ({"timeout": "1"}, {}, {"timeout": "3"}, 1.0),
+            ({}, {}, {"timeout": "3"}, 3.0),
+            ({}, {}, {"timeout": ""}, 10.0),
+            ({}, {}, {}, 10.0),
+        ],
+    )
+    def test_the_command_line_wins_over_ini(
+        self, cli: dict[str, str], env: dict[str, str], ini: dict[str, str], timeout: float
+    ) -> None:
+        """An option given on the command line wins; an empty ini value is unset."""
+        assert resolve(cli, env, ini).timeout == timeout
+
+    @pytest.mark.parametrize("on_cli", [True, False])
+    @pytest.mark.parametrize("in_env", [True, False])
+    def test_the_environment_sits_between(self, on_cli: bool, in_env: bool) -> None:
+        """The token comes from the command line, else the environment, else the ini file."""
+        settings = resolve(
+            {"token": "cli"} if on_cli else {},
+            {"WSCONN_TOKEN": "env"} if in_env else {"WSCONN_TOKEN": ""},
+            {"token": "ini"},
+        )
+        assert settings.token is not None
+        assert settings.token.reveal() == ("cli" if on_cli else "env" if in_env else "ini")
+
+    def test_repeatable_options_become_tuples(self) -> None:
+        """A repeatable option keeps every value, in order."""
+        files = resolve({"compose_file": ["a.yml", "b.yml"]}, {}, {}).compose_files
+        assert files == ("a.yml", "b.yml")
+
+    def test_an_error_names_where_the_value_came_from(self) -> None:
+        """A URL from the ini file beside --wsconn-stack=local names both sources."""
+        with pytest.raises(ConfigError, match="ini wsconn_url names a service but --wsconn-stack"):
+            resolve({"stack": "local"}, {}, {"url": "ws://h/ws"})
 
 
 class TestRedact:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_wsconn.plugin import _OPTIONS
+from pytest_wsconn.config import OPTIONS as _OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -15,7 +15,14 @@ from pathlib import Path
 from pytest_wsconn.config import Settings, target_address
 from pytest_wsconn.exceptions import WsconnError
 from pytest_wsconn.redact import redact_url
-from pytest_wsconn.stack.base import ProxiedStack, Stack, http_base
+from pytest_wsconn.stack.base import (
+    ContainerFaults,
+    ProxiedStack,
+    ServiceLogs,
+    Stack,
+    format_logs,
+    http_base,
+)
 from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.stack.toxiproxy_server import (
     ToxiproxyServer,
@@ -25,7 +32,16 @@ from pytest_wsconn.stack.toxiproxy_server import (
 from pytest_wsconn.timing import scaled
 from pytest_wsconn.toxiproxy import ToxiproxyClient
 
-__all__ = ["ProxiedStack", "Stack", "describe_stack", "describe_tested", "open_stack"]
+__all__ = [
+    "ContainerFaults",
+    "ProxiedStack",
+    "ServiceLogs",
+    "Stack",
+    "describe_stack",
+    "describe_tested",
+    "format_logs",
+    "open_stack",
+]
 
 
 def _toxiproxy(

@@ -1,9 +1,15 @@
-"""The ``Stack`` protocol: what every provider (local, external, compose) gives a test session."""
+"""The ``Stack`` protocol: what every provider (local, external, compose) gives a test session.
+
+What only some stacks can do is a protocol of its own, checked with ``isinstance``: a user's
+own ``wsconn_stack`` fixture that has it gets the same report sections and markers.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
@@ -39,6 +45,33 @@ class Stack(Protocol):
     @property
     def proxy_url(self) -> str:
         """``url`` with its host and port replaced by the proxy's: what any client can dial."""
+
+
+@runtime_checkable
+class ServiceLogs(Protocol):
+    """A stack that can show its services' logs (compose): a failing test's report has them."""
+
+    def logs(self, since: float, until: float | None = None) -> Mapping[str, str]:
+        """Each service's log lines between two ``time.time()`` values, redacted."""
+
+
+@runtime_checkable
+class ContainerFaults(Protocol):
+    """A stack whose services can be restarted, killed, paused and partitioned (compose)."""
+
+    def fault(
+        self, kind: str, service: str, **params: Any
+    ) -> contextlib.AbstractContextManager[None]:
+        """The container fault ``kind`` on ``service``, held for a ``with`` block."""
+
+
+def format_logs(logs: Mapping[str, str]) -> str:
+    """Per-service logs as one report section."""
+    parts = []
+    for service, text in sorted(logs.items()):
+        body = text.rstrip("\n") or "(no output in this window)"
+        parts.append(f"--- {service} ---\n{body}")
+    return "\n".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)

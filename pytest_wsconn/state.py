@@ -1,0 +1,75 @@
+"""What the plugin keeps for one pytest session and for each test: one value each, stashed."""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import logging
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_wsconn import config as cfg
+from pytest_wsconn.closecodes import AppCodeLookup
+from pytest_wsconn.expect import ConnectionAttempt
+from pytest_wsconn.reconnect import ReconnectingClient
+from pytest_wsconn.stack import Stack, describe_tested
+
+
+@dataclasses.dataclass
+class WsconnSession:
+    """Everything the plugin keeps for one pytest session, stashed once on the config."""
+
+    settings: cfg.Settings
+    # This session's application close codes and attempt numbering, undone at its end (a
+    # pytester session nested in ours sets its own).
+    app_codes: contextvars.Token[AppCodeLookup]
+    attempt_ids: contextvars.Token[Iterator[int] | None]
+    attempts: list[ConnectionAttempt] = dataclasses.field(default_factory=list)
+    outcomes: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
+    event_handlers: list[logging.Handler] = dataclasses.field(default_factory=list)
+    stack: Stack | None = None  # the session's stack, once a test has used it
+    tested: str | None = None  # what the session tested, for the summary and the JSON report
+    toxiproxy_version: str | None = None
+    # Why the stack did not start (raised once, re-raised by pytest for each later test), and
+    # the test whose error shows it in full.
+    stack_failure: BaseException | None = None
+    stack_failure_shown_in: str | None = None
+    # The service diagnosed once, when a connection failed before any had opened, and the
+    # failing test whose report shows it.
+    diagnosis: str | None = None
+    diagnosis_shown_in: str | None = None
+    previous_sigterm: signal.Handlers | None = None  # restored at the end when we set ours
+
+    def record_stack(self, stack: Stack) -> None:
+        """Remember the session's stack (the fixture may be the user's own) and what it tests."""
+        if self.stack is stack:
+            return
+        self.stack = stack
+        self.toxiproxy_version, self.tested = describe_tested(stack)
+
+
+@dataclasses.dataclass
+class WsconnTest:
+    """What the plugin keeps for one test, for its report."""
+
+    started: float = dataclasses.field(default_factory=time.time)  # its service logs' window
+    attempts: list[ConnectionAttempt] = dataclasses.field(default_factory=list)
+    clients: list[ReconnectingClient] = dataclasses.field(default_factory=list)
+    failed_unopened: bool = False  # a connect failed before any in the session had opened
+
+
+SESSION = pytest.StashKey[WsconnSession]()
+TEST = pytest.StashKey[WsconnTest]()
+
+
+def session_of(config: pytest.Config) -> WsconnSession:
+    """The plugin's state for the session ``config`` belongs to."""
+    return config.stash[SESSION]
+
+
+def per_test(item: pytest.Item) -> WsconnTest:
+    """The plugin's state for ``item``, made on first use."""
+    return item.stash.setdefault(TEST, WsconnTest())
