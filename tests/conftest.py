@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
+from support import BROKEN_SERVER, BROKEN_TOKEN, REPO_ROOT, Service, unavailable
 
 from pytest_wsconn.exceptions import StackError
 from pytest_wsconn.reference.tokens import reference_token
@@ -18,19 +17,9 @@ from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.stack.toxiproxy_server import ToxiproxyServer, find_toxiproxy_binary
 from pytest_wsconn.timing import scaled
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BROKEN_SERVER = REPO_ROOT / "tests" / "support" / "brokenserver.py"
 # The README's container-fault example needs the compose stack: tests/test_compose_plugin.py
 # runs it with --wsconn-stack=compose instead of collecting it here.
 collect_ignore = ["examples/test_readme_container_faults.py"]
-BROKEN_TOKEN = "broken-server-token"  # the one token tests/support/brokenserver.py accepts
-
-
-def unavailable(reason: str) -> NoReturn:
-    """A component a test needs is missing: a failure on CI (CI=true), a skip elsewhere."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: this test must run)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -47,14 +36,6 @@ def toxiproxy_server(toxiproxy_binary: Path) -> Iterator[ToxiproxyServer]:
     """One toxiproxy-server for the whole session; tests clean up their own proxies."""
     with ToxiproxyServer(toxiproxy_binary) as server:
         yield server
-
-
-@dataclasses.dataclass(frozen=True)
-class Service:
-    """A running WebSocket service a test treats as a user's own, and a token it accepts."""
-
-    url: str
-    token: str
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 import pytest_asyncio
 import trustme
-from conftest import unavailable
 from playwright.async_api import Browser, async_playwright
+from support import unavailable
 
 from pytest_wsconn.configcheck.env import EnvNames, check_dotenv, parse_dotenv
 from pytest_wsconn.reference.tokens import reference_token

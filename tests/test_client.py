@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
-from conftest import Service
+from support import Service
 
 from pytest_wsconn import ConnectFailed, Connector, Outcome, Stack, Tokens, classify, connect
 from pytest_wsconn.client import apply_auth

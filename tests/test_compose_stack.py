@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from conftest import unavailable
+from support import unavailable
 from websockets.exceptions import ConnectionClosed
 
 from pytest_wsconn.client import InstrumentedConnection, connect
@@ -385,9 +385,9 @@ class TestUserProject:
                 {**os.environ, compose.COMPOSE_CLI_ENV: "docker-compose"}
             )
         except StackError as exc:
-            pytest.skip(f"no docker-compose v1 here to test the fallback with: {exc}")
+            unavailable(f"no docker-compose v1 here to test the fallback with: {exc}")
         if cli.v2:
-            pytest.skip(f"docker-compose is {cli}, not v1")
+            unavailable(f"docker-compose is {cli}, not v1 (Debian's docker-compose package is)")
         (tmp_path / "compose.yml").write_text(USER_COMPOSE)
         options = ComposeOptions(
             files=(tmp_path / "compose.yml",),

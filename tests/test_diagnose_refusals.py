@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, Service, unavailable
+from support import REPO_ROOT, Service, unavailable
 
 from pytest_wsconn.config import parse_auth_mode
 from pytest_wsconn.diagnostics import ConnectionDiagnostics, main

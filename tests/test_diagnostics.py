@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import Service
 from hypothesis import given
 from hypothesis import strategies as st
+from support import Service
 
 from pytest_wsconn import Proxy, Stack, Tokens
 from pytest_wsconn.config import parse_auth_mode

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Service, unavailable
+from support import Service, unavailable
 
 from pytest_wsconn.load.fixture import run_load
 from pytest_wsconn.timing import scaled

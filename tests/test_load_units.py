@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from conftest import Service
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from support import Service
 from websockets.utils import accept_key, apply_mask
 
 from pytest_wsconn.exceptions import ConfigError

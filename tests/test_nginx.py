@@ -20,7 +20,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Service, unavailable
+from support import Service, unavailable
 
 from pytest_wsconn.client import connect
 from pytest_wsconn.configcheck import main

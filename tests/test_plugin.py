@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 
 import pytest
-from conftest import Service
+from support import Service
 
 from pytest_wsconn.stack.toxiproxy_server import ToxiproxyServer
 

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import REPO_ROOT, unavailable
 from hypothesis import given
 from hypothesis import strategies as st
+from support import REPO_ROOT, unavailable
 
 from pytest_wsconn.exceptions import StackError
 from pytest_wsconn.provision import bundle_dir, pins

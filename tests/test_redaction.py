@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Service
+from support import Service
 
 from pytest_wsconn.timing import scaled
 

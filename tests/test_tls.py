@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from conftest import Service
+from support import Service
 from websockets.asyncio.server import Server, serve
 
 from pytest_wsconn import ConnectFailed, Outcome, connect

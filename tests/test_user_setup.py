@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, Service, unavailable
+from support import REPO_ROOT, Service, unavailable
 from test_toxiproxy import FAKE_TOXIPROXY
 
 from pytest_wsconn.exceptions import StackError
@@ -164,8 +164,8 @@ class TestInstalledPackage:
 
     def test_without_toxiproxy_the_error_names_the_command(self, user_venv: UserVenv) -> None:
         """Before `wsconn install toxiproxy` the battery stops and says to run it."""
-        if (user_venv.cache / "bin" / "toxiproxy-server").exists():
-            pytest.skip("toxiproxy is already installed in this venv's cache")
+        cached = user_venv.cache / "bin" / "toxiproxy-server"
+        assert not cached.exists(), "this test must run before the install test of this module"
         result = user_venv.pytest("-p", "wsconn", "--pyargs", "pytest_wsconn.checks", "-x")
         assert result.returncode != 0
         assert "hint: run `wsconn install toxiproxy`" in result.stdout + result.stderr
