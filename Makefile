@@ -1,5 +1,5 @@
 # The two commands of the README. Each does all set-up first (scripts/bootstrap).
-.PHONY: demo test bootstrap
+.PHONY: demo test test-fast bootstrap
 
 bootstrap:
 	@scripts/bootstrap
@@ -13,4 +13,11 @@ test: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
-	.venv/bin/pytest
+	.venv/bin/pytest -n 4 -m "not serial"
+	.venv/bin/pytest -m serial
+
+# The edit loop: lint, types and the tests that need no Docker, wheel or load run, in parallel.
+test-fast: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+	.venv/bin/pytest -n 4 -m "not slow"

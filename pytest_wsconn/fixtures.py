@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from pytest_wsconn.markers import marked_container_fault, marked_fault
 from pytest_wsconn.reconnect import ReconnectingClient
 from pytest_wsconn.results import render_checks
 from pytest_wsconn.stack import ContainerFaults, Stack, open_stack
-from pytest_wsconn.state import per_test, session_of
+from pytest_wsconn.state import per_test, session_of, xdist_worker
 from pytest_wsconn.timing import scaled
 from pytest_wsconn.tokens import Tokens
 from pytest_wsconn.toxiproxy import Proxy
@@ -40,7 +39,7 @@ def wsconn_stack(pytestconfig: pytest.Config, wsconn_settings: cfg.Settings) -> 
     that same failure for every later test, whose report then says so in one line.
     """
     session = session_of(pytestconfig)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    worker = xdist_worker(pytestconfig) or "main"
     with contextlib.ExitStack() as resources:
         try:
             stack = resources.enter_context(

@@ -27,7 +27,14 @@ from pytest_wsconn.markers import MARKERS, check_markers
 from pytest_wsconn.redact import redact_url
 from pytest_wsconn.session_report import build_report, summary_line
 from pytest_wsconn.stack import ServiceLogs, Stack, describe_stack, format_logs
-from pytest_wsconn.state import SESSION, TEST, WsconnSession, WsconnTest, session_of
+from pytest_wsconn.state import (
+    SESSION,
+    TEST,
+    WsconnSession,
+    WsconnTest,
+    session_of,
+    xdist_worker,
+)
 from pytest_wsconn.timing import timeout_factor
 from pytest_wsconn.tracebacks import without_library_frames
 
@@ -274,7 +281,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     collector = wsconn.event_handlers[0]
     assert isinstance(collector, EventCollector)
     path = Path(wsconn.settings.report)
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    worker = xdist_worker(session.config)
     if worker:  # report.gw0.json, ...
         path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
     stack = wsconn.stack

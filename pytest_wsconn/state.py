@@ -73,3 +73,13 @@ def session_of(config: pytest.Config) -> WsconnSession:
 def per_test(item: pytest.Item) -> WsconnTest:
     """The plugin's state for ``item``, made on first use."""
     return item.stash.setdefault(TEST, WsconnTest())
+
+
+def xdist_worker(config: pytest.Config) -> str | None:
+    """This session's xdist worker id (``gw0``…), None when it is not an xdist worker.
+
+    Read from the session, not from ``PYTEST_XDIST_WORKER``: a pytest run started inside an xdist
+    worker (pytester, a subprocess) inherits that variable without being a worker itself.
+    """
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else None

@@ -21,6 +21,26 @@ from pytest_wsconn.timing import scaled
 # runs it with --wsconn-stack=compose instead of collecting it here.
 collect_ignore = ["examples/test_readme_container_faults.py"]
 
+# Modules that run apart from the parallel run (`make test` runs them after it, alone): the
+# compose tests assert on the Docker engine's whole state (a parallel compose run would be
+# reaped or counted), and the load runs measure what Locust reaches in a few seconds.
+SERIAL_MODULES = {
+    "test_compose_findings_real.py",
+    "test_compose_plugin.py",
+    "test_compose_stack.py",
+    "test_load_runs.py",
+}
+# Modules left out of the fast tier (`make test-fast`): they build wheels and virtualenvs.
+SLOW_MODULES = {"test_user_setup.py", "test_provision.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
+        if item.path.name in SLOW_MODULES | SERIAL_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def toxiproxy_binary() -> Path:
