@@ -1,12 +1,15 @@
 """Settings of a wsconn session and the pure parsers behind every option.
 
 Each parser takes the raw text of an option, ini key or env var and returns a typed value or
-raises ``ConfigError`` naming the valid values; ``plugin.py`` turns that into a usage error.
+raises ``ConfigError`` naming the valid values; ``plugin.py`` turns that into a usage error,
+``cli.types`` into an argparse type.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -112,14 +115,85 @@ def parse_flag(value: str | bool) -> bool:
     raise ConfigError(f"invalid yes/no value {value!r}; valid: true, false, 1, 0, yes, no")
 
 
-def parse_timeout(text: str) -> float:
-    """Validate a positive number of seconds."""
+def _number(text: str, kind: type[int] | type[float], what: str) -> float:
+    """``text`` as a finite number, or a ``ConfigError`` saying ``text`` is not ``what``."""
     try:
-        seconds = float(text)
+        value = kind(text.strip())
     except ValueError:
-        seconds = 0.0
+        raise ConfigError(f"{text!r} is not {what}") from None
+    if not -math.inf < value < math.inf:  # nan and infinities too
+        raise ConfigError(f"{text!r} is not {what}")
+    return value
+
+
+def parse_positive_int(text: str) -> int:
+    """A count of 1 or more (users, bytes, connections)."""
+    what = "a positive integer"
+    value = int(_number(text, int, what))
+    if value < 1:
+        raise ConfigError(f"{text!r} is not {what}")
+    return value
+
+
+def parse_non_negative_int(text: str) -> int:
+    """A count of 0 or more (worker processes)."""
+    what = "0 or more"
+    value = int(_number(text, int, what))
+    if value < 0:
+        raise ConfigError(f"{text!r} is not {what}")
+    return value
+
+
+def parse_port(text: str) -> int:
+    """A TCP port to listen on; 0 asks the system for a free one."""
+    what = "a port (0-65535; 0 picks a free one)"
+    port = int(_number(text, int, what))
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{text!r} is not {what}")
+    return port
+
+
+def parse_seconds(text: str) -> float:
+    """A positive, finite number of seconds."""
+    what = "a positive number of seconds"
+    seconds = _number(text, float, what)
     if not seconds > 0:
-        raise ConfigError(f"invalid timeout {text!r}; valid: a positive number of seconds")
+        raise ConfigError(f"{text!r} is not {what}")
+    return seconds
+
+
+def parse_seconds_or_off(text: str) -> float | None:
+    """A number of seconds, or ``0`` for off (``None``): keepalive pings and their timeout."""
+    what = "a number of seconds (0 disables)"
+    seconds = _number(text, float, what)
+    if seconds < 0:
+        raise ConfigError(f"{text!r} is not {what}")
+    return seconds or None
+
+
+def parse_timeout(text: str) -> float:
+    """Validate a timeout: a positive number of seconds (``parse_seconds``)."""
+    try:
+        return parse_seconds(text)
+    except ConfigError:
+        raise ConfigError(
+            f"invalid timeout {text!r}; valid: a positive number of seconds"
+        ) from None
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``2m``, ``1h30m`` or ``1.5s`` → seconds (> 0)."""
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value)
+    else:
+        parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+        if not value or parts is None:
+            raise ConfigError(f"invalid duration {text!r}; valid: e.g. 30, 30s, 2m, 1h30m")
+        hours, minutes, secs = (float(p) if p else 0.0 for p in parts.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if not seconds > 0:
+        raise ConfigError(f"invalid duration {text!r}; valid: a positive time, e.g. 30s")
     return seconds
 
 

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_wsconn.configcheck import frontend_origin, main
+from pytest_wsconn.cli.check import main
+from pytest_wsconn.configcheck import frontend_origin
 from pytest_wsconn.configcheck.compose import (
     PortMapping,
     check_compose,
@@ -430,8 +431,7 @@ class TestFrontendOrigin:
 def wsconn_check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``wsconn check`` in a fresh interpreter, as the ``wsconn`` command runs it."""
     code = (
-        "import sys; from pytest_wsconn.configcheck import main; "
-        "raise SystemExit(main(sys.argv[1:]))"
+        "import sys; from pytest_wsconn.cli.check import main; raise SystemExit(main(sys.argv[1:]))"
     )
     return subprocess.run(
         [sys.executable, "-c", code, *args],
