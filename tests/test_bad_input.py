@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-
-from pytest_wsconn.timing import scaled
-
-
-def wsconn(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_wsconn", *argv],
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+from support.commands import wsconn
 
 
 @pytest.mark.parametrize(
