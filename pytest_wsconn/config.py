@@ -126,31 +126,27 @@ def _number(text: str, kind: type[int] | type[float], what: str) -> float:
     return value
 
 
-def parse_positive_int(text: str) -> int:
-    """A count of 1 or more (users, bytes, connections)."""
-    what = "a positive integer"
+def _integer(text: str, what: str, low: int, high: float = math.inf) -> int:
+    """``text`` as an integer from ``low`` to ``high``, or a ``ConfigError`` naming ``what``."""
     value = int(_number(text, int, what))
-    if value < 1:
+    if not low <= value <= high:
         raise ConfigError(f"{text!r} is not {what}")
     return value
+
+
+def parse_positive_int(text: str) -> int:
+    """A count of 1 or more (users, bytes, connections)."""
+    return _integer(text, "a positive integer", 1)
 
 
 def parse_non_negative_int(text: str) -> int:
     """A count of 0 or more (worker processes)."""
-    what = "0 or more"
-    value = int(_number(text, int, what))
-    if value < 0:
-        raise ConfigError(f"{text!r} is not {what}")
-    return value
+    return _integer(text, "0 or more", 0)
 
 
 def parse_port(text: str) -> int:
     """A TCP port to listen on; 0 asks the system for a free one."""
-    what = "a port (0-65535; 0 picks a free one)"
-    port = int(_number(text, int, what))
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"{text!r} is not {what}")
-    return port
+    return _integer(text, "a port (0-65535; 0 picks a free one)", 0, 65535)
 
 
 def parse_seconds(text: str) -> float:

@@ -36,7 +36,13 @@ from pytest_wsconn.load.messages import (
     unique_json,
     unique_text,
 )
-from pytest_wsconn.load.recovery import Event, FaultWindow, recovery_report, storm_schedule
+from pytest_wsconn.load.recovery import (
+    Event,
+    FaultWindow,
+    parse_storm_faults,
+    recovery_report,
+    storm_schedule,
+)
 from pytest_wsconn.load.runner import (
     LoadTarget,
     locust_commands,
@@ -522,6 +528,13 @@ class TestCommandLine:
         """A duration that is not a positive time names the valid forms."""
         with pytest.raises(ConfigError, match="valid"):
             parse_duration(text)
+
+    def test_storm_faults(self) -> None:
+        """A storm's faults are a comma-separated list of the kinds it knows, and only those."""
+        assert parse_storm_faults(" reset_peer, down ") == ("reset_peer", "down")
+        for text in ("", ",", "down,latency"):
+            with pytest.raises(ConfigError, match="valid: a comma-separated list of down, reset"):
+                parse_storm_faults(text)
 
     def test_every_scenario_is_found(self) -> None:
         """The four shipped scenarios resolve by name."""
