@@ -6,8 +6,10 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from support.commands import wsconn
 
+from pytest_wsconn.cli import SUBCOMMANDS
 from pytest_wsconn.reference.tokens import TokenVerdict, verify_token
 
 
@@ -25,6 +27,13 @@ class TestCli:
             2,
             "wsconn token: set WSCONN_REFERENCE_SECRET to the server's secret",
         )
+
+    @pytest.mark.parametrize("name", sorted(set(SUBCOMMANDS) - {"demo"}))  # demo: pytest's help
+    def test_every_subcommand_has_its_help(self, name: str) -> None:
+        """``wsconn NAME --help`` reaches that subcommand's own parser and exits 0."""
+        result = wsconn(name, "--help")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"usage: wsconn {name}")
 
     def test_version(self) -> None:
         """``wsconn version`` names the package and its version."""
