@@ -18,6 +18,7 @@ from pytest_wsconn.cli.types import (
     non_negative_int,
     port,
     positive_int,
+    positive_seconds,
     ws_url,
 )
 from pytest_wsconn.config import DEFAULT_AUTH
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_argument("--ping-interval", type=float, default=None, help="keepalive ping every s")
     steps.add_argument(
         "--reply-timeout",
-        type=float,
+        type=positive_seconds,
         default=5.0,
         help="s to wait for the echo of (or reply to) a message before the step fails (5)",
     )
@@ -100,10 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="request/response over JSON: send {FIELD: <unique id>, ...} and end the round trip "
         "at the message whose FIELD equals it (default: the exact echo of our message)",
     )
-    steps.add_argument("--ping-timeout", type=float, default=10.0)
-    steps.add_argument("--open-timeout", type=float, default=10.0)
-    steps.add_argument("--backoff-initial", type=float, default=0.1)
-    steps.add_argument("--backoff-max", type=float, default=2.0)
+    steps.add_argument("--ping-timeout", type=positive_seconds, default=10.0)
+    steps.add_argument("--open-timeout", type=positive_seconds, default=10.0)
+    steps.add_argument("--backoff-initial", type=positive_seconds, default=0.1)
+    steps.add_argument("--backoff-max", type=positive_seconds, default=2.0)
     storm = parser.add_argument_group("reconnect storm")
     storm.add_argument(
         "--storm",
