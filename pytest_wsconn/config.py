@@ -103,6 +103,25 @@ def parse_http_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def parse_origin(text: str) -> str:
+    """A web page's origin, ``http(s)://host[:port]`` without a path."""
+    parts = urlsplit(text.strip())
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError(f"{text!r} is not an origin like https://app.example.com")
+    return text
+
+
+def parse_url_path(text: str) -> str:
+    """The path part of a URL, such as the one clients open WebSockets on."""
+    if not text.startswith("/"):
+        raise ConfigError(f"{text!r} is not a path like /ws")
+    return text
+
+
 def parse_flag(value: str | bool) -> bool:
     """A yes/no setting: ``True`` from a command-line flag, or ini text such as ``true``/``0``."""
     if isinstance(value, bool):

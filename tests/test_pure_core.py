@@ -30,12 +30,14 @@ from pytest_wsconn.config import (
     parse_auth_mode,
     parse_http_url,
     parse_non_negative_int,
+    parse_origin,
     parse_port,
     parse_positive_int,
     parse_seconds,
     parse_seconds_or_off,
     parse_stack,
     parse_timeout,
+    parse_url_path,
     parse_ws_url,
     resolve_stack,
     target_address,
@@ -330,12 +332,15 @@ class TestConfig:
             (parse_seconds, "1e3", 1000.0),
             (parse_seconds_or_off, "0", None),
             (parse_seconds_or_off, "2.5", 2.5),
+            (parse_origin, "https://app.example.com", "https://app.example.com"),
+            (parse_origin, "http://localhost:5173/", "http://localhost:5173/"),
+            (parse_url_path, "/ws", "/ws"),
         ],
     )
-    def test_number_parsers_accept(
+    def test_value_parsers_accept(
         self, parser: Callable[[str], object], text: str, value: object
     ) -> None:
-        """Ports, counts and seconds read as the number they write."""
+        """Ports, counts, seconds, origins and paths read as written."""
         assert parser(text) == value
 
     @pytest.mark.parametrize(
@@ -350,12 +355,28 @@ class TestConfig:
             (parse_seconds, "inf", "'inf' is not a positive number of seconds"),
             (parse_seconds, "nan", "'nan' is not a positive number of seconds"),
             (parse_seconds_or_off, "-1", "'-1' is not a number of seconds (0 disables)"),
+            (
+                parse_origin,
+                "app.example.com",
+                "'app.example.com' is not an origin like https://app.example.com",
+            ),
+            (
+                parse_origin,
+                "https://h/page",
+                "'https://h/page' is not an origin like https://app.example.com",
+            ),
+            (
+                parse_origin,
+                "http://h:99999",
+                "'http://h:99999' is not an origin like https://app.example.com",
+            ),
+            (parse_url_path, "ws", "'ws' is not a path like /ws"),
         ],
     )
-    def test_number_parsers_name_what_they_want(
+    def test_value_parsers_name_what_they_want(
         self, parser: Callable[[str], object], text: str, message: str
     ) -> None:
-        """A bad number is refused in one sentence saying what was expected."""
+        """A bad value is refused in one sentence saying what was expected."""
         with pytest.raises(ConfigError) as caught:
             parser(text)
         assert str(caught.value) == message

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_wsconn.cli.types import positive_seconds
+from pytest_wsconn.cli.types import origin, positive_seconds, url_path
 from pytest_wsconn.configcheck import (
     DEFAULT_PING_INTERVAL,
     GUESSED_WS_PATH,
@@ -20,26 +20,13 @@ from pytest_wsconn.configcheck import (
     check_config,
     discover,
 )
-from pytest_wsconn.configcheck.env import EnvNames, split_url
+from pytest_wsconn.configcheck.env import EnvNames
 from pytest_wsconn.results import (
     findings_exit_code,
     findings_github,
     findings_json,
     render_findings,
 )
-
-
-def _origin(text: str) -> str:
-    parts = split_url(text)
-    if parts is None or parts.scheme not in ("http", "https") or parts.path not in ("", "/"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an origin like https://app.example.com")
-    return text
-
-
-def _path(text: str) -> str:
-    if not text.startswith("/"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a path like /ws")
-    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,14 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--frontend-origin",
-        type=_origin,
+        type=origin,
         metavar="URL",
         help="where the page is served from, e.g. https://app.example.com "
         "(default: FRONTEND_URL or FRONTEND_ORIGIN from the environment files)",
     )
     parser.add_argument(
         "--ws-path",
-        type=_path,
+        type=url_path,
         metavar="PATH",
         help="the path clients open WebSockets on (default: the path of WS_URL and friends, "
         f"else {GUESSED_WS_PATH} as a guess)",
