@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
 from pytest_wsconn.closecodes import Outcome, outcome_of, parse_retry_after
-from pytest_wsconn.config import AuthMode, parse_auth_mode
+from pytest_wsconn.config import DEFAULT_AUTH, AuthMode, parse_auth_mode
 from pytest_wsconn.events import emit
 from pytest_wsconn.exceptions import ConnectFailed
 from pytest_wsconn.expect import CloseInfo, ConnectionAttempt, classify
@@ -155,7 +155,7 @@ async def connect(
     url: str,
     *,
     token: str | Secret | None = None,
-    auth: AuthMode | str = "query:token",
+    auth: AuthMode | str = DEFAULT_AUTH,
     origin: str | None = None,
     subprotocols: Sequence[str] = (),
     headers: dict[str, str] | None = None,

@@ -1,12 +1,15 @@
 """Settings of a wsconn session and the pure parsers behind every option.
 
 Each parser takes the raw text of an option, ini key or env var and returns a typed value or
-raises ``ConfigError`` naming the valid values; ``plugin.py`` turns that into a usage error.
+raises ``ConfigError`` naming the valid values; ``plugin.py`` turns that into a usage error,
+``cli.types`` into an argparse type.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -101,6 +104,25 @@ def parse_http_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def parse_origin(text: str) -> str:
+    """A web page's origin, ``http(s)://host[:port]`` without a path."""
+    parts = urlsplit(text.strip())
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError(f"{text!r} is not an origin like https://app.example.com")
+    return text
+
+
+def parse_url_path(text: str) -> str:
+    """The path part of a URL, such as the one clients open WebSockets on."""
+    if not text.startswith("/"):
+        raise ConfigError(f"{text!r} is not a path like /ws")
+    return text
+
+
 def parse_flag(value: str | bool) -> bool:
     """A yes/no setting: ``True`` from a command-line flag, or ini text such as ``true``/``0``."""
     if isinstance(value, bool):
@@ -113,14 +135,81 @@ def parse_flag(value: str | bool) -> bool:
     raise ConfigError(f"invalid yes/no value {value!r}; valid: true, false, 1, 0, yes, no")
 
 
-def parse_timeout(text: str) -> float:
-    """Validate a positive number of seconds."""
+def _number(text: str, kind: type[int] | type[float], what: str) -> float:
+    """``text`` as a finite number, or a ``ConfigError`` saying ``text`` is not ``what``."""
     try:
-        seconds = float(text)
+        value = kind(text.strip())
     except ValueError:
-        seconds = 0.0
+        raise ConfigError(f"{text!r} is not {what}") from None
+    if not -math.inf < value < math.inf:  # nan and infinities too
+        raise ConfigError(f"{text!r} is not {what}")
+    return value
+
+
+def _integer(text: str, what: str, low: int, high: float = math.inf) -> int:
+    """``text`` as an integer from ``low`` to ``high``, or a ``ConfigError`` naming ``what``."""
+    value = int(_number(text, int, what))
+    if not low <= value <= high:
+        raise ConfigError(f"{text!r} is not {what}")
+    return value
+
+
+def parse_positive_int(text: str) -> int:
+    """A count of 1 or more (users, bytes, connections)."""
+    return _integer(text, "a positive integer", 1)
+
+
+def parse_non_negative_int(text: str) -> int:
+    """A count of 0 or more (worker processes)."""
+    return _integer(text, "0 or more", 0)
+
+
+def parse_port(text: str) -> int:
+    """A TCP port to listen on; 0 asks the system for a free one."""
+    return _integer(text, "a port (0-65535; 0 picks a free one)", 0, 65535)
+
+
+def parse_seconds(text: str) -> float:
+    """A positive, finite number of seconds."""
+    what = "a positive number of seconds"
+    seconds = _number(text, float, what)
     if not seconds > 0:
-        raise ConfigError(f"invalid timeout {text!r}; valid: a positive number of seconds")
+        raise ConfigError(f"{text!r} is not {what}")
+    return seconds
+
+
+def parse_seconds_or_off(text: str) -> float | None:
+    """A number of seconds, or ``0`` for off (``None``): keepalive pings and their timeout."""
+    what = "a number of seconds (0 disables)"
+    seconds = _number(text, float, what)
+    if seconds < 0:
+        raise ConfigError(f"{text!r} is not {what}")
+    return seconds or None
+
+
+def parse_timeout(text: str) -> float:
+    """Validate a timeout: a positive number of seconds (``parse_seconds``)."""
+    try:
+        return parse_seconds(text)
+    except ConfigError:
+        raise ConfigError(
+            f"invalid timeout {text!r}; valid: a positive number of seconds"
+        ) from None
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``2m``, ``1h30m`` or ``1.5s`` → seconds (> 0)."""
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value)
+    else:
+        parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+        if not value or parts is None:
+            raise ConfigError(f"invalid duration {text!r}; valid: e.g. 30, 30s, 2m, 1h30m")
+        hours, minutes, secs = (float(p) if p else 0.0 for p in parts.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if not seconds > 0:
+        raise ConfigError(f"invalid duration {text!r}; valid: a positive time, e.g. 30s")
     return seconds
 
 

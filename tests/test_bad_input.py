@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-
-from pytest_wsconn.timing import scaled
-
-
-def wsconn(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_wsconn", *argv],
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+from support.commands import wsconn
 
 
 @pytest.mark.parametrize(
@@ -34,12 +19,16 @@ def wsconn(*argv: str) -> subprocess.CompletedProcess[str]:
             "wsconn load: --out /proc/nope: cannot create it: No such file or directory",
         ),
         (
+            ["load", "connect_storm", "--open-timeout", "0"],
+            "wsconn load: error: argument --open-timeout: '0' is not a positive number of seconds",
+        ),
+        (
             ["serve", "--port", "abc"],
             "wsconn serve: error: argument --port: 'abc' is not a port (0-65535; 0 picks a free "
             "one)",
         ),
     ],
-    ids=["diagnose-url", "check-binary", "load-out", "serve-port"],
+    ids=["diagnose-url", "check-binary", "load-out", "load-timeout", "serve-port"],
 )
 def test_one_line_and_exit_2(argv: list[str], line: str) -> None:
     """Each bad input ends the command at once with exit 2 and its one-line reason last."""

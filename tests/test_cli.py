@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+import pytest
+from support.commands import wsconn
+
+from pytest_wsconn.cli import SUBCOMMANDS
 from pytest_wsconn.reference.tokens import TokenVerdict, verify_token
-from pytest_wsconn.timing import scaled
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def wsconn(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_wsconn", *args],
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
 
 
 class TestCli:
@@ -36,19 +22,18 @@ class TestCli:
 
     def test_token_without_a_secret(self) -> None:
         """Without the secret ``wsconn token`` says which variable to set and exits 2."""
-        env = {k: v for k, v in os.environ.items() if k != "WSCONN_REFERENCE_SECRET"}
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest_wsconn", "token"],
-            capture_output=True,
-            text=True,
-            timeout=scaled(60),
-            env=env,
-            check=False,
-        )
+        result = wsconn("token", unset=["WSCONN_REFERENCE_SECRET"])
         assert (result.returncode, result.stderr.strip()) == (
             2,
             "wsconn token: set WSCONN_REFERENCE_SECRET to the server's secret",
         )
+
+    @pytest.mark.parametrize("name", sorted(set(SUBCOMMANDS) - {"demo"}))  # demo: pytest's help
+    def test_every_subcommand_has_its_help(self, name: str) -> None:
+        """``wsconn NAME --help`` reaches that subcommand's own parser and exits 0."""
+        result = wsconn(name, "--help")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"usage: wsconn {name}")
 
     def test_version(self) -> None:
         """``wsconn version`` names the package and its version."""

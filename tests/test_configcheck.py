@@ -5,15 +5,15 @@ from __future__ import annotations
 import ast
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.commands import wsconn
 
-from pytest_wsconn.configcheck import frontend_origin, main
+from pytest_wsconn.cli.check import main
+from pytest_wsconn.configcheck import frontend_origin
 from pytest_wsconn.configcheck.compose import (
     PortMapping,
     check_compose,
@@ -36,7 +36,6 @@ from pytest_wsconn.configcheck.nginx import (
     read_nginx,
 )
 from pytest_wsconn.results import Finding
-from pytest_wsconn.timing import scaled
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configcheck"
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_wsconn" / "configcheck"
@@ -427,22 +426,6 @@ class TestFrontendOrigin:
         assert note.endswith("; pass --frontend-origin")
 
 
-def wsconn_check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``wsconn check`` in a fresh interpreter, as the ``wsconn`` command runs it."""
-    code = (
-        "import sys; from pytest_wsconn.configcheck import main; "
-        "raise SystemExit(main(sys.argv[1:]))"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=scaled(60),
-        check=False,
-    )
-
-
 class TestCommand:
     @pytest.fixture
     def project(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -595,6 +578,6 @@ class TestCommand:
 
     def test_runs_as_a_command(self, project: Path) -> None:
         """In a fresh interpreter the exit status and the report are the same."""
-        result = wsconn_check("--compose", "docker-compose.yml", cwd=project)
+        result = wsconn("check", "--compose", "docker-compose.yml", cwd=project)
         assert (result.returncode, result.stderr) == (0, "")
         assert result.stdout == "wsconn check: read docker-compose.yml\n\nno problems found\n"

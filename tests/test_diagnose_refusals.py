@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from support import REPO_ROOT, Service, unavailable
 
+from pytest_wsconn.cli.diagnose import main
 from pytest_wsconn.config import parse_auth_mode
-from pytest_wsconn.diagnostics import ConnectionDiagnostics, main
+from pytest_wsconn.diagnostics import ConnectionDiagnostics
 from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.timing import scaled
 

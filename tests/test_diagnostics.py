@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from support import Service
 
 from pytest_wsconn import Proxy, Stack, Tokens
+from pytest_wsconn.cli.diagnose import main
 from pytest_wsconn.config import parse_auth_mode
-from pytest_wsconn.diagnostics import diagnose, main
+from pytest_wsconn.diagnostics import diagnose
 from pytest_wsconn.redact import REDACTED
 from pytest_wsconn.reference.tokens import reference_token
 from pytest_wsconn.results import CheckResult
@@ -883,7 +884,7 @@ def run_diagnose(
     *argv: str, env: dict[str, str], stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
     """Run ``main(argv)`` in a child process, as the ``wsconn`` entry point would."""
-    code = f"from pytest_wsconn.diagnostics import main; raise SystemExit(main({list(argv)!r}))"
+    code = f"from pytest_wsconn.cli.diagnose import main; raise SystemExit(main({list(argv)!r}))"
     return subprocess.run(
         [sys.executable, "-c", code],
         input=stdin,

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from support import Service
 from websockets.utils import accept_key, apply_mask
 
+from pytest_wsconn.cli.load import build_parser
+from pytest_wsconn.config import parse_duration
 from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.load.errors import (
     Closed,
@@ -34,12 +36,16 @@ from pytest_wsconn.load.messages import (
     unique_json,
     unique_text,
 )
-from pytest_wsconn.load.recovery import Event, FaultWindow, recovery_report, storm_schedule
+from pytest_wsconn.load.recovery import (
+    Event,
+    FaultWindow,
+    parse_storm_faults,
+    recovery_report,
+    storm_schedule,
+)
 from pytest_wsconn.load.runner import (
-    Target,
-    build_parser,
+    LoadTarget,
     locust_commands,
-    parse_duration,
     scenario_folders,
     scenario_path,
 )
@@ -523,6 +529,13 @@ class TestCommandLine:
         with pytest.raises(ConfigError, match="valid"):
             parse_duration(text)
 
+    def test_storm_faults(self) -> None:
+        """A storm's faults are a comma-separated list of the kinds it knows, and only those."""
+        assert parse_storm_faults(" reset_peer, down ") == ("reset_peer", "down")
+        for text in ("", ",", "down,latency"):
+            with pytest.raises(ConfigError, match="valid: a comma-separated list of down, reset"):
+                parse_storm_faults(text)
+
     def test_every_scenario_is_found(self) -> None:
         """The four shipped scenarios resolve by name."""
         for name in ("connect_storm", "steady_messaging", "idle_hold", "reconnect_storm"):
@@ -551,7 +564,7 @@ class TestCommandLine:
     def test_master_binds_loopback_and_expects_workers(self, tmp_path: Path) -> None:
         """With --workers the master listens on 127.0.0.1 and waits for that many workers."""
         args = build_parser().parse_args(["steady_messaging", "--workers", "2", "-u", "4"])
-        target = Target("ws://h/ws", None, "127.0.0.1:9")
+        target = LoadTarget("ws://h/ws", None, "127.0.0.1:9")
         master, workers = locust_commands(args, Path("s.py"), target, tmp_path, 5557)
         assert master[master.index("--master-bind-host") + 1] == "127.0.0.1"
         assert master[master.index("--expect-workers") + 1] == "2"
@@ -570,14 +583,14 @@ class TestCommandLine:
         args = build_parser().parse_args(
             ["steady_messaging", "--reply-timeout", "0.5", "--reply-id-field", "id"]
         )
-        master, _ = locust_commands(args, Path("s.py"), Target("ws://h/ws", None), tmp_path, 0)
+        master, _ = locust_commands(args, Path("s.py"), LoadTarget("ws://h/ws", None), tmp_path, 0)
         assert {"--ws-reply-timeout=0.5", "--ws-reply-id-field=id"} <= set(master)
         assert not any(part.startswith("--ws-timeline") for part in master)
 
     def test_a_storm_records_every_failure(self, tmp_path: Path) -> None:
         """With a storm the users record their timeline, whatever the locustfile says."""
         args = build_parser().parse_args(["mine.py", "--storm"])
-        master, _ = locust_commands(args, Path("s.py"), Target("ws://h/ws", None), tmp_path, 0)
+        master, _ = locust_commands(args, Path("s.py"), LoadTarget("ws://h/ws", None), tmp_path, 0)
         assert "--ws-timeline=on" in master
 
     def test_help_states_the_exit_rule(self) -> None:
@@ -589,7 +602,8 @@ class TestCommandLine:
     def test_token_stays_off_the_command_line(self, tmp_path: Path) -> None:
         """The token goes to Locust through the environment, never its argv (visible in ps)."""
         args = build_parser().parse_args(["idle_hold", "--token", "s3cret"])
-        master, _ = locust_commands(args, Path("s.py"), Target("ws://h/ws", "s3cret"), tmp_path, 0)
+        target = LoadTarget("ws://h/ws", "s3cret")
+        master, _ = locust_commands(args, Path("s.py"), target, tmp_path, 0)
         assert not any("s3cret" in part for part in master)
 
     def test_the_fixture_keeps_the_token_off_the_command_line(self, tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 from support import Service, unavailable
 
+from pytest_wsconn.cli.check import main
 from pytest_wsconn.client import connect
-from pytest_wsconn.configcheck import main
 from pytest_wsconn.configcheck.nginx import (
     check_nginx,
     proxy_targets,

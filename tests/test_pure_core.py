@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import contextlib
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_wsconn.cli import types
 from pytest_wsconn.closecodes import (
     Outcome,
     classify_close,
@@ -26,8 +29,15 @@ from pytest_wsconn.config import (
     origin_of,
     parse_auth_mode,
     parse_http_url,
+    parse_non_negative_int,
+    parse_origin,
+    parse_port,
+    parse_positive_int,
+    parse_seconds,
+    parse_seconds_or_off,
     parse_stack,
     parse_timeout,
+    parse_url_path,
     parse_ws_url,
     resolve,
     resolve_stack,
@@ -48,6 +58,7 @@ from pytest_wsconn.session_report import summarize
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_wsconn"
 PURE_MODULES = [
     "backoff",
+    "cli/types",
     "closecodes",
     "config",
     "expect",
@@ -310,6 +321,84 @@ class TestConfig:
         ]:
             with pytest.raises(ConfigError):
                 parser(bad)
+
+    @pytest.mark.parametrize(
+        ("parser", "text", "value"),
+        [
+            (parse_port, "0", 0),
+            (parse_port, " 65535 ", 65535),
+            (parse_positive_int, "1", 1),
+            (parse_non_negative_int, "0", 0),
+            (parse_seconds, "0.25", 0.25),
+            (parse_seconds, "1e3", 1000.0),
+            (parse_seconds_or_off, "0", None),
+            (parse_seconds_or_off, "2.5", 2.5),
+            (parse_origin, "https://app.example.com", "https://app.example.com"),
+            (parse_origin, "http://localhost:5173/", "http://localhost:5173/"),
+            (parse_url_path, "/ws", "/ws"),
+        ],
+    )
+    def test_value_parsers_accept(
+        self, parser: Callable[[str], object], text: str, value: object
+    ) -> None:
+        """Ports, counts, seconds, origins and paths read as written."""
+        assert parser(text) == value
+
+    @pytest.mark.parametrize(
+        ("parser", "text", "message"),
+        [
+            (parse_port, "abc", "'abc' is not a port (0-65535; 0 picks a free one)"),
+            (parse_port, "65536", "'65536' is not a port (0-65535; 0 picks a free one)"),
+            (parse_positive_int, "0", "'0' is not a positive integer"),
+            (parse_positive_int, "1.5", "'1.5' is not a positive integer"),
+            (parse_non_negative_int, "-1", "'-1' is not 0 or more"),
+            (parse_seconds, "0", "'0' is not a positive number of seconds"),
+            (parse_seconds, "inf", "'inf' is not a positive number of seconds"),
+            (parse_seconds, "nan", "'nan' is not a positive number of seconds"),
+            (parse_seconds_or_off, "-1", "'-1' is not a number of seconds (0 disables)"),
+            (
+                parse_origin,
+                "app.example.com",
+                "'app.example.com' is not an origin like https://app.example.com",
+            ),
+            (
+                parse_origin,
+                "https://h/page",
+                "'https://h/page' is not an origin like https://app.example.com",
+            ),
+            (
+                parse_origin,
+                "http://h:99999",
+                "'http://h:99999' is not an origin like https://app.example.com",
+            ),
+            (parse_url_path, "ws", "'ws' is not a path like /ws"),
+        ],
+    )
+    def test_value_parsers_name_what_they_want(
+        self, parser: Callable[[str], object], text: str, message: str
+    ) -> None:
+        """A bad value is refused in one sentence saying what was expected."""
+        with pytest.raises(ConfigError) as caught:
+            parser(text)
+        assert str(caught.value) == message
+
+    @given(st.text())
+    def test_number_parsers_are_total(self, text: str) -> None:
+        """Any text either parses or raises ConfigError."""
+        for parser in (parse_port, parse_positive_int, parse_seconds, parse_seconds_or_off):
+            with contextlib.suppress(ConfigError):
+                parser(text)
+
+    def test_argparse_types_adapt_the_parsers(self) -> None:
+        """A command-line type is its config parser; a ConfigError becomes argparse's error."""
+        parser = argparse.ArgumentParser(prog="wsconn x", exit_on_error=False)
+        parser.add_argument("--port", type=types.port)
+        parser.add_argument("--auth", type=types.auth_mode)
+        assert parser.parse_args(["--port", "8080", "--auth", "header"]).port == 8080
+        with pytest.raises(argparse.ArgumentError, match="'x' is not a port"):
+            parser.parse_args(["--port", "x"])
+        with pytest.raises(argparse.ArgumentError, match=r"valid: query:<param>"):
+            parser.parse_args(["--auth", "bogus"])
 
     @pytest.mark.parametrize(
         ("url", "origin"),

@@ -19,7 +19,8 @@ from support import Service
 from websockets.asyncio.server import Server, serve
 
 from pytest_wsconn import ConnectFailed, Outcome, connect
-from pytest_wsconn.diagnostics import diagnose, main
+from pytest_wsconn.cli.diagnose import main
+from pytest_wsconn.diagnostics import diagnose
 from pytest_wsconn.reference.server import ReferenceServer, ServerSettings
 from pytest_wsconn.reference.tokens import reference_token
 from pytest_wsconn.results import CheckResult

@@ -12,7 +12,7 @@ Layout::
                summary.py     Locust's CSV + our data → the summary a person reads
     I/O        wsclient.py    the small blocking WebSocket client the users run on gevent
                user.py        WebSocketUser (imports Locust)
-               runner.py      `wsconn load`: stack, Locust master/workers, storm, summary
+               runner.py      a load run: stack, Locust master/workers, storm, summary
                fixture.py     the wsconn_load fixture and marker
 """
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
         recovery_report,
         storm_schedule,
     )
-    from pytest_wsconn.load.runner import main
     from pytest_wsconn.load.summary import LoadSummary, build_summary
     from pytest_wsconn.load.thresholds import Breach, Figures, Thresholds, evaluate
 
@@ -44,7 +43,6 @@ _EXPORTS = {
     "RecoveryReport": "recovery",
     "recovery_report": "recovery",
     "storm_schedule": "recovery",
-    "main": "runner",
     "LoadSummary": "summary",
     "build_summary": "summary",
     "Breach": "thresholds",
@@ -72,7 +70,6 @@ __all__ = [
     "Thresholds",
     "build_summary",
     "evaluate",
-    "main",
     "recovery_report",
     "run_load",
     "storm_schedule",

@@ -1,5 +1,5 @@
 """``python -m pytest_wsconn.load``: the same as ``wsconn load``."""
 
-from pytest_wsconn.load.runner import main
+from pytest_wsconn.cli.load import main
 
 raise SystemExit(main())

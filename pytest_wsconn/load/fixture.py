@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from pytest_wsconn.load.runner import parse_duration
+from pytest_wsconn.config import parse_duration
 from pytest_wsconn.redact import reveal
 from pytest_wsconn.timing import scaled
 

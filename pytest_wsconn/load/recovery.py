@@ -21,6 +21,9 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+from pytest_wsconn.exceptions import ConfigError
+
+STORM_FAULTS = ("down", "reset_peer")
 EventKind = Literal["open", "lost", "fail", "closed"]
 Event = tuple[float, str, EventKind]  # (wall time, user id, kind)
 
@@ -32,6 +35,17 @@ class FaultWindow:
     kind: str
     start: float
     end: float
+
+
+def parse_storm_faults(text: str) -> tuple[str, ...]:
+    """A comma-separated list of the faults a storm takes turns with, e.g. ``down,reset_peer``."""
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    if not kinds or any(k not in STORM_FAULTS for k in kinds):
+        raise ConfigError(
+            f"invalid storm faults {text!r}; valid: a comma-separated list of "
+            f"{', '.join(STORM_FAULTS)}"
+        )
+    return kinds
 
 
 def storm_schedule(

@@ -1,10 +1,10 @@
-"""``wsconn load``: run a scenario with Locust headless, locally or as master + local workers.
+"""A ``wsconn load`` run: a scenario with Locust headless, locally or as master + local workers.
 
-The I/O shell around the pure parts: it starts the embedded stack when no ``--host`` is given
-(the reference server behind Toxiproxy), runs ``locust`` as child processes (never imported
-here: Locust monkey-patches whatever imports it), drives the reconnect storm's faults on the
-proxy, then reads Locust's CSV files and the master's ``wsconn.json`` into a summary, judges
-the run and says, one line per reason, why it failed.
+The I/O shell around the pure parts (``cli.load`` parses its options): it starts the embedded
+stack when no ``--host`` is given (the reference server behind Toxiproxy), runs ``locust`` as
+child processes (never imported here: Locust monkey-patches whatever imports it), drives the
+reconnect storm's faults on the proxy, then reads Locust's CSV files and the master's
+``wsconn.json`` into a summary, judges the run and says, one line per reason, why it failed.
 
 Exit status: 0 the run passed; 1 it failed: no connection ever opened (whatever the limits), a
 request failed (Locust's ``--exit-code-on-error`` convention; ``--max-failure-ratio`` allows a
@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -28,15 +27,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pytest_wsconn import faults
-from pytest_wsconn.config import Settings, parse_auth_mode, parse_ws_url
+from pytest_wsconn.config import Settings
 from pytest_wsconn.exceptions import ConfigError, WsconnError
 from pytest_wsconn.load.recovery import FaultWindow, storm_schedule
 from pytest_wsconn.load.summary import LoadSummary, build_summary
 from pytest_wsconn.load.thresholds import Thresholds
 from pytest_wsconn.timing import scaled
+
+if TYPE_CHECKING:
+    from pytest_wsconn.toxiproxy import Proxy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCUST = 0, 1, 2, 3
 EXIT_HELP = """\
@@ -46,30 +48,13 @@ reconnect storm only failures outside its faults count), the storm's users did n
 back, or a threshold was breached — each reason is printed on one line; 2 a usage or set-up
 error; 3 Locust did not complete the run."""
 SCENARIOS = ("connect_storm", "steady_messaging", "idle_hold", "reconnect_storm")
-STORM_FAULTS = ("down", "reset_peer")
 REFERENCE_MAX_CONNECTIONS = 1_000_000  # the embedded server must not be the limit under test
 START_TIMEOUT = 60.0  # seconds for Locust to start and its workers to connect (scaled)
 STOP_GRACE = 30.0  # seconds past the run time before Locust is stopped by force (scaled)
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
-# Pure parsers
-
-
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``2m``, ``1h30m`` or ``1.5s`` → seconds (> 0)."""
-    value = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        seconds = float(value)
-    else:
-        parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", value)
-        if not value or parts is None:
-            raise ConfigError(f"invalid duration {text!r}; valid: e.g. 30, 30s, 2m, 1h30m")
-        hours, minutes, secs = (float(p) if p else 0.0 for p in parts.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    if not seconds > 0:
-        raise ConfigError(f"invalid duration {text!r}; valid: a positive time, e.g. 30s")
-    return seconds
+# Scenarios
 
 
 def scenario_path(name: str, search: Sequence[Path]) -> Path:
@@ -94,169 +79,17 @@ def scenario_folders() -> list[Path]:
     return [PACKAGE_DIR / "_scenarios", PACKAGE_DIR.parent / "scenarios"]
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not 0 or more")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ConfigError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _ws_url(text: str) -> str:
-    try:
-        return parse_ws_url(text)
-    except ConfigError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _auth(text: str) -> str:
-    try:
-        return str(parse_auth_mode(text))
-    except ConfigError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _faults(text: str) -> tuple[str, ...]:
-    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
-    unknown = [k for k in kinds if k not in STORM_FAULTS]
-    if unknown or not kinds:
-        valid = ", ".join(STORM_FAULTS)
-        raise argparse.ArgumentTypeError(
-            f"invalid storm faults {text!r}; valid: a comma-separated list of {valid}"
-        )
-    return kinds
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wsconn load",
-        description="Run a WebSocket load scenario with Locust, headless (pytest-wsconn). "
-        "Without --host it runs against the embedded stack: the reference server behind "
-        "Toxiproxy.",
-        epilog=EXIT_HELP,
-    )
-    parser.add_argument("scenario", help=f"{', '.join(SCENARIOS)}, or a locustfile path")
-    run = parser.add_argument_group("run")
-    run.add_argument("--users", "-u", type=_positive_int, default=10, help="peak users (10)")
-    run.add_argument(
-        "--spawn-rate", "-r", type=float, default=None, help="users started per second (all in 1 s)"
-    )
-    run.add_argument("--duration", "-t", type=_seconds, default=10.0, help="run time (10s)")
-    run.add_argument(
-        "--workers",
-        type=_non_negative_int,
-        default=0,
-        help="local Locust worker processes under a master bound to 127.0.0.1 (0: one process)",
-    )
-    run.add_argument("--host", type=_ws_url, help="your service's ws:// or wss:// URL")
-    run.add_argument("--token", default=None, help="token (or env WSCONN_TOKEN)")
-    run.add_argument("--auth", type=_auth, default="query:token", help="where the token goes")
-    run.add_argument("--origin", default="", help="Origin header")
-    run.add_argument(
-        "--direct",
-        action="store_true",
-        help="embedded stack: dial the reference server itself, not Toxiproxy (big idle holds)",
-    )
-    run.add_argument("--toxiproxy-bin", default=None, help="path of toxiproxy-server")
-    run.add_argument(
-        "--out", type=Path, default=None, help="report folder (./wsconn-load/SCENARIO)"
-    )
-    run.add_argument("--master-port", type=int, default=0, help="master's port (0: a free one)")
-    run.add_argument(
-        "--master-bind",
-        default="127.0.0.1",
-        help="address the master listens on (127.0.0.1; 0.0.0.0 for --remote-workers)",
-    )
-    run.add_argument(
-        "--remote-workers",
-        type=_non_negative_int,
-        default=0,
-        help="workers started on other machines; the master waits for them too",
-    )
-    run.add_argument(
-        "--locust-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument for the Locust master, repeatable: --locust-arg=--loglevel=DEBUG",
-    )
-    steps = parser.add_argument_group("steps")
-    steps.add_argument("--message-size", type=_positive_int, default=32)
-    steps.add_argument("--message-interval", type=float, default=None, help="s between messages")
-    steps.add_argument("--ping-interval", type=float, default=None, help="keepalive ping every s")
-    steps.add_argument(
-        "--reply-timeout",
-        type=float,
-        default=5.0,
-        help="s to wait for the echo of (or reply to) a message before the step fails (5)",
-    )
-    steps.add_argument(
-        "--reply-id-field",
-        default=None,
-        metavar="FIELD",
-        help="request/response over JSON: send {FIELD: <unique id>, ...} and end the round trip "
-        "at the message whose FIELD equals it (default: the exact echo of our message)",
-    )
-    steps.add_argument("--ping-timeout", type=float, default=10.0)
-    steps.add_argument("--open-timeout", type=float, default=10.0)
-    steps.add_argument("--backoff-initial", type=float, default=0.1)
-    steps.add_argument("--backoff-max", type=float, default=2.0)
-    storm = parser.add_argument_group("reconnect storm")
-    storm.add_argument(
-        "--storm",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="apply faults during the load (default: on for reconnect_storm only)",
-    )
-    storm.add_argument("--storm-faults", type=_faults, default=STORM_FAULTS)
-    storm.add_argument("--storm-every", type=_seconds, default=4.0, help="s between faults")
-    storm.add_argument("--storm-for", type=_seconds, default=1.0, help="s each fault lasts")
-    storm.add_argument(
-        "--storm-recover",
-        type=_seconds,
-        default=2.0,
-        help="s kept fault-free after each fault for the users to come back",
-    )
-    storm.add_argument("--storm-grace", type=float, default=1.0, help="s a drop may lag a fault")
-    storm.add_argument("--toxiproxy", default=None, help="a running Toxiproxy API (with --proxy)")
-    storm.add_argument("--proxy", default=None, help="name of the proxy in front of --host")
-    limits = parser.add_argument_group("thresholds (exit 1 when one fails)")
-    limits.add_argument(
-        "--max-failure-ratio",
-        type=float,
-        default=None,
-        help="share of requests allowed to fail, 0 to 1 (default: none may)",
-    )
-    limits.add_argument("--max-p95-connect-ms", type=float, default=None)
-    limits.add_argument("--max-p95-rtt-ms", type=float, default=None)
-    parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
-    return parser
-
-
 # The shell
 
 
-@dataclass
-class Target:
+@dataclass(frozen=True)
+class LoadTarget:
     """Where the users connect, with what, and the proxy the storm breaks (if any)."""
 
     url: str
     token: str | None
-    dial: str = ""
-    proxy: Any = None  # pytest_wsconn.toxiproxy.Proxy
+    dial: str = ""  # host:port the users dial instead of the URL's: the proxy's
+    proxy: Proxy | None = None
 
 
 def _free_port() -> int:
@@ -270,44 +103,45 @@ def _project_dir() -> Path:
     return local if (local / "toxiproxy" / "bin").is_dir() else PACKAGE_DIR.parent
 
 
+def _through(url: str, token: str | None, proxy: Proxy) -> LoadTarget:
+    host, port = proxy.listen_address
+    return LoadTarget(url, token, f"{host}:{port}", proxy)
+
+
 @contextlib.contextmanager
-def open_target(args: argparse.Namespace, storm: bool) -> Iterator[Target]:
+def open_target(args: argparse.Namespace, storm: bool) -> Iterator[LoadTarget]:
     """The embedded stack, or the user's ``--host`` (behind a Toxiproxy of ours for a storm)."""
     from pytest_wsconn.reference.tokens import reference_token
-    from pytest_wsconn.stack import open_stack
-    from pytest_wsconn.stack.reference_process import REFERENCE_COMMAND, ReferenceProcess
+    from pytest_wsconn.stack import ReferenceOptions, open_stack
     from pytest_wsconn.toxiproxy import ToxiproxyClient
 
     token = args.token or (os.environ.get("WSCONN_TOKEN") if args.host else None) or None
-    with contextlib.ExitStack() as resources:
-        if args.host is None:
-            command = (*REFERENCE_COMMAND, "--max-connections", str(REFERENCE_MAX_CONNECTIONS))
-            server = resources.enter_context(ReferenceProcess(command))
-            url = server.wait_ready(scaled(10))
-            token = token or reference_token(server.secret, "valid")
-            if args.direct and not storm:
-                yield Target(url, token)
-                return
+    if args.host is not None and args.toxiproxy and args.proxy:
+        yield _through(args.host, token, ToxiproxyClient(args.toxiproxy).proxy(args.proxy))
+        return
+    if args.host is not None and not storm:
+        yield LoadTarget(args.host, token)
+        return
+    settings = Settings(
+        stack="local" if args.host is None else "external",
+        url=args.host,
+        toxiproxy_bin=args.toxiproxy_bin,
+    )
+    reference = ReferenceOptions(max_connections=REFERENCE_MAX_CONNECTIONS)
+    worker = f"load{os.getpid()}"
+    with open_stack(settings, _project_dir(), worker, reference=reference) as stack:
+        if stack.secret is not None:  # the embedded reference server
+            token = token or reference_token(stack.secret, "valid")
+        if args.direct and not storm:
+            yield LoadTarget(stack.url, token)
         else:
-            url = args.host
-            if args.toxiproxy and args.proxy:
-                proxy = ToxiproxyClient(args.toxiproxy).proxy(args.proxy)
-                host, port = proxy.listen_address
-                yield Target(url, token, f"{host}:{port}", proxy)
-                return
-            if not storm:
-                yield Target(url, token)
-                return
-        settings = Settings(stack="external", url=url, toxiproxy_bin=args.toxiproxy_bin)
-        stack = resources.enter_context(open_stack(settings, _project_dir(), f"load{os.getpid()}"))
-        host, port = stack.proxy.listen_address
-        yield Target(url, token, f"{host}:{port}", stack.proxy)
+            yield _through(stack.url, token, stack.proxy)
 
 
 class Storm(threading.Thread):
     """Applies the fault windows on the proxy, recording when each really began and ended."""
 
-    def __init__(self, proxy: Any, plan: Sequence[FaultWindow], started: float) -> None:
+    def __init__(self, proxy: Proxy, plan: Sequence[FaultWindow], started: float) -> None:
         super().__init__(name="wsconn-storm", daemon=True)
         self.proxy = proxy
         self.plan = plan
@@ -335,7 +169,7 @@ class Storm(threading.Thread):
 
 
 def locust_commands(
-    args: argparse.Namespace, locustfile: Path, target: Target, out: Path, port: int
+    args: argparse.Namespace, locustfile: Path, target: LoadTarget, out: Path, port: int
 ) -> tuple[list[str], list[list[str]]]:
     """The master's (or single process's) command line and the workers'."""
     base = [sys.executable, "-m", "locust", "-f", str(locustfile)]
@@ -406,7 +240,7 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def _launch(
-    args: argparse.Namespace, locustfile: Path, target: Target, out: Path, storm: bool
+    args: argparse.Namespace, locustfile: Path, target: LoadTarget, out: Path, storm: bool
 ) -> tuple[int | None, float | None, list[FaultWindow]]:
     """Run Locust (master and workers) and the storm; exit code, start time, faults applied."""
     from pytest_wsconn.stack.processes import spawn, stop
@@ -435,7 +269,7 @@ def _launch(
             processes.callback(stop, worker, scaled(10))
         started = _wait_started(out / "wsconn.json.started", master, scaled(START_TIMEOUT))
         thread = None
-        if storm and started is not None:
+        if storm and started is not None and target.proxy is not None:
             warmup = args.users / (args.spawn_rate or args.users) + 0.5
             plan = storm_schedule(
                 args.duration,
@@ -505,26 +339,3 @@ def run(
     summary.reports = [str(out / f) for f in ("report.html", "locust_stats.csv", "summary.json")]
     (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
     return (EXIT_OK if summary.passed else EXIT_FAILED), summary
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``wsconn load …``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    say = (
-        (lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    )
-    try:
-        thresholds = Thresholds(
-            args.max_failure_ratio, args.max_p95_connect_ms, args.max_p95_rtt_ms
-        )
-        code, summary = run(args, thresholds, say)
-    except WsconnError as error:
-        print(f"wsconn load: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    if summary is not None:
-        print(summary.format(), flush=True)
-        for problem in summary.problems:
-            prefix = "" if problem.startswith("threshold failed: ") else "FAILED: "
-            print(f"wsconn load: {prefix}{problem}", file=sys.stderr)
-    return code

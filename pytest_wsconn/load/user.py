@@ -45,7 +45,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from pytest_wsconn.backoff import Backoff, BackoffPolicy
 from pytest_wsconn.client import apply_auth
 from pytest_wsconn.closecodes import WebSocketError, classify_close
-from pytest_wsconn.config import parse_auth_mode
+from pytest_wsconn.config import DEFAULT_AUTH, parse_auth_mode
 from pytest_wsconn.load.errors import AUTH_CATEGORIES, NoReply, StepFailure, classify_load_error
 from pytest_wsconn.load.histogram import Histogram
 from pytest_wsconn.load.messages import same_json_field, unique_json, unique_text
@@ -59,7 +59,7 @@ _PROCESS_TAG = os.urandom(3).hex()  # pids repeat across machines; message ids m
 
 # name, default, help; every option is a Locust option, so workers get the master's values.
 OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("ws-auth", os.environ.get("WSCONN_AUTH", "query:token"), "where the token goes"),
+    ("ws-auth", os.environ.get("WSCONN_AUTH", DEFAULT_AUTH), "where the token goes"),
     ("ws-token", os.environ.get("WSCONN_TOKEN", ""), "token sent by every user"),
     ("ws-origin", "", "Origin header"),
     ("ws-dial", "", "host:port to dial instead of the URL's (a proxy); Host stays the URL's"),

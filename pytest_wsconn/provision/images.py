@@ -21,7 +21,6 @@ folder too). Where neither is reachable, build here, ``docker save`` the three i
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.metadata
 import os
@@ -35,7 +34,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pytest_wsconn.exceptions import StackError, WsconnError
+from pytest_wsconn.exceptions import StackError
 from pytest_wsconn.provision import bundle_dir, pins
 from pytest_wsconn.provision.install import find_go, install_toxiproxy
 from pytest_wsconn.timing import scaled
@@ -44,7 +43,7 @@ PACKAGE = Path(__file__).resolve().parent.parent
 _OUTPUT_TAIL_LINES = 20
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(f"wsconn images: {text}", file=sys.stderr)
 
 
@@ -102,7 +101,7 @@ def _build(tag: str, context: Path, *extra: str) -> None:
         what=f"building {tag}",
         hint="its output is above; the inputs are in the build context " + str(context),
     )
-    _say(f"built {tag} in {time.monotonic() - started:.0f} s")
+    say(f"built {tag} in {time.monotonic() - started:.0f} s")
 
 
 def _remove(tags: Sequence[str]) -> None:
@@ -119,7 +118,7 @@ def toxiproxy_image(binaries: Path, bundle: Path) -> str:
     """FROM scratch around ``binaries``/toxiproxy-server and toxiproxy-cli."""
     go = find_go(None, os.environ)
     asset = pins.release_asset(platform.system(), platform.machine())
-    _say(install_toxiproxy(binaries, go=go, asset=asset, say=_say))
+    say(install_toxiproxy(binaries, go=go, asset=asset, say=say))
     cli = binaries / pins.CLI
     if not cli.is_file():
         raise StackError(
@@ -132,7 +131,7 @@ def toxiproxy_image(binaries: Path, bundle: Path) -> str:
         dockerfile.read_bytes(), (binaries / pins.SERVER).read_bytes(), cli.read_bytes()
     )
     if have_image(tag):
-        _say(f"{tag} is cached")
+        say(f"{tag} is cached")
     else:
         _build(tag, binaries, "-f", str(dockerfile))
     return tag
@@ -143,13 +142,13 @@ def debian_image(cache: Path, mirror: str) -> str:
     tag = pins.debian_tag()
     tarball = cache / pins.debian_tarball()
     if have_image(tag):
-        _say(f"{tag} is cached")
+        say(f"{tag} is cached")
     else:
         if not tarball.is_file() or tarball.stat().st_size == 0:
             _debootstrap(cache, tarball, mirror)
         started = time.monotonic()
         _docker("import", "--change", 'CMD ["/bin/bash"]', str(tarball), tag, timeout=600)
-        _say(f"imported {tag} in {time.monotonic() - started:.0f} s")
+        say(f"imported {tag} in {time.monotonic() - started:.0f} s")
     for other in cache.glob(f"debian-{pins.DEBIAN_SUITE}-*.tar"):
         if other != tarball:
             other.unlink()
@@ -200,7 +199,7 @@ def _debootstrap(cache: Path, tarball: Path, mirror: str) -> None:
             hint=f"is there room in {cache}?",
         )
         partial.replace(tarball)
-    _say(
+    say(
         f"debootstrap {pins.DEBIAN_SUITE} ({pins.DEBIAN_PACKAGES}) took "
         f"{time.monotonic() - started:.0f} s"
     )
@@ -280,7 +279,7 @@ def backend_image(base: str, bundle: Path, cache: Path) -> str:
         (path.read_bytes() for _, path in package_files(".py")),
     )
     if have_image(tag):
-        _say(f"{tag} is cached")
+        say(f"{tag} is cached")
         return tag
     with tempfile.TemporaryDirectory(prefix="wsconn-backend-") as context:
         shutil.copyfile(dockerfile, Path(context) / "Dockerfile")
@@ -305,48 +304,16 @@ def build_images(binaries: Path, cache: Path, mirror: str) -> dict[str, str]:
     return dict(zip(pins.IMAGE_VARS, (toxiproxy, backend, nginx), strict=True))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    environ = os.environ
-    home = Path.home()
-    user_env_file = pins.images_env_file(environ, home)
-    parser = argparse.ArgumentParser(
-        prog="wsconn images",
-        description="Build the images of the bundled compose stack without a registry, and "
-        f"write their names to {user_env_file}, where --wsconn-stack=compose finds them.",
-    )
-    parser.add_argument("what", choices=["build"])
-    parser.add_argument(
-        "--print-env", action="store_true", help="print `export WSCONN_*_IMAGE=...` lines"
-    )
-    parser.add_argument(
-        "--env-file", type=Path, action="append", default=[], help="also write the names here"
-    )
-    parser.add_argument(
-        "--toxiproxy-dir",
-        type=Path,
-        default=pins.toxiproxy_dir(environ, home),
-        help="where toxiproxy-server and toxiproxy-cli are, or go (default: %(default)s)",
-    )
-    args = parser.parse_args(argv)
-    cache = Path(environ.get(pins.IMAGE_CACHE_ENV) or pins.cache_dir(environ, home))
-    started = time.monotonic()
-    try:
-        images = build_images(
-            args.toxiproxy_dir, cache, environ.get(pins.MIRROR_ENV) or pins.DEFAULT_MIRROR
-        )
-    except WsconnError as exc:
-        print(f"wsconn images: {exc}", file=sys.stderr)
-        return 1
+def publish_images_env(images: dict[str, str], paths: Sequence[Path]) -> str:
+    """Write the images' ``WSCONN_*_IMAGE`` lines to each path; those lines.
+
+    Images a file named before and ``images`` replaces are removed first, so rebuilds do not
+    pile up.
+    """
     text = pins.images_env(images)
-    for path in [user_env_file, *args.env_file]:
+    for path in paths:
         with contextlib.suppress(OSError):
             _remove(pins.superseded(pins.parse_images_env(path.read_text()), images))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    written = " and ".join(str(path) for path in [user_env_file, *args.env_file])
-    _say(f"images ready in {time.monotonic() - started:.0f} s; written to {written}:")
-    for line in text.splitlines():
-        print(f"  {line}", file=sys.stderr)
-    if args.print_env:
-        print("".join(f"export {line}\n" for line in text.splitlines()), end="")
-    return 0
+    return text

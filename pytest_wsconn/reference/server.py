@@ -15,15 +15,12 @@ Admission of an upgrade request to ``settings.path``, in order::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import enum
 import json
 import logging
-import os
 import re
-import secrets
 import signal
 import time
 import weakref
@@ -484,7 +481,8 @@ async def serve_reference(settings: ServerSettings) -> AsyncIterator[ReferenceSe
         yield reference
 
 
-async def _serve_until_signalled(settings: ServerSettings) -> None:
+async def serve_until_signalled(settings: ServerSettings) -> None:
+    """Serve until SIGTERM or SIGINT; print one ready line to stdout once listening."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -492,101 +490,3 @@ async def _serve_until_signalled(settings: ServerSettings) -> None:
     async with serve_reference(settings) as reference:
         print(f"{READY_PREFIX}{reference.url}", flush=True)
         await stop.wait()
-
-
-def _number(text: str, kind: type[int] | type[float], what: str) -> float:
-    """``text`` as a number, or argparse's one-line error saying what was expected."""
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-
-
-def _port(text: str) -> int:
-    what = "a port (0-65535; 0 picks a free one)"
-    port = int(_number(text, int, what))
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not {what}")
-    return port
-
-
-def _positive(text: str) -> int:
-    value = int(_number(text, int, "a positive integer"))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return value
-
-
-def _seconds_or_off(text: str) -> float | None:
-    what = "a number of seconds (0 disables)"
-    value = _number(text, float, what)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not {what}")
-    return value or None
-
-
-def _parser() -> argparse.ArgumentParser:
-    defaults = ServerSettings(secret=b"")
-    parser = argparse.ArgumentParser(
-        prog="wsconn serve",
-        description=f"Run the pytest-wsconn reference WebSocket server. "
-        f"Tokens are signed with the secret in ${SECRET_ENV}.",
-    )
-    parser.add_argument("--host", default=defaults.host)
-    parser.add_argument("--port", type=_port, default=8765, help="0 picks a free port")
-    parser.add_argument("--path", default=defaults.path)
-    parser.add_argument("--auth", choices=get_args(Auth), default=defaults.auth)
-    parser.add_argument(
-        "--auth-failure",
-        choices=get_args(AuthFailure),
-        default=defaults.auth_failure,
-        help="http: refuse with 401; close: upgrade, then close 1008",
-    )
-    parser.add_argument(
-        "--allowed-origin",
-        action="append",
-        dest="allowed_origins",
-        metavar="ORIGIN",
-        help=f"repeatable; '*' allows any (default: {' '.join(defaults.allowed_origins)})",
-    )
-    parser.add_argument("--max-connections", type=_positive, default=defaults.max_connections)
-    parser.add_argument("--max-message-size", type=_positive, default=defaults.max_message_size)
-    parser.add_argument(
-        "--ping-interval", type=_seconds_or_off, default=defaults.ping_interval, help="0 disables"
-    )
-    parser.add_argument(
-        "--ping-timeout", type=_seconds_or_off, default=defaults.ping_timeout, help="0 disables"
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the server until SIGTERM or SIGINT; print one ready line to stdout once listening."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    secret = os.environ.get(SECRET_ENV, "").encode()
-    if not secret:
-        secret = secrets.token_bytes(MIN_SECRET_BYTES)
-        logger.warning("%s is not set: generated a random secret for this run", SECRET_ENV)
-    settings = ServerSettings(
-        host=args.host,
-        port=args.port,
-        path=args.path,
-        secret=secret,
-        auth=args.auth,
-        auth_failure=args.auth_failure,
-        allowed_origins=tuple(args.allowed_origins or DEFAULT_ALLOWED_ORIGINS),
-        max_connections=args.max_connections,
-        max_message_size=args.max_message_size,
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-    )
-    for problem in validate_settings(settings):
-        logger.warning("config: %s", problem)
-    try:
-        asyncio.run(_serve_until_signalled(settings))
-    except OSError as exc:
-        # The OS error says why in one line; a traceback would only bury it.
-        logger.error("cannot listen on %s port %s: %s", settings.host, settings.port, exc)  # noqa: TRY400
-        return 1
-    return 0

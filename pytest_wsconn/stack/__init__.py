@@ -23,7 +23,7 @@ from pytest_wsconn.stack.base import (
     format_logs,
     http_base,
 )
-from pytest_wsconn.stack.reference_process import ReferenceProcess
+from pytest_wsconn.stack.reference_process import ReferenceOptions, ReferenceProcess
 from pytest_wsconn.stack.toxiproxy_server import (
     ToxiproxyServer,
     binary_version,
@@ -35,6 +35,7 @@ from pytest_wsconn.toxiproxy import ToxiproxyClient
 __all__ = [
     "ContainerFaults",
     "ProxiedStack",
+    "ReferenceOptions",
     "ServiceLogs",
     "Stack",
     "describe_stack",
@@ -55,8 +56,18 @@ def _toxiproxy(
 
 
 @contextlib.contextmanager
-def open_stack(settings: Settings, project_dir: Path, worker: str) -> Iterator[Stack]:
-    """Start the stack ``settings`` names; all it started is stopped on exit, whatever happens."""
+def open_stack(
+    settings: Settings,
+    project_dir: Path,
+    worker: str,
+    *,
+    reference: ReferenceOptions = ReferenceOptions(),  # noqa: B008 - frozen, never mutated
+) -> Iterator[Stack]:
+    """Start the stack ``settings`` names; all it started is stopped on exit, whatever happens.
+
+    ``reference`` says how the local stack runs the reference server (``wsconn load`` lifts its
+    connection limit); the other stacks do not start one.
+    """
     if settings.stack == "compose":
         from pytest_wsconn.stack import compose
 
@@ -72,12 +83,12 @@ def open_stack(settings: Settings, project_dir: Path, worker: str) -> Iterator[S
             yield stack
         return
     with contextlib.ExitStack() as resources:
-        reference = None
+        reference_server = None
         if settings.stack == "local":  # starts in the background while Toxiproxy comes up
-            reference = resources.enter_context(ReferenceProcess())
+            reference_server = resources.enter_context(ReferenceProcess(reference.command))
         toxiproxy = _toxiproxy(settings, project_dir, resources)
-        if reference is not None:
-            url = reference.wait_ready(scaled(10))
+        if reference_server is not None:
+            url = reference_server.wait_ready(scaled(10))
         else:
             assert settings.url is not None  # Settings checks it
             url = settings.url
@@ -85,7 +96,7 @@ def open_stack(settings: Settings, project_dir: Path, worker: str) -> Iterator[S
         name = f"wsconn_{worker}_{os.getpid()}"
         proxy = toxiproxy.create_proxy(name, listen="127.0.0.1:0", upstream=f"{host}:{port}")
         resources.callback(toxiproxy.delete_proxy, name)
-        secret = reference.secret if reference is not None else None
+        secret = reference_server.secret if reference_server is not None else None
         yield ProxiedStack(settings.stack, url, proxy, toxiproxy, http_base(url), secret)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import select
@@ -17,6 +18,19 @@ from pytest_wsconn.stack.processes import spawn, stop
 from pytest_wsconn.timing import scaled
 
 REFERENCE_COMMAND = ("-m", "pytest_wsconn.reference", "--host", "127.0.0.1", "--port", "0")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceOptions:
+    """How the local stack runs the reference server where its defaults do not fit."""
+
+    max_connections: int | None = None  # None: the server's default limit
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """The Python arguments that start the reference server with these options."""
+        limit = self.max_connections
+        return (*REFERENCE_COMMAND, *(("--max-connections", str(limit)) if limit else ()))
 
 
 class ReferenceProcess:
