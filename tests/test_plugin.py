@@ -424,7 +424,7 @@ class TestOneErrorPerCause:
         )
         result = run_in_process(pytester, "--wsconn-toxiproxy-bin=/nonexistent/toxiproxy-server")
         result.assert_outcomes(errors=4)
-        # The short summary repeats each error's first line (in full when CI is set): count above it.
+        # The short summary repeats each error's first line (in full when CI is set): count above.
         output = result.stdout.str().split("short test summary info")[0]
         assert output.count("which is not a file") == 1, output
         assert output.count("hint: run `wsconn install toxiproxy`") == 1, output
