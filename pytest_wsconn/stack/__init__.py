@@ -14,12 +14,12 @@ from pathlib import Path
 
 from pytest_wsconn.config import Settings, target_address
 from pytest_wsconn.exceptions import WsconnError
+from pytest_wsconn.provision.install import binary_version
 from pytest_wsconn.redact import redact_url
 from pytest_wsconn.stack.base import ProxiedStack, Stack, http_base
 from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.stack.toxiproxy_server import (
     ToxiproxyServer,
-    binary_version,
     find_toxiproxy_binary,
 )
 from pytest_wsconn.timing import scaled

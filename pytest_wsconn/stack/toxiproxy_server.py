@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import IO
 
 from pytest_wsconn.exceptions import StackError, ToxiproxyError
-from pytest_wsconn.provision.pins import TOXIPROXY_VERSION, reported_version, toxiproxy_dir
+from pytest_wsconn.provision.pins import TOXIPROXY_VERSION, toxiproxy_dir
 from pytest_wsconn.stack.processes import spawn, stop
 from pytest_wsconn.timing import scaled, wait_until
 from pytest_wsconn.toxiproxy import ToxiproxyClient
@@ -85,29 +85,6 @@ def find_toxiproxy_binary(
         f"nothing at {local}, none on PATH and nothing at {cached}",
         hint=INSTALL_HINT,
     )
-
-
-def binary_version(path: Path) -> str:
-    """The version ``path --version`` reports, e.g. ``"2.12.0"`` (``"git"``: built without -X)."""
-    try:
-        result = subprocess.run(
-            [str(path), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=scaled(5),
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise StackError(f"could not run {path} --version: {exc}", hint=INSTALL_HINT) from exc
-    version = reported_version(result.stdout)
-    if version is None:
-        output = (result.stdout + result.stderr).strip()[-500:]
-        raise StackError(
-            f"{path} --version did not say 'toxiproxy-server version X' "
-            f"(exit code {result.returncode}): {output!r}",
-            hint=INSTALL_HINT,
-        )
-    return version
 
 
 def _free_port(host: str) -> int:
