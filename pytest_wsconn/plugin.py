@@ -38,7 +38,13 @@ from pytest_wsconn.reconnect import ReconnectingClient
 from pytest_wsconn.redact import Secret, redact_url
 from pytest_wsconn.results import render_checks
 from pytest_wsconn.session_report import build_report, summary_line
-from pytest_wsconn.stack import Stack, describe_stack, describe_tested, open_stack
+from pytest_wsconn.stack import (
+    Stack,
+    describe_child_exits,
+    describe_stack,
+    describe_tested,
+    open_stack,
+)
 from pytest_wsconn.timing import scaled, timeout_factor
 from pytest_wsconn.tokens import Tokens
 from pytest_wsconn.toxiproxy import Proxy
@@ -430,6 +436,36 @@ def _diagnosis_section(session: WsconnSession, item: pytest.Item) -> str | None:
     return f"see the wsconn diagnostics in the report of {session.diagnosis_shown_in}"
 
 
+def _child_exits_report(
+    stack: Stack | None,
+    report: pytest.TestReport,
+    excinfo: pytest.ExceptionInfo[BaseException] | None,
+) -> bool:
+    """A process the stack started died: the failure says which, how, and its last log lines.
+
+    A setup or teardown that failed only because of it (wsconn errors) shows that instead of its
+    traceback; a teardown in one line, and then True.
+    """
+    if not report.failed or stack is None:
+        return False
+    explained = describe_child_exits(stack)
+    if explained is None:
+        return False
+    error = excinfo.value if excinfo is not None else None
+    consequence = isinstance(error, WsconnError) or (
+        isinstance(error, BaseExceptionGroup) and error.split(WsconnError)[1] is None
+    )
+    if consequence and report.when == "teardown":
+        headlines = describe_child_exits(stack, one_line=True)
+        report.longrepr = f"pytest-wsconn: teardown could not reach the stack: {headlines}"
+        return True
+    if consequence and report.when == "setup":
+        report.longrepr = f"pytest-wsconn: {explained}"
+    else:
+        report.sections.append(("wsconn stack processes", explained))
+    return False
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -443,6 +479,8 @@ def pytest_runtest_makereport(
     _record_outcome(session.outcomes, report)
     if excinfo is not None and excinfo.value is session.stack_failure:
         _stack_failure_report(session, item, report)
+    if uses_wsconn and _child_exits_report(session.stack, report, excinfo):
+        return report  # a teardown that failed because of it: one line, nothing more
     test = item.stash.get(TEST, None)
     if not report.failed or test is None:
         return report

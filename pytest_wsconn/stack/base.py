@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
+
+if TYPE_CHECKING:
+    from pytest_wsconn.stack.processes import ChildProcess
 
 
 class Stack(Protocol):
@@ -40,6 +44,11 @@ class Stack(Protocol):
     def proxy_url(self) -> str:
         """``url`` with its host and port replaced by the proxy's: what any client can dial."""
 
+    @property
+    def children(self) -> Sequence[ChildProcess]:
+        """The processes the stack started and watches (toxiproxy-server, the reference server);
+        empty when it started none."""
+
 
 @dataclasses.dataclass(frozen=True)
 class ProxiedStack:
@@ -50,7 +59,8 @@ class ProxiedStack:
     proxy: Proxy
     toxiproxy: ToxiproxyClient
     http_url: str
-    secret: bytes | None = None
+    secret: bytes | None = dataclasses.field(default=None, repr=False)  # never in a report
+    children: tuple[ChildProcess, ...] = ()
 
     @property
     def proxy_url(self) -> str:

@@ -940,6 +940,7 @@ class ComposeStack:
     """The compose project as a ``Stack``, with this process's proxies and container faults."""
 
     kind = "compose"
+    children = ()  # Docker runs its processes; a stopped container shows in the compose logs
 
     def __init__(self, project: ComposeProject, proxy_prefix: str) -> None:
         self.project = project
