@@ -28,8 +28,9 @@ from pathlib import Path
 from pytest_wsconn import faults
 from pytest_wsconn.config import Settings
 from pytest_wsconn.exceptions import WsconnError
+from pytest_wsconn.provision.install import binary_version
 from pytest_wsconn.stack import Stack, open_stack
-from pytest_wsconn.stack.toxiproxy_server import binary_version, find_toxiproxy_binary
+from pytest_wsconn.stack.toxiproxy_server import find_toxiproxy_binary
 from pytest_wsconn.timing import scaled
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -26,7 +26,13 @@ from pytest_wsconn.expect import ATTEMPT_IDS, fresh_attempt_ids, timeline
 from pytest_wsconn.markers import MARKERS, check_markers
 from pytest_wsconn.redact import redact_url
 from pytest_wsconn.session_report import build_report, summary_line
-from pytest_wsconn.stack import ServiceLogs, Stack, describe_stack, format_logs
+from pytest_wsconn.stack import (
+    ServiceLogs,
+    Stack,
+    describe_child_exits,
+    describe_stack,
+    format_logs,
+)
 from pytest_wsconn.state import (
     SESSION,
     TEST,
@@ -221,6 +227,36 @@ def _failure_sections(
     ]
 
 
+def _child_exits_report(
+    stack: Stack | None,
+    report: pytest.TestReport,
+    excinfo: pytest.ExceptionInfo[BaseException] | None,
+) -> bool:
+    """A process the stack started died: the failure says which, how, and its last log lines.
+
+    A setup or teardown that failed only because of it (wsconn errors) shows that instead of its
+    traceback; a teardown in one line, and then True.
+    """
+    if not report.failed or stack is None:
+        return False
+    explained = describe_child_exits(stack)
+    if explained is None:
+        return False
+    error = excinfo.value if excinfo is not None else None
+    consequence = isinstance(error, WsconnError) or (
+        isinstance(error, BaseExceptionGroup) and error.split(WsconnError)[1] is None
+    )
+    if consequence and report.when == "teardown":
+        headlines = describe_child_exits(stack, one_line=True)
+        report.longrepr = f"pytest-wsconn: teardown could not reach the stack: {headlines}"
+        return True
+    if consequence and report.when == "setup":
+        report.longrepr = f"pytest-wsconn: {explained}"
+    else:
+        report.sections.append(("wsconn stack processes", explained))
+    return False
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -240,6 +276,8 @@ def pytest_runtest_makereport(
                 f"pytest-wsconn: the {session.settings.stack} stack did not start; the cause is "
                 f"shown once, in the error of {session.stack_failure_shown_in}"
             )
+    if uses_wsconn and _child_exits_report(session.stack, report, excinfo):
+        return report  # a teardown that failed because of it: one line, nothing more
     test = item.stash.get(TEST, None)
     if not report.failed or test is None:
         return report

@@ -79,6 +79,9 @@ SECRET_PARAMS = frozenset(
 _JWT = re.compile(r"^[\w-]+\.[\w-]+(\.[\w-]*)?$")
 _QUERY_VALUE = re.compile(r"(?<=[?&=])([^&=#\s]*)=([^&#\s]*)")
 _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+_SECRETS_IN_LOGS = re.compile(
+    r"(?i)((?:[?&;](?:token|access_token|auth|jwt|key)=)|(?:bearer\s+))[^\s&\"';]+"
+)
 
 
 def looks_like_credential(value: str) -> bool:
@@ -133,3 +136,8 @@ def redact_text(text: str, secrets: Iterable[str | Secret | None]) -> str:
         if value and len(value) >= 4:
             text = text.replace(value, REDACTED)
     return text
+
+
+def redact_logs(text: str) -> str:
+    """Log text with token-like query values and Bearer credentials replaced by ``***``."""
+    return _SECRETS_IN_LOGS.sub(r"\1***", text)

@@ -30,7 +30,7 @@ from support import REPO_ROOT, unavailable
 from pytest_wsconn.exceptions import StackError
 from pytest_wsconn.provision import bundle_dir, pins
 from pytest_wsconn.provision.images import package_files
-from pytest_wsconn.provision.install import find_go, install_toxiproxy, version_of
+from pytest_wsconn.provision.install import binary_version, find_go, install_toxiproxy
 from pytest_wsconn.provision.pins import ImageChoice, ReleaseAsset
 from pytest_wsconn.timing import scaled
 
@@ -314,7 +314,7 @@ class TestDownload:
             f"into {tmp_path / 'bin'}"
         )
         assert said == [f"downloading {asset.url}"]
-        assert version_of(tmp_path / "bin" / "toxiproxy-server") == PINNED
+        assert binary_version(tmp_path / "bin" / "toxiproxy-server") == PINNED
         assert sorted(p.name for p in (tmp_path / "bin").iterdir()) == ["toxiproxy-server"]
 
     def test_a_wrong_hash_installs_nothing(
@@ -409,8 +409,8 @@ class TestGoBuild:
             "toxiproxy 2.12.0: built toxiproxy-server and toxiproxy-cli with go install "
             f"into {tmp_path / 'bin'}"
         )
-        assert version_of(tmp_path / "bin" / "toxiproxy-server") == PINNED
-        assert version_of(tmp_path / "bin" / "toxiproxy-cli", "toxiproxy-cli") == PINNED
+        assert binary_version(tmp_path / "bin" / "toxiproxy-server") == PINNED
+        assert binary_version(tmp_path / "bin" / "toxiproxy-cli", "toxiproxy-cli") == PINNED
         assert not _dynamically_linked(tmp_path / "bin" / "toxiproxy-server")
 
 

@@ -23,11 +23,11 @@ import pytest
 
 from pytest_wsconn import faults
 from pytest_wsconn.exceptions import ConfigError, StackError, ToxiproxyError
+from pytest_wsconn.provision.install import binary_version
 from pytest_wsconn.stack import toxiproxy_server
 from pytest_wsconn.stack.toxiproxy_server import (
     ToxiproxyServer,
     UnpinnedToxiproxyWarning,
-    binary_version,
     find_toxiproxy_binary,
 )
 from pytest_wsconn.timing import scaled, wait_until

@@ -30,6 +30,9 @@ from pytest_wsconn.timing import scaled
 GO_FALLBACK = Path("/usr/local/go/bin/go")
 """Where Go's official installer puts it, without touching PATH."""
 _CHUNK = 1 << 16
+_REINSTALL_HINT = (
+    f"`wsconn install toxiproxy --force` installs Toxiproxy {TOXIPROXY_VERSION} afresh"
+)
 
 
 def find_go(explicit: str | None, environ: Mapping[str, str]) -> str | None:
@@ -44,10 +47,11 @@ def find_go(explicit: str | None, environ: Mapping[str, str]) -> str | None:
     return str(GO_FALLBACK) if os.access(GO_FALLBACK, os.X_OK) else None
 
 
-def version_of(binary: Path, program: str = SERVER) -> str | None:
-    """The version ``binary --version`` reports; None if it is missing or says something else."""
-    if not os.access(binary, os.X_OK):
-        return None
+def binary_version(binary: Path, program: str = SERVER) -> str:
+    """The version ``binary --version`` reports, e.g. ``"2.12.0"`` (``"git"``: built without -X).
+
+    The one place a Toxiproxy binary's version is read; StackError says what it printed instead.
+    """
     try:
         result = subprocess.run(
             [str(binary), "--version"],
@@ -56,9 +60,24 @@ def version_of(binary: Path, program: str = SERVER) -> str | None:
             timeout=scaled(10),
             check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return pins.reported_version(result.stdout + result.stderr, program)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StackError(f"could not run {binary} --version: {exc}", hint=_REINSTALL_HINT) from exc
+    version = pins.reported_version(result.stdout + result.stderr, program)
+    if version is None:
+        output = (result.stdout + result.stderr).strip()[-500:]
+        raise StackError(
+            f"{binary} --version did not say '{program} version X' "
+            f"(exit code {result.returncode}): {output!r}",
+            hint=_REINSTALL_HINT,
+        )
+    return version
+
+
+def _has_pinned_version(binary: Path, program: str = SERVER) -> bool:
+    try:
+        return binary_version(binary, program) == TOXIPROXY_VERSION
+    except StackError:  # missing, or not a Toxiproxy binary: not installed
+        return False
 
 
 def _place(source: Path, target: Path) -> None:
@@ -148,8 +167,8 @@ def install_toxiproxy(
 
     ``go`` builds server and CLI; without it ``asset`` is downloaded (server only).
     """
-    server_ok = version_of(dest / SERVER) == TOXIPROXY_VERSION
-    cli_ok = version_of(dest / CLI, CLI) == TOXIPROXY_VERSION
+    server_ok = _has_pinned_version(dest / SERVER)
+    cli_ok = _has_pinned_version(dest / CLI, CLI)
     if not force and server_ok and (cli_ok or go is None):
         return f"toxiproxy {TOXIPROXY_VERSION} already installed in {dest}"
     if go is not None:
@@ -166,10 +185,10 @@ def install_toxiproxy(
             f"for {platform.system()} {platform.machine()}",
             hint="install Go (https://go.dev/dl/) and rerun: it builds Toxiproxy from source",
         )
-    reported = version_of(dest / SERVER)
+    reported = binary_version(dest / SERVER)
     if reported != TOXIPROXY_VERSION:
         raise StackError(
-            f"{dest / SERVER} reports version {reported or 'nothing'}, "
+            f"{dest / SERVER} reports version {reported}, "
             f"not {TOXIPROXY_VERSION}, after it was installed",
             hint=f"run `{dest / SERVER} --version` to see what it says",
         )

@@ -14,19 +14,21 @@ from pathlib import Path
 
 from pytest_wsconn.config import Settings, target_address
 from pytest_wsconn.exceptions import WsconnError
+from pytest_wsconn.provision.install import binary_version
 from pytest_wsconn.redact import redact_url
 from pytest_wsconn.stack.base import (
     ContainerFaults,
     ProxiedStack,
     ServiceLogs,
     Stack,
+    WatchedChildren,
     format_logs,
     http_base,
 )
+from pytest_wsconn.stack.processes import ChildExit, ChildProcess, describe_exit, exit_headline
 from pytest_wsconn.stack.reference_process import ReferenceOptions, ReferenceProcess
 from pytest_wsconn.stack.toxiproxy_server import (
     ToxiproxyServer,
-    binary_version,
     find_toxiproxy_binary,
 )
 from pytest_wsconn.timing import scaled
@@ -38,6 +40,9 @@ __all__ = [
     "ReferenceOptions",
     "ServiceLogs",
     "Stack",
+    "WatchedChildren",
+    "child_exits",
+    "describe_child_exits",
     "describe_stack",
     "describe_tested",
     "format_logs",
@@ -47,12 +52,19 @@ __all__ = [
 
 def _toxiproxy(
     settings: Settings, project_dir: Path, resources: contextlib.ExitStack
-) -> ToxiproxyClient:
+) -> tuple[ToxiproxyClient, ChildProcess | None]:
     """The Toxiproxy to use: the one the user named, or a toxiproxy-server of our own."""
     if settings.toxiproxy_url:
-        return ToxiproxyClient(settings.toxiproxy_url)
+        return ToxiproxyClient(settings.toxiproxy_url), None
     binary = find_toxiproxy_binary(settings.toxiproxy_bin, project_dir, os.environ)
-    return resources.enter_context(ToxiproxyServer(binary)).client
+    server = resources.enter_context(ToxiproxyServer(binary))
+    return server.client, server.child
+
+
+def _delete_proxy(toxiproxy: ToxiproxyClient, name: str, server: ChildProcess | None) -> None:
+    if server is not None and server.exit() is not None:
+        return  # our toxiproxy-server died and its proxies with it; its failure report says so
+    toxiproxy.delete_proxy(name)
 
 
 @contextlib.contextmanager
@@ -86,7 +98,7 @@ def open_stack(
         reference_server = None
         if settings.stack == "local":  # starts in the background while Toxiproxy comes up
             reference_server = resources.enter_context(ReferenceProcess(reference.command))
-        toxiproxy = _toxiproxy(settings, project_dir, resources)
+        toxiproxy, server = _toxiproxy(settings, project_dir, resources)
         if reference_server is not None:
             url = reference_server.wait_ready(scaled(10))
         else:
@@ -95,9 +107,11 @@ def open_stack(
         host, port = target_address(url)
         name = f"wsconn_{worker}_{os.getpid()}"
         proxy = toxiproxy.create_proxy(name, listen="127.0.0.1:0", upstream=f"{host}:{port}")
-        resources.callback(toxiproxy.delete_proxy, name)
+        resources.callback(_delete_proxy, toxiproxy, name, server)
         secret = reference_server.secret if reference_server is not None else None
-        yield ProxiedStack(settings.stack, url, proxy, toxiproxy, http_base(url), secret)
+        watched = (reference_server.child if reference_server is not None else None, server)
+        children = tuple(child for child in watched if child is not None)
+        yield ProxiedStack(settings.stack, url, proxy, toxiproxy, http_base(url), secret, children)
 
 
 def describe_stack(settings: Settings, project_dir: Path) -> str:
@@ -135,3 +149,24 @@ def describe_tested(stack: Stack) -> tuple[str | None, str]:
     service = "the reference server" if stack.kind == "local" else "the service"
     through = f"Toxiproxy {version}" if version else "Toxiproxy (version unknown)"
     return version, f"{service} at {redact_url(stack.url)} (stack={stack.kind}) through {through}"
+
+
+def child_exits(stack: object) -> list[ChildExit]:
+    """The processes the stack started that ended without being asked to, in start order."""
+    if not isinstance(stack, WatchedChildren):
+        return []
+    return [ended for child in stack.children if (ended := child.exit()) is not None]
+
+
+def describe_child_exits(stack: Stack, *, one_line: bool = False) -> str | None:
+    """What a failure report says when the stack's own processes died; None when none did.
+
+    In full: which child, its pid, how it ended and its last log lines. ``one_line``: the
+    headlines only, for a teardown that failed because of it.
+    """
+    ended = child_exits(stack)
+    if not ended:
+        return None
+    if one_line:
+        return "; ".join(exit_headline(child) for child in ended)
+    return "\n\n".join(describe_exit(child) for child in ended)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
+
+if TYPE_CHECKING:
+    from pytest_wsconn.stack.processes import ChildProcess
 
 
 class Stack(Protocol):
@@ -45,6 +48,15 @@ class Stack(Protocol):
     @property
     def proxy_url(self) -> str:
         """``url`` with its host and port replaced by the proxy's: what any client can dial."""
+
+
+@runtime_checkable
+class WatchedChildren(Protocol):
+    """A stack that started processes of its own: when one dies, the failures that follow say so."""
+
+    @property
+    def children(self) -> Sequence[ChildProcess]:
+        """The processes the stack started and watches (toxiproxy-server, the reference server)."""
 
 
 @runtime_checkable
@@ -83,7 +95,8 @@ class ProxiedStack:
     proxy: Proxy
     toxiproxy: ToxiproxyClient
     http_url: str
-    secret: bytes | None = None
+    secret: bytes | None = dataclasses.field(default=None, repr=False)  # never in a report
+    children: tuple[ChildProcess, ...] = ()
 
     @property
     def proxy_url(self) -> str:

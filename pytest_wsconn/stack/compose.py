@@ -60,6 +60,7 @@ from pytest_wsconn.provision.pins import (
     parse_images_env,
     used_images,
 )
+from pytest_wsconn.redact import redact_logs
 from pytest_wsconn.reference.server import SECRET_ENV
 from pytest_wsconn.stack.base import http_base
 from pytest_wsconn.timing import scaled
@@ -122,9 +123,6 @@ _PULL_FAILURE = re.compile(
     re.IGNORECASE,
 )
 _LOG_TAIL_LINES = 40
-_SECRETS_IN_LOGS = re.compile(
-    r"(?i)((?:[?&;](?:token|access_token|auth|jwt|key)=)|(?:bearer\s+))[^\s&\"';]+"
-)
 _OUTPUT_TAIL_LINES = 30
 
 
@@ -296,11 +294,6 @@ def tail(text: str, lines: int) -> str:
     if len(kept) <= lines:
         return "\n".join(kept)
     return "\n".join([f"[... {len(kept) - lines} earlier lines]", *kept[-lines:]])
-
-
-def redact_logs(text: str) -> str:
-    """Log text with token-like query values and Bearer credentials replaced by ``***``."""
-    return _SECRETS_IN_LOGS.sub(r"\1***", text)
 
 
 _DOCKER_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d\.\d{3})\d*Z ", re.MULTILINE)
@@ -947,6 +940,7 @@ class ComposeStack:
     """The compose project as a ``Stack``, with this process's proxies and container faults."""
 
     kind = "compose"
+    children = ()  # Docker runs its processes; a stopped container shows in the compose logs
 
     def __init__(self, project: ComposeProject, proxy_prefix: str) -> None:
         self.project = project

@@ -6,15 +6,13 @@ import dataclasses
 import os
 import secrets
 import select
-import subprocess
 import sys
-import tempfile
 import time
 from types import TracebackType
 
 from pytest_wsconn.exceptions import StackError
 from pytest_wsconn.reference.server import READY_PREFIX, SECRET_ENV
-from pytest_wsconn.stack.processes import spawn, stop
+from pytest_wsconn.stack.processes import ChildProcess
 from pytest_wsconn.timing import scaled
 
 REFERENCE_COMMAND = ("-m", "pytest_wsconn.reference", "--host", "127.0.0.1", "--port", "0")
@@ -42,31 +40,32 @@ class ReferenceProcess:
 
     def __init__(self, command: tuple[str, ...] = REFERENCE_COMMAND) -> None:
         self.secret = secrets.token_hex(32).encode()  # the server keys its HMAC with these bytes
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self._process = spawn(
+        self.child = ChildProcess(
+            "the reference server",
             [sys.executable, *command],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
             env={**os.environ, SECRET_ENV: self.secret.decode()},
+            stdout_pipe=True,
+            secrets=[self.secret.decode()],
         )
+        """The server process, watched: ``child.exit()`` says if it ended on its own."""
 
     @property
     def pid(self) -> int:
-        return self._process.pid
+        return self.child.pid
 
     def wait_ready(self, timeout: float) -> str:
         """Return the server's WebSocket URL once it prints its ready line."""
-        assert self._process.stdout is not None
+        stdout = self.child.process.stdout
+        assert stdout is not None
         deadline = time.monotonic() + timeout
         line = b""
         while not line.endswith(b"\n"):
             remaining = deadline - time.monotonic()
-            readable, _, _ = select.select([self._process.stdout], [], [], max(remaining, 0))
-            chunk = self._process.stdout.read1(4096) if readable else b""  # type: ignore[attr-defined]
+            readable, _, _ = select.select([stdout], [], [], max(remaining, 0))
+            chunk = stdout.read1(4096) if readable else b""  # type: ignore[attr-defined]
             if not chunk:
-                self._log.seek(0)
-                output = self._log.read().decode(errors="replace")[-2000:]
                 self.stop()
+                output = self.child.output()[-2000:]
                 raise StackError(
                     f"the reference server did not start within {timeout:g} s; "
                     f"its output:\n{output}",
@@ -84,10 +83,7 @@ class ReferenceProcess:
         try:
             timeout = scaled(timeout)
         finally:  # a bad WSCONN_TIMEOUT_FACTOR must not leave the server running
-            stop(self._process, timeout)
-        if self._process.stdout is not None:
-            self._process.stdout.close()
-        self._log.close()
+            self.child.stop(timeout)
 
     def __enter__(self) -> ReferenceProcess:
         return self

@@ -12,17 +12,14 @@ import enum
 import os
 import shutil
 import socket
-import subprocess
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 from pytest_wsconn.exceptions import StackError, ToxiproxyError
-from pytest_wsconn.provision.pins import TOXIPROXY_VERSION, reported_version, toxiproxy_dir
-from pytest_wsconn.stack.processes import spawn, stop
+from pytest_wsconn.provision.pins import SERVER, TOXIPROXY_VERSION, toxiproxy_dir
+from pytest_wsconn.stack.processes import ChildProcess
 from pytest_wsconn.timing import scaled, wait_until
 from pytest_wsconn.toxiproxy import ToxiproxyClient
 
@@ -87,29 +84,6 @@ def find_toxiproxy_binary(
     )
 
 
-def binary_version(path: Path) -> str:
-    """The version ``path --version`` reports, e.g. ``"2.12.0"`` (``"git"``: built without -X)."""
-    try:
-        result = subprocess.run(
-            [str(path), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=scaled(5),
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise StackError(f"could not run {path} --version: {exc}", hint=INSTALL_HINT) from exc
-    version = reported_version(result.stdout)
-    if version is None:
-        output = (result.stdout + result.stderr).strip()[-500:]
-        raise StackError(
-            f"{path} --version did not say 'toxiproxy-server version X' "
-            f"(exit code {result.returncode}): {output!r}",
-            hint=INSTALL_HINT,
-        )
-    return version
-
-
 def _free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -141,8 +115,7 @@ class ToxiproxyServer:
         self.startup_timeout = scaled(10) if startup_timeout is None else startup_timeout
         self.stop_timeout = scaled(5) if stop_timeout is None else stop_timeout
         self.port_attempts = port_attempts
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        self._child: ChildProcess | None = None
         self._port = 0
         self._client: ToxiproxyClient | None = None
         self._final_output = ""
@@ -150,13 +123,13 @@ class ToxiproxyServer:
         """What the running server's API says its version is."""
 
     def __repr__(self) -> str:
-        state = f"pid {self._process.pid} at {self.url}" if self._process else "stopped"
+        state = f"pid {self._child.pid} at {self.url}" if self._child else "stopped"
         return f"ToxiproxyServer({str(self.binary)!r}, {state})"
 
     @property
     def url(self) -> str:
         """The API's base URL, e.g. ``http://127.0.0.1:41234``."""
-        if self._process is None:
+        if self._child is None:
             raise StackError("toxiproxy-server is not running; call start() first")
         return f"http://{self.host}:{self._port}"
 
@@ -168,23 +141,24 @@ class ToxiproxyServer:
         return self._client
 
     @property
+    def child(self) -> ChildProcess:
+        """The server process, watched: ``child.exit()`` says if it ended on its own."""
+        if self._child is None:
+            raise StackError("toxiproxy-server is not running; call start() first")
+        return self._child
+
+    @property
     def pid(self) -> int:
         """The child's process id."""
-        if self._process is None:
-            raise StackError("toxiproxy-server is not running; call start() first")
-        return self._process.pid
+        return self.child.pid
 
     def output(self) -> str:
         """Everything the server logged so far (kept after ``stop()`` for reports)."""
-        if self._log is None:
-            return self._final_output
-        fd = self._log.fileno()
-        # pread leaves the offset the child writes at untouched.
-        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
+        return self._final_output if self._child is None else self._child.output()
 
     def start(self) -> ToxiproxyServer:
         """Run the server on a free port and return once its API answers."""
-        if self._process is not None:
+        if self._child is not None:
             raise StackError(f"toxiproxy-server is already running at {self.url}")
         for _ in range(self.port_attempts):
             if self._launch(_free_port(self.host)):
@@ -197,12 +171,10 @@ class ToxiproxyServer:
     def _launch(self, port: int) -> bool:
         """Start on ``port``: True once ready, False if the port was taken meanwhile."""
         self._port = port
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives until stop()
         try:
-            self._process = spawn(
+            self._child = ChildProcess(
+                SERVER,
                 [str(self.binary), "-host", self.host, "-port", str(port)],
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
                 # info, whatever LOG_LEVEL the user's own app wants: startup reads these lines.
                 env={**os.environ, "LOG_LEVEL": "info"},
             )
@@ -228,7 +200,7 @@ class ToxiproxyServer:
                 )
             return True
         tail = "\n".join(self.output().splitlines()[-_OUTPUT_TAIL_LINES:])
-        code = self._process.poll()
+        code = self.child.process.poll()
         self.stop()
         if state is _Startup.PORT_TAKEN:
             return False
@@ -255,8 +227,7 @@ class ToxiproxyServer:
         return state
 
     def _startup_state(self, probe: ToxiproxyClient) -> _Startup:
-        assert self._process is not None
-        if self._process.poll() is not None:
+        if self.child.process.poll() is not None:
             return _Startup.FAILED
         # Toxiproxy logs a failed API listen and keeps running, so read its log.
         output = self.output()
@@ -272,13 +243,10 @@ class ToxiproxyServer:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after ``stop_timeout``; always reaps. Safe to call twice."""
-        process, self._process, self._client = self._process, None, None
-        if process is not None:
-            stop(process, self.stop_timeout)
-        if self._log is not None:
-            self._final_output = self.output()
-            self._log.close()
-            self._log = None
+        child, self._child, self._client = self._child, None, None
+        if child is not None:
+            child.stop(self.stop_timeout)
+            self._final_output = child.output()
 
     def __enter__(self) -> ToxiproxyServer:
         return self.start()
