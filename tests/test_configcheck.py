@@ -41,7 +41,9 @@ from pytest_wsconn.timing import scaled
 FIXTURES = Path(__file__).parent / "fixtures" / "configcheck"
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_wsconn" / "configcheck"
 CHECK_MODULES = [
-    "env",
+    "env/__init__",
+    "env/checks",
+    "env/dotenv",
     "compose/__init__",
     "compose/checks",
     "compose/references",
