@@ -73,7 +73,13 @@ PURE_MODULES = [
     "reference/tokens",
     "results",
     "session_report",
-    "verdicts",
+    "verdicts/__init__",
+    "verdicts/probes",
+    "verdicts/redaction",
+    "verdicts/refusal",
+    "verdicts/replies",
+    "verdicts/tls",
+    "verdicts/url",
 ]
 IO_MODULES = {"asyncio", "socket", "subprocess", "ssl", "http", "urllib.request", "select"}
 
@@ -109,7 +115,9 @@ class TestPurity:
 
     def test_importing_the_core_loads_no_event_loop_or_processes(self) -> None:
         """Importing the pure core in a fresh interpreter pulls in no asyncio or subprocess."""
-        modules = ", ".join(f"pytest_wsconn.{m.replace('/', '.')}" for m in PURE_MODULES)
+        modules = ", ".join(
+            f"pytest_wsconn.{m.replace('/', '.').removesuffix('.__init__')}" for m in PURE_MODULES
+        )
         io = "{'asyncio', 'subprocess', 'http.client'}"
         code = f"import sys, {modules}; print(sorted({io} & set(sys.modules)))"
         out = subprocess.run(
