@@ -325,4 +325,4 @@ class TestPytestCoexistence:
         # Locust's `session` fixture is offered beside ours (using it imports Locust, which
         # monkey-patches that process for gevent: keep such tests apart from asyncio ones).
         fixtures = pytester.runpytest_subprocess(*args, "--fixtures")
-        fixtures.stdout.fnmatch_lines(["session*", "*wsconn_load*", "*wsconn_stack*"])
+        fixtures.stdout.fnmatch_lines(["session*", "*wsconn_stack*", "*wsconn_load*"])
