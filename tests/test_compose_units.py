@@ -25,12 +25,14 @@ from pytest_wsconn.stack.compose import (
     ProjectModel,
     Target,
     check_container_fault,
+    engine,
     find_compose_cli,
     format_logs,
     override_document,
     parse_target,
     process_token,
     project_name,
+    reaper,
     redact_logs,
     run_labels,
     tail,
@@ -113,9 +115,9 @@ class TestOwnerTokens:
 
     def test_proxies_of_gone_processes_are_abandoned(self) -> None:
         """A kept stack frees the pool ports of a killed run's proxies, never a live one's."""
-        assert compose._abandoned("wsconn_gw0_999999999_my_app")
-        assert not compose._abandoned(f"wsconn_main_{os.getpid()}_nginx")
-        assert not compose._abandoned("nginx")  # the config file's proxies are not ours
+        assert reaper.abandoned("wsconn_gw0_999999999_my_app")
+        assert not reaper.abandoned(f"wsconn_main_{os.getpid()}_nginx")
+        assert not reaper.abandoned("nginx")  # the config file's proxies are not ours
 
     def test_another_hosts_run_is_left_alone(self) -> None:
         """We cannot see another machine's processes, so we never reap its stacks."""
@@ -310,13 +312,13 @@ class TestEngineErrors:
         """A socket we may not open: the docker group."""
         exc = RuntimeError("Error while fetching server API version")
         exc.__cause__ = PermissionError(13, "Permission denied")
-        error = compose._engine_error(exc)
+        error = engine.engine_error(exc)
         assert "permission denied on the Docker socket" in str(error)
         assert "usermod -aG docker" in str(error)
 
     def test_not_running(self) -> None:
         """Nothing at the socket: start the engine."""
-        error = compose._engine_error(
+        error = engine.engine_error(
             RuntimeError(
                 "('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))"
             )
@@ -327,7 +329,7 @@ class TestEngineErrors:
     def test_command_that_hangs_is_stopped(self) -> None:
         """A Compose command past its deadline is stopped and reported, not waited on forever."""
         with pytest.raises(StackError, match=r"did not finish within 0\.2 s"):
-            compose._run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.2)
+            engine.run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.2)
 
 
 class TestBundledStackForPipUsers:
