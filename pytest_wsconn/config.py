@@ -7,11 +7,14 @@ raises ``ConfigError`` naming the valid values; ``plugin.py`` turns that into a 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.redact import Secret
+
+if TYPE_CHECKING:
+    from pytest_wsconn.stack.compose.spec import Target
 
 AuthKind = Literal["query", "header", "subprotocol", "cookie", "none"]
 StackKind = Literal["local", "external", "compose"]
@@ -166,7 +169,7 @@ class Settings:
     log_file: str | None = None
     report: str | None = None
     compose_files: tuple[str, ...] = ()
-    compose_services: tuple[str, ...] = ()  # SERVICE:PORT[/PATH], checked by stack.compose
+    compose_services: tuple[Target, ...] = ()  # --wsconn-compose-service SERVICE:PORT[/PATH]
     compose_project: str | None = None
     keep_stack: bool = False
 

@@ -104,11 +104,11 @@ class _Option:
     flag: bool = False  # an option without a value; the ini key takes true/false
 
 
-def _compose_service(text: str) -> str:
-    """``SERVICE:PORT[/PATH]``, checked now so a typo is a usage error, not a failed session."""
-    from pytest_wsconn.stack.compose import parse_target
+def _compose_service(text: str) -> Any:  # a compose Target
+    """``SERVICE:PORT[/PATH]``, parsed now so a typo is a usage error, not a failed session."""
+    from pytest_wsconn.stack.compose.spec import parse_target
 
-    return str(parse_target(text))
+    return parse_target(text)
 
 
 _OPTIONS = (
@@ -532,10 +532,11 @@ def wsconn_stack(pytestconfig: pytest.Config, wsconn_settings: cfg.Settings) -> 
     """
     session = pytestconfig.stash[SESSION]
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of a run
     with contextlib.ExitStack() as resources:
         try:
             stack = resources.enter_context(
-                open_stack(wsconn_settings, pytestconfig.rootpath, worker)
+                open_stack(wsconn_settings, pytestconfig.rootpath, worker, run_id=run_id)
             )
         except WsconnError as error:
             message = f"pytest-wsconn: the {wsconn_settings.stack} stack did not start: {error}"

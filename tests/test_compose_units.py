@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_wsconn.exceptions import ConfigError, StackError
+from pytest_wsconn.faults import ContainerFaultSpec
 from pytest_wsconn.provision import bundle_dir
 from pytest_wsconn.stack import compose
 from pytest_wsconn.stack.compose import (
@@ -237,8 +238,12 @@ class TestContainerFaultArguments:
         ],
     )
     def test_valid(self, kind: str, params: dict[str, object]) -> None:
-        """Each fault with the parameters it takes."""
-        check_container_fault(kind, "backend", params)
+        """Each fault with the parameters it takes, as a spec the compose stack carries out."""
+        assert check_container_fault(kind, "backend", params) == ContainerFaultSpec(
+            kind,  # type: ignore[arg-type]
+            "backend",
+            params,
+        )
 
     @pytest.mark.parametrize(
         ("kind", "service", "params", "message"),
@@ -377,6 +382,6 @@ class TestBundledStackForPipUsers:
         for name in ("WSCONN_TOXIPROXY_IMAGE", "WSCONN_BACKEND_IMAGE", "WSCONN_NGINX_IMAGE"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.chdir(tmp_path)
-        header = compose.describe_compose([], [])
+        header = compose.describe_compose([], ())
         assert header.startswith("stack=compose, target=nginx:80/ws in docker-compose.test.yml, ")
         assert header.endswith(f", images t:1, b:1 (from {env_file})")

@@ -61,6 +61,7 @@ PURE_MODULES = [
     "reference/tokens",
     "results",
     "session_report",
+    "stack/compose/spec",
     "verdicts",
 ]
 IO_MODULES = {"asyncio", "socket", "subprocess", "ssl", "http", "urllib.request", "select"}

@@ -11,19 +11,19 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_wsconn.config import Settings, target_address
 from pytest_wsconn.exceptions import WsconnError
 from pytest_wsconn.redact import redact_url
 from pytest_wsconn.stack.base import ProxiedStack, Stack, http_base
-from pytest_wsconn.stack.reference_process import ReferenceProcess
-from pytest_wsconn.stack.toxiproxy_server import (
-    ToxiproxyServer,
-    binary_version,
-    find_toxiproxy_binary,
-)
 from pytest_wsconn.timing import scaled
-from pytest_wsconn.toxiproxy import ToxiproxyClient
+
+if TYPE_CHECKING:
+    from pytest_wsconn.toxiproxy import ToxiproxyClient
+
+# The providers' processes and clients are imported when a stack is opened or described: this
+# package stays free of subprocess and sockets on import (the compose spec under it is pure).
 
 __all__ = ["ProxiedStack", "Stack", "describe_stack", "describe_tested", "open_stack"]
 
@@ -32,6 +32,9 @@ def _toxiproxy(
     settings: Settings, project_dir: Path, resources: contextlib.ExitStack
 ) -> ToxiproxyClient:
     """The Toxiproxy to use: the one the user named, or a toxiproxy-server of our own."""
+    from pytest_wsconn.stack.toxiproxy_server import ToxiproxyServer, find_toxiproxy_binary
+    from pytest_wsconn.toxiproxy import ToxiproxyClient
+
     if settings.toxiproxy_url:
         return ToxiproxyClient(settings.toxiproxy_url)
     binary = find_toxiproxy_binary(settings.toxiproxy_bin, project_dir, os.environ)
@@ -39,22 +42,33 @@ def _toxiproxy(
 
 
 @contextlib.contextmanager
-def open_stack(settings: Settings, project_dir: Path, worker: str) -> Iterator[Stack]:
-    """Start the stack ``settings`` names; all it started is stopped on exit, whatever happens."""
+def open_stack(
+    settings: Settings, project_dir: Path, worker: str, *, run_id: str | None = None
+) -> Iterator[Stack]:
+    """Start the stack ``settings`` names; all it started is stopped on exit, whatever happens.
+
+    ``worker`` names this process's proxies. ``run_id`` is xdist's testrunuid in one of its
+    workers: they share one compose stack, which lives as long as the xdist controller (their
+    parent) does.
+    """
     if settings.stack == "compose":
         from pytest_wsconn.stack import compose
 
         options = compose.ComposeOptions(
             files=tuple(Path(file) for file in settings.compose_files),
             project_dir=project_dir,
-            targets=tuple(compose.parse_target(text) for text in settings.compose_services),
+            targets=settings.compose_services,
             project=settings.compose_project,
             keep=settings.keep_stack,
+            run_id=run_id,
             worker=worker,
+            owner_pid=os.getppid() if run_id else None,
         )
         with compose.open_compose_stack(options) as stack:
             yield stack
         return
+    from pytest_wsconn.stack.reference_process import ReferenceProcess
+
     with contextlib.ExitStack() as resources:
         reference = None
         if settings.stack == "local":  # starts in the background while Toxiproxy comes up
@@ -79,6 +93,9 @@ def describe_stack(settings: Settings, project_dir: Path) -> str:
         from pytest_wsconn.stack.compose import describe_compose
 
         return describe_compose(settings.compose_files, settings.compose_services)
+    from pytest_wsconn.stack.toxiproxy_server import binary_version, find_toxiproxy_binary
+    from pytest_wsconn.toxiproxy import ToxiproxyClient
+
     url = settings.url
     target = redact_url(url) if settings.stack == "external" and url else "the reference server"
     if settings.toxiproxy_url:

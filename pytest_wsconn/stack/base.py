@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
+if TYPE_CHECKING:  # no HTTP client on import: the compose spec below this package is pure
+    from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
 
 
 class Stack(Protocol):

@@ -42,12 +42,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_wsconn.faults import check_container_fault
     from pytest_wsconn.stack.compose.engine import docker_client, find_compose_cli
     from pytest_wsconn.stack.compose.project import ComposeOptions, ComposeProject, image_choices
     from pytest_wsconn.stack.compose.provider import (
         ComposeStack,
         ContainerFault,
-        check_container_fault,
         describe_compose,
         open_compose_stack,
     )
@@ -85,7 +85,7 @@ _EXPORTS = {
     "image_choices": "project",
     "ComposeStack": "provider",
     "ContainerFault": "provider",
-    "check_container_fault": "provider",
+    "check_container_fault": "pytest_wsconn.faults",
     "describe_compose": "provider",
     "open_compose_stack": "provider",
     "process_token": "reaper",
@@ -116,7 +116,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    absolute = module if "." in module else f"{__name__}.{module}"
+    return getattr(importlib.import_module(absolute), name)
 
 
 __all__ = [

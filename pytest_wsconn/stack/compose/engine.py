@@ -17,11 +17,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pytest_wsconn.exceptions import StackError
+from pytest_wsconn.stack import processes
 from pytest_wsconn.stack.compose.spec import COMPOSE_CLI_ENV, DOCKER_HINT, ComposeCli, tail
 from pytest_wsconn.timing import scaled
 
 if TYPE_CHECKING:
     from docker import DockerClient
+
+STOP_TIMEOUT = 10.0
+"""Seconds a Compose command has between SIGTERM and SIGKILL."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,52 +48,42 @@ def run(
 ) -> Output:
     """Run ``argv`` in its own session (a Ctrl-C in the terminal does not reach it).
 
-    On Ctrl-C the child is stopped and KeyboardInterrupt re-raised, unless ``shield``: then it
-    is left to finish (a ``down`` must complete) within ``timeout`` first.
+    Past ``timeout``, or on Ctrl-C, the child is stopped (``processes.stop``) and the error or
+    KeyboardInterrupt raised; with ``shield`` a Ctrl-C leaves it to finish within ``timeout``
+    first (a ``down`` must complete).
     """
     try:
-        process = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
+        process = processes.spawn(
+            argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-            env=dict(env) if env is not None else None,
+            env=os.environ if env is None else env,
         )
     except OSError as exc:
         raise StackError(f"could not run {argv[0]}: {exc}", hint=DOCKER_HINT) from exc
     deadline = time.monotonic() + timeout
     interrupted: KeyboardInterrupt | None = None
-    while True:
-        try:
-            stdout, stderr = process.communicate(timeout=max(deadline - time.monotonic(), 0.01))
-            break
-        except subprocess.TimeoutExpired:
-            process.terminate()
+    with process:  # its pipes closed on every way out
+        while True:
             try:
-                process.communicate(timeout=10)
+                stdout, stderr = process.communicate(timeout=max(deadline - time.monotonic(), 0.01))
+                break
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
-            raise StackError(
-                f"`{shlex.join(argv)}` did not finish within {timeout:g} s",
-                hint="a slow machine? set WSCONN_TIMEOUT_FACTOR=2",
-            ) from None
-        except KeyboardInterrupt as exc:
-            if not shield:
-                process.terminate()
-                try:
-                    process.communicate(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.communicate()
-                raise
-            interrupted = exc  # keep waiting: this command cleans up
+                processes.stop(process, STOP_TIMEOUT)
+                raise StackError(
+                    f"`{shlex.join(argv)}` did not finish within {timeout:g} s",
+                    hint="a slow machine? set WSCONN_TIMEOUT_FACTOR=2",
+                ) from None
+            except KeyboardInterrupt as exc:
+                if not shield:
+                    processes.stop(process, STOP_TIMEOUT)
+                    raise
+                interrupted = exc  # keep waiting: this command cleans up
     if interrupted is not None:
         raise interrupted
-    return Output(process.returncode, stdout, stderr)
+    return Output(
+        process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
+    )
 
 
 def find_compose_cli(environ: Mapping[str, str] | None = None) -> ComposeCli:

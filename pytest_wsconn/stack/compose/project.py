@@ -27,7 +27,7 @@ from pytest_wsconn.provision.pins import (
     images_env_file,
     parse_images_env,
 )
-from pytest_wsconn.reference.server import SECRET_ENV
+from pytest_wsconn.reference.tokens import SECRET_ENV
 from pytest_wsconn.stack.compose.engine import Output, run
 from pytest_wsconn.stack.compose.reaper import process_token, remove_project
 from pytest_wsconn.stack.compose.spec import (
@@ -75,8 +75,13 @@ class ComposeOptions:
     keep: bool = False
     """Leave the stack running at the end (and reuse it next time)."""
     run_id: str | None = None
-    """Default: xdist's testrunuid (``PYTEST_XDIST_TESTRUNUID``), else a new one."""
+    """The run's id, shared by its processes: xdist's testrunuid (the caller passes it).
+    Default: a new one."""
     worker: str = "main"
+    """Names this process's proxies (xdist's worker id, e.g. ``gw0``)."""
+    owner_pid: int | None = None
+    """The process whose end ends the run, checked by the reaper: default this one; an xdist
+    worker's caller passes the controller's (its parent)."""
     up_timeout: float | None = None
     """Seconds for ``up`` to be healthy; default 180 times WSCONN_TIMEOUT_FACTOR."""
     state_dir: Path | None = None
@@ -108,14 +113,11 @@ class ComposeProject:
                     hint="name yours with --wsconn-compose-file (repeatable)",
                 )
         self.targets = options.resolved_targets()
-        self.run_id = (
-            options.run_id or os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
-        )
+        self.run_id = options.run_id or uuid.uuid4().hex
         self.name = options.project or project_name(
             self.run_id, keep=options.keep, files=self.files, targets=self.targets
         )
-        owner_pid = os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
-        self.owner = process_token(owner_pid)
+        self.owner = process_token(options.owner_pid or os.getpid())
         self.labels = run_labels(self.run_id, self.owner, keep=options.keep)
         base = options.state_dir or Path(tempfile.gettempdir()) / "pytest-wsconn-compose"
         self.state_dir = base / self.name

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlunsplit
 
 from pytest_wsconn.events import emit
-from pytest_wsconn.exceptions import ConfigError, StackError, ToxiproxyError
+from pytest_wsconn.exceptions import StackError, ToxiproxyError
+from pytest_wsconn.faults import ContainerFaultSpec, check_container_fault
 from pytest_wsconn.provision.pins import describe_images, used_images
 from pytest_wsconn.stack.base import http_base
 from pytest_wsconn.stack.compose.engine import docker_client, find_compose_cli
@@ -33,6 +34,7 @@ from pytest_wsconn.stack.compose.spec import (
     SERVICE_LABEL,
     TOXIPROXY_API_PORT,
     ComposeCli,
+    Target,
     redact_logs,
     short_times,
     tail,
@@ -42,8 +44,6 @@ from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
 
 if TYPE_CHECKING:
     from docker import DockerClient
-
-CONTAINER_FAULTS = ("restart", "kill", "pause", "partition")
 
 
 class ComposeStack:
@@ -289,14 +289,17 @@ class ComposeStack:
 
     def fault(self, kind: str, service: str, **params: Any) -> ContainerFault:
         """A container fault by name (what the ``wsconn_container_fault`` marker calls)."""
-        check_container_fault(kind, service, params)
-        if kind == "restart":
-            return self.restart(service, **params)
-        if kind == "kill":
-            return self.kill(service, **params)
-        if kind == "pause":
-            return self.pause(service)
-        return self.partition(service)
+        return self.apply(check_container_fault(kind, service, params))
+
+    def apply(self, fault: ContainerFaultSpec) -> ContainerFault:
+        """Carry out a checked container fault for a ``with`` (or ``async with``) block."""
+        if fault.kind == "restart":
+            return self.restart(fault.service, **fault.params)
+        if fault.kind == "kill":
+            return self.kill(fault.service, **fault.params)
+        if fault.kind == "pause":
+            return self.pause(fault.service)
+        return self.partition(fault.service)
 
     # Logs
 
@@ -358,26 +361,11 @@ class ContainerFault:
         return await asyncio.to_thread(self._steps.__exit__, exc_type, exc, traceback)
 
 
-def check_container_fault(kind: str, service: object, params: Mapping[str, Any]) -> None:
-    """Check a container fault's arguments (``wsconn_container_fault`` markers, at collection)."""
-    if kind not in CONTAINER_FAULTS:
-        raise ConfigError(f"unknown container fault {kind!r}; valid: {', '.join(CONTAINER_FAULTS)}")
-    if not isinstance(service, str) or not service:
-        raise ConfigError(f"container fault {kind!r} needs service='NAME' (a compose service)")
-    allowed = {"restart": {"timeout"}, "kill": {"signal"}}.get(kind, set())
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        valid = ", ".join(sorted(allowed)) or "none"
-        raise ConfigError(
-            f"container fault {kind!r} takes no {', '.join(unknown)}; its parameters: {valid}"
-        )
-
-
-def describe_compose(files: Sequence[str], services: Sequence[str]) -> str:
+def describe_compose(files: Sequence[str], targets: Sequence[Target]) -> str:
     """One line for the report header, without starting anything: files, target, CLI, images."""
     paths = ComposeOptions(files=tuple(Path(f) for f in files)).resolved_files()
     names = ", ".join(path.name for path in paths)
-    target = services[0] if services else DEFAULT_TARGETS[0]
+    target = targets[0] if targets else DEFAULT_TARGETS[0]
     try:
         cli = str(find_compose_cli())
     except StackError:
