@@ -21,15 +21,17 @@ What ``open_compose_stack`` does, in order:
    file lock, so the xdist workers of one run share one stack;
 5. makes this process's own Toxiproxy proxies on a pool of published ports, so a fault in one
    worker never reaches another;
-6. on exit, ``down -v --remove-orphans`` by the last process to leave: after a pass, a failure,
-   a failed ``up`` or Ctrl-C alike, unless the stack is kept (``keep=True``).
+6. on exit, ``down -v --remove-orphans`` by the last process to leave, and its state folder
+   (override, lock, state) removed: after a pass, a failure, a failed ``up``, Ctrl-C or SIGTERM
+   (which the plugin turns into Ctrl-C) alike, unless the stack is kept (``keep=True``).
 
 The modules, by job::
 
     spec      pure: targets, project names, labels, the override document, log text
     engine    the Compose CLI (found and run with a deadline), the Docker SDK client
     reaper    owner liveness; removes the stacks of runs that died
-    project   one compose project: files, override, up/down, the state its processes share
+    state     the folder a run's processes share, under a lock; reaps dead runs' folders
+    project   one compose project: files, override, up/down
     provider  ComposeStack (proxies, container faults, logs) and open_compose_stack
 
 Names are imported from their module on first use: importing ``spec`` (or this package) starts

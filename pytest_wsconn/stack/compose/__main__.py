@@ -1,4 +1,4 @@
-"""``python -m pytest_wsconn.stack.compose reap``: remove the stacks of runs that died."""
+"""``python -m pytest_wsconn.stack.compose reap``: remove what runs that died left behind."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from pytest_wsconn.stack.compose.engine import docker_client
 from pytest_wsconn.stack.compose.reaper import reap
+from pytest_wsconn.stack.compose.state import default_base, reap_state
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         removed = reap(client)
     finally:
         client.close()
+    folders = reap_state(default_base())
     print(f"removed {len(removed)} stack(s) left by runs that died: {', '.join(removed) or '-'}")
+    print(f"removed {len(folders)} state folder(s) of runs that died: {', '.join(folders) or '-'}")
     return 0
 
 

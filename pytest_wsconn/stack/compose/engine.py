@@ -48,9 +48,9 @@ def run(
 ) -> Output:
     """Run ``argv`` in its own session (a Ctrl-C in the terminal does not reach it).
 
-    Past ``timeout``, or on Ctrl-C, the child is stopped (``processes.stop``) and the error or
-    KeyboardInterrupt raised; with ``shield`` a Ctrl-C leaves it to finish within ``timeout``
-    first (a ``down`` must complete).
+    Past ``timeout``, or on Ctrl-C, the child and all it started are stopped
+    (``processes.stop_group``) and the error or KeyboardInterrupt raised; with ``shield`` a
+    Ctrl-C leaves it to finish within ``timeout`` first (a ``down`` must complete).
     """
     try:
         process = processes.spawn(
@@ -69,14 +69,14 @@ def run(
                 stdout, stderr = process.communicate(timeout=max(deadline - time.monotonic(), 0.01))
                 break
             except subprocess.TimeoutExpired:
-                processes.stop(process, STOP_TIMEOUT)
+                processes.stop_group(process, STOP_TIMEOUT)
                 raise StackError(
                     f"`{shlex.join(argv)}` did not finish within {timeout:g} s",
                     hint="a slow machine? set WSCONN_TIMEOUT_FACTOR=2",
                 ) from None
             except KeyboardInterrupt as exc:
                 if not shield:
-                    processes.stop(process, STOP_TIMEOUT)
+                    processes.stop_group(process, STOP_TIMEOUT)
                     raise
                 interrupted = exc  # keep waiting: this command cleans up
     if interrupted is not None:

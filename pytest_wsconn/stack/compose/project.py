@@ -4,20 +4,16 @@ processes share (who uses the stack, a failed ``up``) under a file lock.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import secrets
 import shlex
-import shutil
-import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_wsconn.exceptions import ConfigError, StackError
 from pytest_wsconn.provision import bundle_dir
@@ -53,7 +49,8 @@ from pytest_wsconn.stack.compose.spec import (
     run_labels,
     tail,
 )
-from pytest_wsconn.timing import scaled
+from pytest_wsconn.stack.compose.state import default_base
+from pytest_wsconn.timing import scaled, wait_until
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -85,7 +82,8 @@ class ComposeOptions:
     up_timeout: float | None = None
     """Seconds for ``up`` to be healthy; default 180 times WSCONN_TIMEOUT_FACTOR."""
     state_dir: Path | None = None
-    """Where the lock and shared state live; default a folder in the temp directory."""
+    """Where the projects' state folders (override, lock, state) live; default
+    ``pytest-wsconn-compose`` in the temp directory."""
 
     def resolved_files(self) -> tuple[Path, ...]:
         """The files named, else the project's docker-compose.test.yml, else the bundled one."""
@@ -119,9 +117,8 @@ class ComposeProject:
         )
         self.owner = process_token(options.owner_pid or os.getpid())
         self.labels = run_labels(self.run_id, self.owner, keep=options.keep)
-        base = options.state_dir or Path(tempfile.gettempdir()) / "pytest-wsconn-compose"
-        self.state_dir = base / self.name
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_base = options.state_dir or default_base()
+        self.state_dir = self.state_base / self.name  # made under its lock (SharedState)
         self.override = self.state_dir / "docker-compose.wsconn.yml"
         self.up_timeout = options.up_timeout if options.up_timeout is not None else scaled(180)
         images = image_choices(os.environ)
@@ -383,53 +380,25 @@ class ComposeProject:
                 problems.append(f"  its last log lines:\n{indent(logs)}")
         return "\n".join(problems)
 
-    def down(self) -> None:
-        """``down -v --remove-orphans``; finishes even through Ctrl-C; reaps if it fails."""
+    def down(self, *, settle: float = 0.0) -> None:
+        """``down -v --remove-orphans``; finishes even through Ctrl-C; reaps if it fails.
+
+        After an interrupted ``up``, a container whose creation the engine had begun appears
+        after ``down`` has looked: with ``settle``, watch that many seconds past the last one
+        seen (four times that at most) and remove those too.
+        """
         result = self.compose(
             "down", "-v", "--remove-orphans", "-t", "5", timeout=scaled(120), shield=True
         )
         if result.returncode != 0 or self.containers():
             remove_project(self.docker, self.name)
-
-
-class SharedState:
-    """A JSON file under an exclusive ``flock``: who uses the stack, and a failed ``up``."""
-
-    def __init__(self, directory: Path) -> None:
-        self.lock_path = directory / "lock"
-        self.path = directory / "state.json"
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[dict[str, Any]]:
-        """The state under the lock; written back when the block ends, even by an exception."""
-        while True:
-            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                same = os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)  # the last process out removed the folder meanwhile: start over
-        try:
-            try:
-                state = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                state = {}
-            state.setdefault("users", [])
-            try:
-                yield state
-            finally:  # also after an exception: a failed `up` is recorded for the others
-                if state.get("removed"):
-                    shutil.rmtree(self.path.parent, ignore_errors=True)
-                else:
-                    temporary = self.path.with_suffix(".tmp")
-                    temporary.write_text(json.dumps(state))
-                    temporary.replace(self.path)
-        finally:
-            os.close(fd)  # releases the lock
+        deadline = time.monotonic() + 4 * settle
+        while settle and wait_until(
+            lambda: bool(self.containers()),
+            min(settle, deadline - time.monotonic()),
+            interval=0.1,
+        ):
+            remove_project(self.docker, self.name)
 
 
 def image_choices(environ: Mapping[str, str]) -> dict[str, ImageChoice]:

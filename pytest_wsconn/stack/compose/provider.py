@@ -23,7 +23,6 @@ from pytest_wsconn.stack.compose.engine import docker_client, find_compose_cli
 from pytest_wsconn.stack.compose.project import (
     ComposeOptions,
     ComposeProject,
-    SharedState,
     image_choices,
 )
 from pytest_wsconn.stack.compose.reaper import abandoned, process_token, reap, token_alive
@@ -39,6 +38,7 @@ from pytest_wsconn.stack.compose.spec import (
     short_times,
     tail,
 )
+from pytest_wsconn.stack.compose.state import SharedState, reap_state
 from pytest_wsconn.timing import scaled
 from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
 
@@ -381,6 +381,39 @@ def describe_compose(files: Sequence[str], targets: Sequence[Target]) -> str:
 # Opening a stack -----------------------------------------------------------------------------
 
 
+def _first_in(project: ComposeProject, shared: SharedState, state: dict[str, Any]) -> None:
+    """Reap what dead runs left, then bring the project up; the state names the run's owner
+    first, so that even a SIGKILL during ``up`` leaves a folder the reaper can judge."""
+    if project.options.keep:
+        state.pop("owner", None)  # a kept stack's folder is never reaped
+    else:
+        state["owner"] = project.owner
+    state["run"] = project.run_id
+    shared.save(state)
+    reap(project.docker, exclude=project.name)
+    reap_state(project.state_base, exclude=project.name)
+    project.prepare()
+    project.up()
+
+
+def _failed_up(
+    project: ComposeProject, state: dict[str, Any], exc: BaseException, *, shared_run: bool
+) -> None:
+    """After a failed or interrupted ``up``: down, and the state folder removed with it.
+
+    Kept, or in a run of several processes (xdist), a StackError is recorded for the others
+    instead, so they fail at once with it; the folder then goes when the reaper finds the run's
+    owner gone.
+    """
+    keep = project.options.keep
+    if not keep:
+        project.down(settle=scaled(3))
+    if isinstance(exc, StackError) and (keep or shared_run):
+        state["error"] = str(exc)
+    elif not keep:
+        state["removed"] = True
+
+
 @contextlib.contextmanager
 def open_compose_stack(
     options: ComposeOptions,
@@ -399,18 +432,16 @@ def open_compose_stack(
         with shared.locked() as state:
             if state.get("error") and state.get("run") == project.run_id:
                 raise StackError(f"(another process of this run) {state['error']}")
-            project.prepare()
             users = [user for user in state["users"] if token_alive(user)]
-            if not users:
-                reap(project.docker, exclude=project.name)
-                try:
-                    project.up()
-                except BaseException as exc:
-                    if not options.keep:
-                        project.down()
-                    if isinstance(exc, StackError):
-                        state["error"], state["run"] = str(exc), project.run_id
-                    raise
+            try:
+                if not users:
+                    _first_in(project, shared, state)
+                else:
+                    project.prepare()
+            except BaseException as exc:
+                if not users:
+                    _failed_up(project, state, exc, shared_run=project.owner != me)
+                raise
             state["users"] = [*users, me]
             state["run"] = project.run_id
             state.pop("error", None)
