@@ -18,14 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_compose_stack import REPO_ROOT, compose_images
+from test_compose_plugin import inner_pytest
+from test_compose_stack import compose_images
 
 from pytest_wsconn.stack import compose
 from pytest_wsconn.stack.compose import LABEL_RUN, PROJECT_LABEL, process_token
 from pytest_wsconn.stack.compose.state import STATE_BASE, SharedState, reap_state
 from pytest_wsconn.timing import scaled, wait_until
 
-BUNDLED = REPO_ROOT / "docker-compose.test.yml"
 INI = """
 [pytest]
 asyncio_default_fixture_loop_scope = function
@@ -87,17 +87,7 @@ class Session:
         env = {**os.environ, "TMPDIR": str(self.tmp), "WSCONN_TEST_OUT": str(self.out)}
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pytest",
-                    "-p",
-                    "no:cacheprovider",
-                    "--wsconn-stack=compose",
-                    f"--wsconn-compose-file={BUNDLED}",
-                    f"--wsconn-compose-project={self.project}",
-                    "test_waits.py",
-                ],
+                inner_pytest(f"--wsconn-compose-project={self.project}", "test_waits.py"),
                 cwd=pytester.path,
                 env=env,
                 stdin=subprocess.DEVNULL,
