@@ -11,11 +11,14 @@ import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.redact import Secret
+
+if TYPE_CHECKING:
+    from pytest_wsconn.stack.compose.spec import Target
 
 AuthKind = Literal["query", "header", "subprotocol", "cookie", "none"]
 StackKind = Literal["local", "external", "compose"]
@@ -256,7 +259,7 @@ class Settings:
     log_file: str | None = None
     report: str | None = None
     compose_files: tuple[str, ...] = ()
-    compose_services: tuple[str, ...] = ()  # SERVICE:PORT[/PATH], checked by stack.compose
+    compose_services: tuple[Target, ...] = ()  # --wsconn-compose-service SERVICE:PORT[/PATH]
     compose_project: str | None = None
     keep_stack: bool = False
 
@@ -268,11 +271,11 @@ class Settings:
             )
 
 
-def _compose_service(text: str) -> str:
-    """``SERVICE:PORT[/PATH]``, checked now so a typo is a usage error, not a failed session."""
-    from pytest_wsconn.stack.compose import parse_target  # only the pure parser is used
+def _compose_service(text: str) -> Target:
+    """``SERVICE:PORT[/PATH]``, parsed now so a typo is a usage error, not a failed session."""
+    from pytest_wsconn.stack.compose.spec import parse_target  # pure, like this module
 
-    return str(parse_target(text))
+    return parse_target(text)
 
 
 @dataclasses.dataclass(frozen=True)

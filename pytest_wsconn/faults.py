@@ -249,3 +249,45 @@ def make_fault(kind: str, **params: Any) -> Fault:
             hint=f"{kind} accepts: {accepted}",
         )
     return constructor(**params)
+
+
+# Container faults: what the compose stack does to a service's container, not to its traffic.
+
+ContainerFaultKind = Literal["restart", "kill", "pause", "partition"]
+CONTAINER_FAULTS: tuple[str, ...] = get_args(ContainerFaultKind)
+_CONTAINER_PARAMETERS: Mapping[str, frozenset[str]] = {
+    "restart": frozenset({"timeout"}),  # seconds between SIGTERM and SIGKILL
+    "kill": frozenset({"signal"}),
+    "pause": frozenset(),
+    "partition": frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class ContainerFaultSpec:
+    """A checked container fault: ``restart``, ``kill``, ``pause`` or ``partition`` a service.
+
+    The compose stack carries it out (``ComposeStack.fault``); this only says what to do.
+    """
+
+    kind: ContainerFaultKind
+    service: str
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+def check_container_fault(
+    kind: str, service: object, params: Mapping[str, Any]
+) -> ContainerFaultSpec:
+    """Check a container fault's arguments (``wsconn_container_fault`` markers, at collection)."""
+    allowed = _CONTAINER_PARAMETERS.get(kind) if isinstance(kind, str) else None
+    if allowed is None:
+        raise ConfigError(f"unknown container fault {kind!r}; valid: {', '.join(CONTAINER_FAULTS)}")
+    if not isinstance(service, str) or not service:
+        raise ConfigError(f"container fault {kind!r} needs service='NAME' (a compose service)")
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        valid = ", ".join(sorted(allowed)) or "none"
+        raise ConfigError(
+            f"container fault {kind!r} takes no {', '.join(unknown)}; its parameters: {valid}"
+        )
+    return ContainerFaultSpec(kind, service, MappingProxyType(dict(params)))  # type: ignore[arg-type]

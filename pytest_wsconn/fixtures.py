@@ -19,7 +19,7 @@ from pytest_wsconn.markers import marked_container_fault, marked_fault
 from pytest_wsconn.reconnect import ReconnectingClient
 from pytest_wsconn.results import render_checks
 from pytest_wsconn.stack import ContainerFaults, Stack, open_stack
-from pytest_wsconn.state import per_test, session_of, xdist_worker
+from pytest_wsconn.state import per_test, session_of, xdist_ids
 from pytest_wsconn.timing import scaled
 from pytest_wsconn.tokens import Tokens
 from pytest_wsconn.toxiproxy import Proxy
@@ -39,11 +39,11 @@ def wsconn_stack(pytestconfig: pytest.Config, wsconn_settings: cfg.Settings) -> 
     that same failure for every later test, whose report then says so in one line.
     """
     session = session_of(pytestconfig)
-    worker = xdist_worker(pytestconfig) or "main"
+    run_id, worker = xdist_ids(pytestconfig)
     with contextlib.ExitStack() as resources:
         try:
             stack = resources.enter_context(
-                open_stack(wsconn_settings, pytestconfig.rootpath, worker)
+                open_stack(wsconn_settings, pytestconfig.rootpath, worker or "main", run_id=run_id)
             )
         except WsconnError as error:
             message = f"pytest-wsconn: the {wsconn_settings.stack} stack did not start: {error}"
@@ -64,8 +64,7 @@ def wsconn_container_fault(request: pytest.FixtureRequest) -> Iterator[None]:
     stack = request.getfixturevalue("wsconn_stack")
     if not isinstance(stack, ContainerFaults):
         pytest.skip(f"container faults need --wsconn-stack=compose (this is {stack.kind})")
-    kind, service, params = fault
-    with stack.fault(kind, service, **params):
+    with stack.fault(fault.kind, fault.service, **fault.params):
         yield
 
 

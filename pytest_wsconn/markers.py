@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from pytest_wsconn.exceptions import WsconnError
-from pytest_wsconn.faults import Fault, make_fault
+from pytest_wsconn.faults import ContainerFaultSpec, Fault, check_container_fault, make_fault
 
 MARKERS = (
     "wsconn_fault(kind, **attributes): apply a Toxiproxy fault for the whole test, e.g. "
@@ -16,8 +14,6 @@ MARKERS = (
     "compose service for the whole test, e.g. wsconn_container_fault('pause', "
     "service='backend') (pytest-wsconn)",
 )
-
-ContainerFaultSpec = tuple[str, str, dict[str, Any]]
 
 
 def marked_fault(item: pytest.Item) -> Fault | None:
@@ -31,12 +27,10 @@ def marked_fault(item: pytest.Item) -> Fault | None:
 
 
 def marked_container_fault(item: pytest.Item) -> ContainerFaultSpec | None:
-    """The test's ``@wsconn_container_fault`` as kind, service and params, checked."""
+    """The test's ``@wsconn_container_fault``, checked; None when it has none."""
     marker = item.get_closest_marker("wsconn_container_fault")
     if marker is None:
         return None
-    from pytest_wsconn.stack.compose import check_container_fault
-
     params = dict(marker.kwargs)
     args = list(marker.args)
     if len(args) == 2 and "service" not in params:
@@ -47,8 +41,7 @@ def marked_container_fault(item: pytest.Item) -> ContainerFaultSpec | None:
             "service='backend')"
         )
     service = params.pop("service", None)
-    check_container_fault(str(args[0]), service, params)
-    return str(args[0]), str(service), params
+    return check_container_fault(str(args[0]), service, params)
 
 
 def check_markers(items: list[pytest.Item]) -> None:

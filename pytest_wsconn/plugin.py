@@ -39,7 +39,7 @@ from pytest_wsconn.state import (
     WsconnSession,
     WsconnTest,
     session_of,
-    xdist_worker,
+    xdist_ids,
 )
 from pytest_wsconn.timing import timeout_factor
 from pytest_wsconn.tracebacks import without_library_frames
@@ -319,7 +319,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     collector = wsconn.event_handlers[0]
     assert isinstance(collector, EventCollector)
     path = Path(wsconn.settings.report)
-    worker = xdist_worker(session.config)
+    _, worker = xdist_ids(session.config)
     if worker:  # report.gw0.json, ...
         path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
     stack = wsconn.stack

@@ -75,11 +75,14 @@ def per_test(item: pytest.Item) -> WsconnTest:
     return item.stash.setdefault(TEST, WsconnTest())
 
 
-def xdist_worker(config: pytest.Config) -> str | None:
-    """This session's xdist worker id (``gw0``…), None when it is not an xdist worker.
+def xdist_ids(config: pytest.Config) -> tuple[str | None, str | None]:
+    """This session's xdist run id (the same in every worker of a run) and worker id (``gw0``…);
+    both None when it is not an xdist worker.
 
-    Read from the session, not from ``PYTEST_XDIST_WORKER``: a pytest run started inside an xdist
-    worker (pytester, a subprocess) inherits that variable without being a worker itself.
+    Read from the session, not from ``PYTEST_XDIST_*``: a pytest run started inside an xdist
+    worker (pytester, a subprocess) inherits those variables without being a worker itself.
     """
     workerinput = getattr(config, "workerinput", None)
-    return str(workerinput["workerid"]) if workerinput else None
+    if not workerinput:
+        return None, None
+    return str(workerinput["testrunuid"]), str(workerinput["workerid"])

@@ -45,6 +45,20 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     )
 
 
+def inner_pytest(*args: str) -> list[str]:
+    """The command line of a user's session with the bundled compose stack, in a subprocess."""
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--wsconn-stack=compose",
+        f"--wsconn-compose-file={BUNDLED}",
+        *args,
+    ]
+
+
 @pytest.fixture
 def out_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder the inner run writes what it saw to (WSCONN_TEST_OUT)."""
@@ -288,16 +302,7 @@ class TestNoLeaks:
         pytester.makepyfile(test_wait=WAITING_TEST)
         pytester.makeini(INI)
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-p",
-                "no:cacheprovider",
-                "--wsconn-stack=compose",
-                f"--wsconn-compose-file={BUNDLED}",
-                "test_wait.py",
-            ],
+            inner_pytest("test_wait.py"),
             cwd=pytester.path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

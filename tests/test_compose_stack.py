@@ -491,6 +491,7 @@ class TestFailures:
         assert "(exit code 3) said: no db" in message, message
         assert "hint: watch it come up by hand: `docker compose" in message
         assert labelled(options.project or "") == []
+        assert list((tmp_path / "state").iterdir()) == [], "the state folder outlived its stack"
 
     def test_missing_image_without_a_registry(
         self, compose_images: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -512,6 +513,7 @@ class TestFailures:
         )
         assert "`wsconn images build` builds the bundled stack's images offline" in message
         assert labelled(options.project or "") == []
+        assert list((tmp_path / "state").iterdir()) == [], "the state folder outlived its stack"
 
     def test_engine_not_running(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         """Nothing at DOCKER_HOST: the engine is not running, and how to start it."""
@@ -609,8 +611,10 @@ class TestNoLeaks:
         process, project = drivers.start(mode, mode)
         drivers.wait_ready(process)
         assert labelled(project), "the stack was not up while in use"
+        assert (drivers.state / project).is_dir(), "no state folder while in use"
         assert drivers.finish(process) == (0 if mode == "pass" else 1)
         assert labelled(project) == []
+        assert not (drivers.state / project).exists(), "the state folder outlived its stack"
 
     def test_after_ctrl_c(self, drivers: Drivers) -> None:
         """SIGINT mid-run (KeyboardInterrupt) still takes the stack down."""
@@ -619,6 +623,7 @@ class TestNoLeaks:
         process.send_signal(signal.SIGINT)
         drivers.finish(process)
         assert labelled(project) == []
+        assert not (drivers.state / project).exists(), "the state folder outlived its stack"
 
     def test_ctrl_c_during_up(self, drivers: Drivers) -> None:
         """SIGINT while `up` is still running stops it and takes down what it started."""
@@ -629,6 +634,7 @@ class TestNoLeaks:
         process.send_signal(signal.SIGINT)
         drivers.finish(process)
         assert labelled(project) == []
+        assert not (drivers.state / project).exists(), "the state folder outlived its stack"
 
     def test_after_sigkill_the_next_run_reaps(self, drivers: Drivers) -> None:
         """A SIGKILLed run leaves its stack; the next run removes it before starting its own."""
@@ -637,9 +643,11 @@ class TestNoLeaks:
         process.kill()
         drivers.finish(process)
         assert labelled(dead), "nothing was left to reap: the test proves nothing"
+        assert (drivers.state / dead).is_dir(), "no state folder was left to reap"
         process, following = drivers.start("pass", "next")
         drivers.wait_ready(process)
         assert labelled(dead) == []
+        assert not (drivers.state / dead).exists(), "the dead run's state folder was not reaped"
         assert drivers.finish(process) == 0
         assert labelled(following) == []
 

@@ -14,8 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_wsconn.exceptions import ConfigError, StackError
+from pytest_wsconn.faults import ContainerFaultSpec
 from pytest_wsconn.provision import bundle_dir
-from pytest_wsconn.stack import compose
+from pytest_wsconn.redact import redact_logs
+from pytest_wsconn.stack import compose, format_logs
 from pytest_wsconn.stack.compose import (
     INJECTED_TOXIPROXY,
     LABEL_KEEP,
@@ -25,13 +27,13 @@ from pytest_wsconn.stack.compose import (
     ProjectModel,
     Target,
     check_container_fault,
+    engine,
     find_compose_cli,
-    format_logs,
     override_document,
     parse_target,
     process_token,
     project_name,
-    redact_logs,
+    reaper,
     run_labels,
     tail,
     token_alive,
@@ -113,9 +115,9 @@ class TestOwnerTokens:
 
     def test_proxies_of_gone_processes_are_abandoned(self) -> None:
         """A kept stack frees the pool ports of a killed run's proxies, never a live one's."""
-        assert compose._abandoned("wsconn_gw0_999999999_my_app")
-        assert not compose._abandoned(f"wsconn_main_{os.getpid()}_nginx")
-        assert not compose._abandoned("nginx")  # the config file's proxies are not ours
+        assert reaper.abandoned("wsconn_gw0_999999999_my_app")
+        assert not reaper.abandoned(f"wsconn_main_{os.getpid()}_nginx")
+        assert not reaper.abandoned("nginx")  # the config file's proxies are not ours
 
     def test_another_hosts_run_is_left_alone(self) -> None:
         """We cannot see another machine's processes, so we never reap its stacks."""
@@ -235,8 +237,12 @@ class TestContainerFaultArguments:
         ],
     )
     def test_valid(self, kind: str, params: dict[str, object]) -> None:
-        """Each fault with the parameters it takes."""
-        check_container_fault(kind, "backend", params)
+        """Each fault with the parameters it takes, as a spec the compose stack carries out."""
+        assert check_container_fault(kind, "backend", params) == ContainerFaultSpec(
+            kind,  # type: ignore[arg-type]
+            "backend",
+            params,
+        )
 
     @pytest.mark.parametrize(
         ("kind", "service", "params", "message"),
@@ -310,13 +316,13 @@ class TestEngineErrors:
         """A socket we may not open: the docker group."""
         exc = RuntimeError("Error while fetching server API version")
         exc.__cause__ = PermissionError(13, "Permission denied")
-        error = compose._engine_error(exc)
+        error = engine.engine_error(exc)
         assert "permission denied on the Docker socket" in str(error)
         assert "usermod -aG docker" in str(error)
 
     def test_not_running(self) -> None:
         """Nothing at the socket: start the engine."""
-        error = compose._engine_error(
+        error = engine.engine_error(
             RuntimeError(
                 "('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))"
             )
@@ -327,7 +333,7 @@ class TestEngineErrors:
     def test_command_that_hangs_is_stopped(self) -> None:
         """A Compose command past its deadline is stopped and reported, not waited on forever."""
         with pytest.raises(StackError, match=r"did not finish within 0\.2 s"):
-            compose._run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.2)
+            engine.run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.2)
 
 
 class TestBundledStackForPipUsers:
@@ -375,6 +381,6 @@ class TestBundledStackForPipUsers:
         for name in ("WSCONN_TOXIPROXY_IMAGE", "WSCONN_BACKEND_IMAGE", "WSCONN_NGINX_IMAGE"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.chdir(tmp_path)
-        header = compose.describe_compose([], [])
+        header = compose.describe_compose([], ())
         assert header.startswith("stack=compose, target=nginx:80/ws in docker-compose.test.yml, ")
         assert header.endswith(f", images t:1, b:1 (from {env_file})")

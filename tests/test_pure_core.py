@@ -73,6 +73,7 @@ PURE_MODULES = [
     "reference/tokens",
     "results",
     "session_report",
+    "stack/compose/spec",
     "verdicts/__init__",
     "verdicts/probes",
     "verdicts/redaction",

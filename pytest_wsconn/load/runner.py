@@ -112,7 +112,8 @@ def _through(url: str, token: str | None, proxy: Proxy) -> LoadTarget:
 def open_target(args: argparse.Namespace, storm: bool) -> Iterator[LoadTarget]:
     """The embedded stack, or the user's ``--host`` (behind a Toxiproxy of ours for a storm)."""
     from pytest_wsconn.reference.tokens import reference_token
-    from pytest_wsconn.stack import ReferenceOptions, open_stack
+    from pytest_wsconn.stack import open_stack
+    from pytest_wsconn.stack.reference_process import ReferenceOptions
     from pytest_wsconn.toxiproxy import ToxiproxyClient
 
     token = args.token or (os.environ.get("WSCONN_TOKEN") if args.host else None) or None

@@ -39,6 +39,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from pytest_wsconn.exceptions import ConfigError
+from pytest_wsconn.reference.tokens import SECRET_ENV as SECRET_ENV  # noqa: PLC0414 - re-exported
 from pytest_wsconn.reference.tokens import TokenVerdict, verify_token
 
 logger = logging.getLogger("pytest_wsconn.reference")
@@ -50,7 +51,6 @@ SUBPROTOCOL = Subprotocol("wsconn.v1")
 AUTH_QUERY_PARAM = "token"
 AUTH_PROTOCOL_PREFIX = "token."
 AUTH_COOKIE = "wsconn_token"
-SECRET_ENV = "WSCONN_REFERENCE_SECRET"  # noqa: S105 - the variable's name, not a secret
 READY_PREFIX = "wsconn-reference listening on "
 DEFAULT_ALLOWED_ORIGINS = ("http://localhost", "http://127.0.0.1")
 CONTROLS = ("broadcast", "close", "crash", "drop", "stop_pongs")

@@ -17,6 +17,8 @@ import time
 from typing import Literal
 
 TokenKind = Literal["valid", "expired", "forged"]
+SECRET_ENV = "WSCONN_REFERENCE_SECRET"  # noqa: S105 - the variable's name, not a secret
+"""The environment variable the reference server reads its token secret from."""
 REFERENCE_TOKEN_TTL = 3600.0  # long enough for any test session, short enough to stay a test token
 
 _ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

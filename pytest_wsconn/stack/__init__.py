@@ -11,10 +11,10 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_wsconn.config import Settings, target_address
 from pytest_wsconn.exceptions import WsconnError
-from pytest_wsconn.provision.install import binary_version
 from pytest_wsconn.redact import redact_url
 from pytest_wsconn.stack.base import (
     ContainerFaults,
@@ -25,19 +25,19 @@ from pytest_wsconn.stack.base import (
     format_logs,
     http_base,
 )
-from pytest_wsconn.stack.processes import ChildExit, ChildProcess, describe_exit, exit_headline
-from pytest_wsconn.stack.reference_process import ReferenceOptions, ReferenceProcess
-from pytest_wsconn.stack.toxiproxy_server import (
-    ToxiproxyServer,
-    find_toxiproxy_binary,
-)
 from pytest_wsconn.timing import scaled
-from pytest_wsconn.toxiproxy import ToxiproxyClient
+
+if TYPE_CHECKING:
+    from pytest_wsconn.stack.processes import ChildExit, ChildProcess
+    from pytest_wsconn.stack.reference_process import ReferenceOptions
+    from pytest_wsconn.toxiproxy import ToxiproxyClient
+
+# The providers' processes and clients are imported when a stack is opened or described: this
+# package stays free of subprocess and sockets on import (the compose spec under it is pure).
 
 __all__ = [
     "ContainerFaults",
     "ProxiedStack",
-    "ReferenceOptions",
     "ServiceLogs",
     "Stack",
     "WatchedChildren",
@@ -54,6 +54,9 @@ def _toxiproxy(
     settings: Settings, project_dir: Path, resources: contextlib.ExitStack
 ) -> tuple[ToxiproxyClient, ChildProcess | None]:
     """The Toxiproxy to use: the one the user named, or a toxiproxy-server of our own."""
+    from pytest_wsconn.stack.toxiproxy_server import ToxiproxyServer, find_toxiproxy_binary
+    from pytest_wsconn.toxiproxy import ToxiproxyClient
+
     if settings.toxiproxy_url:
         return ToxiproxyClient(settings.toxiproxy_url), None
     binary = find_toxiproxy_binary(settings.toxiproxy_bin, project_dir, os.environ)
@@ -73,12 +76,15 @@ def open_stack(
     project_dir: Path,
     worker: str,
     *,
-    reference: ReferenceOptions = ReferenceOptions(),  # noqa: B008 - frozen, never mutated
+    run_id: str | None = None,
+    reference: ReferenceOptions | None = None,
 ) -> Iterator[Stack]:
     """Start the stack ``settings`` names; all it started is stopped on exit, whatever happens.
 
-    ``reference`` says how the local stack runs the reference server (``wsconn load`` lifts its
-    connection limit); the other stacks do not start one.
+    ``worker`` names this process's proxies. ``run_id`` is xdist's testrunuid in one of its
+    workers: they share one compose stack, which lives as long as the xdist controller (their
+    parent) does. ``reference`` says how the local stack runs the reference server (``wsconn
+    load`` lifts its connection limit); the other stacks do not start one.
     """
     if settings.stack == "compose":
         from pytest_wsconn.stack import compose
@@ -86,18 +92,23 @@ def open_stack(
         options = compose.ComposeOptions(
             files=tuple(Path(file) for file in settings.compose_files),
             project_dir=project_dir,
-            targets=tuple(compose.parse_target(text) for text in settings.compose_services),
+            targets=settings.compose_services,
             project=settings.compose_project,
             keep=settings.keep_stack,
+            run_id=run_id,
             worker=worker,
+            owner_pid=os.getppid() if run_id else None,
         )
         with compose.open_compose_stack(options) as stack:
             yield stack
         return
+    from pytest_wsconn.stack.reference_process import ReferenceOptions, ReferenceProcess
+
     with contextlib.ExitStack() as resources:
         reference_server = None
         if settings.stack == "local":  # starts in the background while Toxiproxy comes up
-            reference_server = resources.enter_context(ReferenceProcess(reference.command))
+            command = (reference or ReferenceOptions()).command
+            reference_server = resources.enter_context(ReferenceProcess(command))
         toxiproxy, server = _toxiproxy(settings, project_dir, resources)
         if reference_server is not None:
             url = reference_server.wait_ready(scaled(10))
@@ -120,6 +131,10 @@ def describe_stack(settings: Settings, project_dir: Path) -> str:
         from pytest_wsconn.stack.compose import describe_compose
 
         return describe_compose(settings.compose_files, settings.compose_services)
+    from pytest_wsconn.provision.install import binary_version
+    from pytest_wsconn.stack.toxiproxy_server import find_toxiproxy_binary
+    from pytest_wsconn.toxiproxy import ToxiproxyClient
+
     url = settings.url
     target = redact_url(url) if settings.stack == "external" and url else "the reference server"
     if settings.toxiproxy_url:
@@ -158,12 +173,14 @@ def child_exits(stack: object) -> list[ChildExit]:
     return [ended for child in stack.children if (ended := child.exit()) is not None]
 
 
-def describe_child_exits(stack: Stack, *, one_line: bool = False) -> str | None:
+def describe_child_exits(stack: object, *, one_line: bool = False) -> str | None:
     """What a failure report says when the stack's own processes died; None when none did.
 
     In full: which child, its pid, how it ended and its last log lines. ``one_line``: the
     headlines only, for a teardown that failed because of it.
     """
+    from pytest_wsconn.stack.processes import describe_exit, exit_headline
+
     ended = child_exits(stack)
     if not ended:
         return None

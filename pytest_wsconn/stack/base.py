@@ -12,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
-from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # no HTTP client or process on import: the compose spec beside it is pure
     from pytest_wsconn.stack.processes import ChildProcess
+    from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
 
 
 class Stack(Protocol):

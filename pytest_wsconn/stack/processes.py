@@ -10,6 +10,7 @@ stop it, ``exit()`` says how (code or signal) with its last log lines, secrets r
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import os
@@ -74,6 +75,27 @@ def stop(process: subprocess.Popen[bytes], timeout: float) -> None:
                 process.kill()
     finally:
         process.wait()
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """``stop`` for a child that ``spawn`` made a session leader, and everything it started.
+
+    SIGTERM to its process group, SIGKILL to whatever of the group is left once the child has
+    exited or ``timeout`` seconds passed; always reaps the child. (``docker compose`` runs its
+    plugin as a grandchild, which a signal to the child alone leaves running.)
+    """
+    try:
+        _signal_group(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout)
+        _signal_group(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+
+
+def _signal_group(group: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
+        os.killpg(group, signum)
 
 
 # Watched children ------------------------------------------------------------------------------
