@@ -6,9 +6,11 @@ without them these tests skip, and with CI=true they fail.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -650,6 +652,24 @@ class TestNoLeaks:
         assert not (drivers.state / dead).exists(), "the dead run's state folder was not reaped"
         assert drivers.finish(process) == 0
         assert labelled(following) == []
+
+    def test_two_runs_reaping_the_same_dead_stack_both_go_on(
+        self, compose_images: dict[str, str]
+    ) -> None:
+        """CI jobs sharing an engine reap a dead run's stack at the same moment: neither fails."""
+        dead_owner = f"{socket.gethostname()}/999999999/gone"  # this host, no such process
+        project = f"wsconn-dead-{os.getpid()}"
+        labels = {PROJECT_LABEL: project, LABEL_OWNER: dead_owner}
+        with contextlib.closing(compose.docker_client()) as client:
+            for _ in range(4):
+                client.containers.create(compose_images["WSCONN_TOXIPROXY_IMAGE"], labels=labels)
+            client.networks.create(project, labels=labels)
+            assert len(labelled(project)) == 5
+            with concurrent.futures.ThreadPoolExecutor(max_workers=2) as reapers:
+                runs = [reapers.submit(compose.reap, client) for _ in range(2)]
+                reaped = [run.result(timeout=scaled(60)) for run in runs]
+        assert all(project in names for names in reaped)
+        assert labelled(project) == []
 
     def test_a_live_run_is_not_reaped(self, bundled: ComposeStack) -> None:
         """The reaper leaves alone the stacks of runs whose owner still runs (ours)."""

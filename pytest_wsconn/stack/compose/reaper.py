@@ -6,10 +6,10 @@ Every container, network and volume of a stack carries its run's id and the owne
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,29 +45,38 @@ def token_alive(token: str, host: str | None = None) -> bool:
     return _start_time(int(pid_text)) == started != "?"
 
 
-def remove_project(client: DockerClient, project: str) -> None:
-    """Remove a project's containers, networks and volumes through the engine, not the CLI."""
+def _remove(remove: Callable[..., object], **options: bool) -> None:
+    """Remove one resource; one already gone, or that another run is removing, is fine."""
     import docker
 
+    try:
+        remove(**options)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as error:
+        # 409: "removal … is already in progress" (two runs reaping the same dead stack at once)
+        # or still in use by a container being removed; whoever is removing it finishes.
+        if error.status_code != 409:
+            raise
+
+
+def remove_project(client: DockerClient, project: str) -> None:
+    """Remove a project's containers, networks and volumes through the engine, not the CLI."""
     label: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={project}"}
     for container in client.containers.list(all=True, filters=label):
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True, v=True)
+        _remove(container.remove, force=True, v=True)
     for network in client.networks.list(filters=label):
-        with contextlib.suppress(docker.errors.NotFound):
-            network.remove()
+        _remove(network.remove)
     for volume in client.volumes.list(filters=label):
-        with contextlib.suppress(docker.errors.NotFound):
-            volume.remove(force=True)
+        _remove(volume.remove, force=True)
 
 
 def reap(client: DockerClient, *, exclude: str | None = None, host: str | None = None) -> list[str]:
     """Remove every stack whose run's owner process is gone; return their project names.
 
     Kept stacks (no owner label) and stacks of live runs are left alone; so is ``exclude``.
+    Another run may be reaping the same stacks at the same moment: both finish.
     """
-    import docker
-
     dead: set[str] = set()
     orphans = []
     kinds = (
@@ -90,8 +99,7 @@ def reap(client: DockerClient, *, exclude: str | None = None, host: str | None =
     for project in sorted(dead):
         remove_project(client, project)
     for resource in orphans:
-        with contextlib.suppress(docker.errors.NotFound):
-            resource.remove()
+        _remove(resource.remove)
     return sorted(dead)
 
 
