@@ -13,7 +13,7 @@ test: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
-	.venv/bin/pytest -n 4 -m "not serial"
+	.venv/bin/pytest -n 4 --dist loadgroup -m "not serial"
 	.venv/bin/pytest -m serial
 
 # The edit loop: lint, types and the tests that need no Docker, wheel or load run, in parallel.

@@ -21,24 +21,31 @@ from pytest_wsconn.timing import scaled
 # runs it with --wsconn-stack=compose instead of collecting it here.
 collect_ignore = ["examples/test_readme_container_faults.py"]
 
-# Modules that run apart from the parallel run (`make test` runs them after it, alone): the
-# compose tests assert on the Docker engine's whole state (a parallel compose run would be
-# reaped or counted), and the load runs measure what Locust reaches in a few seconds.
-SERIAL_MODULES = {
+# Modules that share the Docker engine run one after another, in one xdist worker (`--dist
+# loadgroup`), beside the rest: each asserts on the engine's whole state (what a run left, what
+# the next run reaps), which another compose session running at once would change.
+DOCKER_MODULES = {
+    "test_compose_cleanup.py",
     "test_compose_findings_real.py",
     "test_compose_plugin.py",
     "test_compose_stack.py",
-    "test_load_runs.py",
+    "test_provision.py",
+    "test_user_setup.py",
 }
-# Modules left out of the fast tier (`make test-fast`): they build wheels and virtualenvs.
-SLOW_MODULES = {"test_user_setup.py", "test_provision.py"}
+# Modules that run apart, alone, after the parallel run (`make test`): the load runs measure what
+# Locust reaches in a few seconds, which busy neighbours would starve.
+SERIAL_MODULES = {"test_load_runs.py"}
+# Left out of the fast tier (`make test-fast`): what needs Docker, a wheel build or a load run.
+SLOW_MODULES = DOCKER_MODULES | SERIAL_MODULES
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if item.path.name in DOCKER_MODULES:
+            item.add_marker(pytest.mark.xdist_group("docker"))
         if item.path.name in SERIAL_MODULES:
             item.add_marker(pytest.mark.serial)
-        if item.path.name in SLOW_MODULES | SERIAL_MODULES:
+        if item.path.name in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
 
 
