@@ -51,6 +51,8 @@ async def scrape(server: ReferenceServer, accept: str | None = OPENMETRICS) -> t
     header, _, body = raw.decode().partition("\r\n\r\n")
     status_line, *lines = header.split("\r\n")
     headers = {n.lower(): v.strip() for n, _, v in (h.partition(":") for h in lines)}
+    lengths = [h for h in lines if h.lower().startswith("content-length:")]
+    assert lengths == [f"Content-Length: {len(body.encode())}"]  # one, and the right one
     return int(status_line.split()[1]), headers["content-type"], body
 
 

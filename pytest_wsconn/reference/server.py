@@ -349,8 +349,8 @@ class ReferenceServer:
         body, content_type = rendered
         response = connection.respond(HTTPStatus.OK, "")
         response.body = body
+        del response.headers["Content-Length"], response.headers["Content-Type"]
         response.headers["Content-Length"] = str(len(body))
-        del response.headers["Content-Type"]
         response.headers["Content-Type"] = content_type
         return response
 
