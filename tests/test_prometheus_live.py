@@ -48,16 +48,6 @@ class Live:
                 ws.send("hi")
                 assert ws.recv(timeout=scaled(5)) == "hi"
 
-    def eventually(self, promql: str, expected: float) -> None:
-        """Wait, with a deadline, until ``promql`` evaluates to ``expected``."""
-        seen: list[float | None] = []
-
-        def holds() -> bool:
-            seen.append(self.prometheus.value(promql))
-            return seen[-1] == expected
-
-        assert wait_until(holds, scaled(20), interval=0.25), f"{promql} = {seen[-1:]}"
-
 
 @pytest.fixture(scope="module")
 def live(toxiproxy_server: ToxiproxyServer) -> Iterator[Live]:
@@ -88,25 +78,25 @@ def until(condition: Callable[[], bool], seconds: float, action: Callable[[], No
 class TestLivePrometheus:
     def test_promql_counts_what_the_test_did(self, live: Live) -> None:
         """Accepted connections, clean closes and a refusal reach Prometheus with their labels."""
-        live.eventually('up{job="reference"}', 1)
+        live.prometheus.eventually('up{job="reference"}', 1)
         before = live.prometheus.value(
             'sum(wsconn_server_connection_attempts_total{outcome="accepted"})'
         )
         live.echo(5)
         with pytest.raises(InvalidStatus):
             connect(live.proxied, open_timeout=scaled(5))  # no token: 401
-        live.eventually(
+        live.prometheus.eventually(
             'sum(wsconn_server_connection_attempts_total{outcome="accepted"})', (before or 0) + 5
         )
-        live.eventually('wsconn_server_refusals_total{reason="missing_token"}', 1)
-        live.eventually('sum(wsconn_server_closes_total{code="1000",by="client"})', 5)
-        live.eventually("wsconn_server_connections_active", 0)
+        live.prometheus.eventually('wsconn_server_refusals_total{reason="missing_token"}', 1)
+        live.prometheus.eventually('sum(wsconn_server_closes_total{code="1000",by="client"})', 5)
+        live.prometheus.eventually("wsconn_server_connections_active", 0)
         assert live.prometheus.value("wsconn_server_handshake_duration_seconds_count") == 5
         assert (live.prometheus.value("wsconn_server_uptime_seconds") or 0) > 0
 
     def test_alert_fires_under_a_fault_and_resolves_after(self, live: Live) -> None:
         """A downstream timeout makes the server lose connections (1006): pending, firing, gone."""
-        live.eventually('up{job="reference"}', 1)
+        live.prometheus.eventually('up{job="reference"}', 1)
         assert live.prometheus.alert_states(ALERT) == set()
         seen: list[set[str]] = []
 
@@ -124,7 +114,7 @@ class TestLivePrometheus:
                 f"states seen: {seen}\n{live.prometheus.output()}"
             )
         assert {"pending"} in seen  # it went through pending before firing
-        live.eventually(f'count(ALERTS{{alertname="{ALERT}",alertstate="firing"}})', 1)
+        live.prometheus.eventually(f'count(ALERTS{{alertname="{ALERT}",alertstate="firing"}})', 1)
         abnormal = live.prometheus.value(
             'sum(wsconn_server_closes_total{code="1006",by="neither"})'
         )

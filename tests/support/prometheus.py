@@ -1,4 +1,4 @@
-"""A real Prometheus (Debian's ``prometheus``) for one test module: loopback port, temp data dir.
+"""Real Prometheus and Pushgateway (Debian packages) for tests: loopback ports, temp data dirs.
 
 ``quick_rules`` turns the shipped alert rules into ones a test can watch go pending and firing
 in seconds: the same expressions, with ``[5m]`` windows and ``for:`` durations shortened.
@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -52,61 +52,102 @@ def http_json(url: str, timeout: float = 5.0) -> Any:
         return json.loads(response.read())
 
 
-class Prometheus:
-    """``prometheus`` scraping ``targets`` every second and evaluating ``rules`` every second."""
+class Daemon:
+    """A Prometheus-family server on a free loopback port, ready when ``/-/ready`` answers."""
 
-    def __init__(
-        self,
-        targets: dict[str, Sequence[str]],
-        rules: str | None = None,
-        alertmanager: str | None = None,
-    ) -> None:
-        self._binary = binary("prometheus", "prometheus")
-        self._dir = Path(tempfile.mkdtemp(prefix="wsconn-prometheus-"))
+    name = ""
+    package = ""
+
+    def __init__(self) -> None:
+        self._binary = binary(self.name, self.package)
+        self._dir = Path(tempfile.mkdtemp(prefix=f"wsconn-{self.name}-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self._child: ChildProcess | None = None
+
+    def argv(self) -> list[str]:
+        return [self._binary, f"--web.listen-address=127.0.0.1:{self.port}"]
+
+    def start(self) -> Self:
+        self._child = ChildProcess(self.name, self.argv(), env={"PATH": "/usr/bin:/bin"})
+        if not wait_until(self._ready, scaled(30), interval=0.1):
+            raise RuntimeError(f"{self.name} did not become ready:\n{self.output()}")
+        return self
+
+    def _ready(self) -> bool:
+        assert self._child is not None
+        if self._child.exit() is not None:
+            raise RuntimeError(f"{self.name} exited:\n{self.output()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1):  # noqa: S310
+                return True
+        except OSError:
+            return False
+
+    def output(self) -> str:
+        return "" if self._child is None else self._child.output(4000)
+
+    def stop(self) -> None:
+        if self._child is not None:
+            self._child.stop(scaled(10))
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class Pushgateway(Daemon):
+    """Debian's ``prometheus-pushgateway``, keeping pushed groups in memory only."""
+
+    name = "prometheus-pushgateway"
+    package = "prometheus-pushgateway"
+
+
+class Prometheus(Daemon):
+    """``prometheus`` scraping ``targets`` every second and evaluating ``rules`` every second.
+
+    A job whose name starts with ``pushgateway`` keeps the pushed job and instance labels.
+    """
+
+    name = "prometheus"
+    package = "prometheus"
+
+    def __init__(self, targets: dict[str, Sequence[str]], rules: str | None = None) -> None:
+        super().__init__()
         config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": list(hosts)}]}
+                {
+                    "job_name": job,
+                    "honor_labels": job.startswith("pushgateway"),
+                    "static_configs": [{"targets": list(hosts)}],
+                }
                 for job, hosts in targets.items()
             ],
         }
         if rules is not None:
             (self._dir / "rules.yml").write_text(rules)
             config["rule_files"] = [str(self._dir / "rules.yml")]
-        if alertmanager is not None:
-            config["alerting"] = {
-                "alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]
-            }
         (self._dir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self._child: ChildProcess | None = None
 
-    def start(self) -> Prometheus:
-        self._child = ChildProcess(
-            "prometheus",
-            [
-                self._binary,
-                f"--config.file={self._dir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={self._dir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
-            ],
-            env={"PATH": "/usr/bin:/bin"},
-        )
-        if not wait_until(self._ready, scaled(30), interval=0.1):
-            raise RuntimeError(f"prometheus did not become ready:\n{self._child.output(4000)}")
-        return self
-
-    def _ready(self) -> bool:
-        assert self._child is not None
-        if self._child.exit() is not None:
-            raise RuntimeError(f"prometheus exited:\n{self._child.output(4000)}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1):  # noqa: S310
-                return True
-        except OSError:
-            return False
+    def argv(self) -> list[str]:
+        return [
+            *super().argv(),
+            f"--config.file={self._dir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self._dir / 'data'}",
+        ]
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The instant vector ``promql`` evaluates to now; raises on a PromQL error."""
@@ -122,30 +163,17 @@ class Prometheus:
         assert len(result) <= 1, result
         return float(result[0]["value"][1]) if result else None
 
+    def eventually(self, promql: str, expected: float) -> None:
+        """Wait, with a deadline, until ``promql`` evaluates to ``expected``."""
+        seen: list[float | None] = []
+
+        def holds() -> bool:
+            seen.append(self.value(promql))
+            return seen[-1] == expected
+
+        assert wait_until(holds, scaled(20), interval=0.25), f"{promql} = {seen[-1:]}"
+
     def alert_states(self, name: str) -> set[str]:
         """States (pending, firing) of the alerts named ``name`` now; empty when inactive."""
         alerts = http_json(f"{self.url}/api/v1/alerts")["data"]["alerts"]
         return {a["state"] for a in alerts if a["labels"].get("alertname") == name}
-
-    def output(self) -> str:
-        return "" if self._child is None else self._child.output(4000)
-
-    def stop(self) -> None:
-        if self._child is not None:
-            self._child.stop(scaled(10))
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> Prometheus:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
