@@ -107,6 +107,14 @@ def parse_http_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def parse_pushgateway_url(text: str) -> str:
+    """A Pushgateway's base URL, ``http(s)://host:port``."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"invalid Pushgateway URL {text!r}; valid: http://host:9091")
+    return text.rstrip("/")
+
+
 def parse_origin(text: str) -> str:
     """A web page's origin, ``http(s)://host[:port]`` without a path."""
     parts = urlsplit(text.strip())
@@ -262,6 +270,10 @@ class Settings:
     compose_services: tuple[Target, ...] = ()  # --wsconn-compose-service SERVICE:PORT[/PATH]
     compose_project: str | None = None
     keep_stack: bool = False
+    metrics_file: str | None = None
+    pushgateway: str | None = None
+    metrics_job: str = "wsconn"
+    metrics_instance: str | None = None  # None: the host name
 
     def __post_init__(self) -> None:
         if self.stack == "external" and not self.url:
@@ -315,6 +327,26 @@ OPTIONS = (
     ),
     Option("log-file", "log_file", "write connection events as JSON lines to this file", str),
     Option("report", "report", "write a JSON report of the session to this file", str),
+    Option(
+        "metrics-file",
+        "metrics_file",
+        "write the session's figures in the Prometheus text format to this file",
+        str,
+    ),
+    Option(
+        "pushgateway",
+        "pushgateway",
+        "push the session's figures to this Prometheus Pushgateway (or env WSCONN_PUSHGATEWAY)",
+        parse_pushgateway_url,
+        env="WSCONN_PUSHGATEWAY",
+    ),
+    Option("metrics-job", "metrics_job", "job label of pushed metrics (default wsconn)", str),
+    Option(
+        "metrics-instance",
+        "metrics_instance",
+        "instance label of pushed metrics (default: the host name)",
+        str,
+    ),
     Option(
         "timeout", "timeout", "opening-handshake timeout in seconds (default 10)", parse_timeout
     ),

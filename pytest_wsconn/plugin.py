@@ -25,6 +25,7 @@ from pytest_wsconn.exceptions import WsconnError
 from pytest_wsconn.expect import ATTEMPT_IDS, fresh_attempt_ids, timeline
 from pytest_wsconn.markers import MARKERS, check_markers
 from pytest_wsconn.redact import redact_url
+from pytest_wsconn.session_metrics import publish, session_samples
 from pytest_wsconn.session_report import build_report, summary_line
 from pytest_wsconn.stack import (
     ServiceLogs,
@@ -103,6 +104,8 @@ def pytest_configure(config: pytest.Config) -> None:
             handlers.append(EventCollector())
         if settings.report:
             check_writable(Path(settings.report), "--wsconn-report")
+        if settings.metrics_file:
+            check_writable(Path(settings.metrics_file), "--wsconn-metrics-file")
         if settings.log_file:
             handlers.append(open_log_file(Path(settings.log_file), "--wsconn-log-file"))
     except WsconnError as error:
@@ -312,9 +315,16 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write the JSON report (``--wsconn-report``), one file per xdist worker."""
+    """Write the JSON report (``--wsconn-report``) and the session's metrics, per xdist worker."""
     wsconn = session.config.stash.get(SESSION, None)
-    if wsconn is None or wsconn.settings.report is None or not wsconn.event_handlers:
+    if wsconn is None:
+        return
+    samples = session_samples(wsconn.attempts, wsconn.outcomes, started=wsconn.started)
+    problem = publish(wsconn.settings, xdist_ids(session.config)[1], samples)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if problem and reporter is not None:
+        reporter.write_line(f"pytest-wsconn: session metrics: {problem}", yellow=True)
+    if wsconn.settings.report is None or not wsconn.event_handlers:
         return
     collector = wsconn.event_handlers[0]
     assert isinstance(collector, EventCollector)

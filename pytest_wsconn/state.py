@@ -42,6 +42,7 @@ class WsconnSession:
     diagnosis: str | None = None
     diagnosis_shown_in: str | None = None
     previous_sigterm: signal.Handlers | None = None  # restored at the end when we set ours
+    started: float = dataclasses.field(default_factory=time.time)  # for the session's metrics
 
     def record_stack(self, stack: Stack) -> None:
         """Remember the session's stack (the fixture may be the user's own) and what it tests."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,6 +57,15 @@ def toxiproxy_binary() -> Path:
         return find_toxiproxy_binary(None, REPO_ROOT, os.environ)
     except StackError as exc:
         unavailable(str(exc))
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Debian's promtool (package prometheus); missing is a failure on CI, a skip elsewhere."""
+    path = shutil.which("promtool")
+    if path is None:
+        unavailable("promtool not found: apt-get install prometheus")
+    return path
 
 
 @pytest.fixture(scope="session")

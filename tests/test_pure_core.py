@@ -70,6 +70,7 @@ PURE_MODULES = [
     "load/summary",
     "load/thresholds",
     "redact",
+    "reference/controls",
     "reference/tokens",
     "results",
     "session_report",

@@ -17,7 +17,6 @@ from pytest_wsconn.cli.types import port, positive_int, seconds_or_off
 from pytest_wsconn.reference.server import (
     DEFAULT_ALLOWED_ORIGINS,
     MIN_SECRET_BYTES,
-    SECRET_ENV,
     Auth,
     AuthFailure,
     ServerSettings,
@@ -25,6 +24,7 @@ from pytest_wsconn.reference.server import (
     serve_until_signalled,
     validate_settings,
 )
+from pytest_wsconn.reference.tokens import SECRET_ENV
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,8 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from pytest_wsconn.reference.server import SECRET_ENV
-from pytest_wsconn.reference.tokens import sign_token
+from pytest_wsconn.reference.tokens import SECRET_ENV, sign_token
 
 
 def main(argv: Sequence[str]) -> int:

@@ -20,7 +20,6 @@ import contextlib
 import enum
 import json
 import logging
-import re
 import signal
 import time
 import weakref
@@ -33,14 +32,18 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed, ProtocolError
-from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from pytest_wsconn.exceptions import ConfigError
-from pytest_wsconn.reference.tokens import SECRET_ENV as SECRET_ENV  # noqa: PLC0414 - re-exported
+from pytest_wsconn.reference.controls import Control, ControlError, parse_control
+from pytest_wsconn.reference.metrics import INSTALL_HINT, Category, closed_by, make_metrics
 from pytest_wsconn.reference.tokens import TokenVerdict, verify_token
+
+__all__ = ["Control", "ControlError", "parse_control"]  # re-exported: controls.py
 
 logger = logging.getLogger("pytest_wsconn.reference")
 
@@ -53,11 +56,7 @@ AUTH_PROTOCOL_PREFIX = "token."
 AUTH_COOKIE = "wsconn_token"
 READY_PREFIX = "wsconn-reference listening on "
 DEFAULT_ALLOWED_ORIGINS = ("http://localhost", "http://127.0.0.1")
-CONTROLS = ("broadcast", "close", "crash", "drop", "stop_pongs")
 MIN_SECRET_BYTES = 32  # HMAC-SHA256 keys shorter than the hash weaken it (RFC 2104, section 3)
-MAX_CLOSE_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes, 2 of them the code
-
-_JSON_OBJECT = re.compile(r"\s*\{")
 
 
 # Pure core
@@ -140,6 +139,13 @@ class Refusal(enum.StrEnum):
             return "try again later"
         return f"token {self.value.removesuffix('_token')}"
 
+    @property
+    def category(self) -> Category:
+        """The refusal's family in ``/metrics``: ``auth``, ``origin`` or ``limit``."""
+        if self is Refusal.FOREIGN_ORIGIN:
+            return "origin"
+        return "limit" if self is Refusal.OVER_CAPACITY else "auth"
+
 
 _TOKEN_REFUSALS = {
     TokenVerdict.MISSING: Refusal.MISSING_TOKEN,
@@ -190,7 +196,8 @@ def origin_allowed(allowed_origins: Sequence[str], origins: Sequence[str]) -> bo
     return "*" in allowed_origins or origins[0] in allowed_origins
 
 
-Route = Literal["health", "health_websocket", "not_found", "websocket"]
+Route = Literal["health", "health_websocket", "metrics", "not_found", "websocket"]
+METRICS_PATH = "/metrics"
 
 
 @dataclass(frozen=True)
@@ -212,6 +219,7 @@ def admit(settings: ServerSettings, request: Request, now: float) -> Admission:
         pages: dict[str, Route] = {
             settings.health_path: "health",
             f"{settings.health_path}/websocket": "health_websocket",
+            METRICS_PATH: "metrics",
         }
         return Admission(pages.get(path, "not_found"))
     if "websocket" not in (item.lower() for item in _header_items(request.headers, "Upgrade")):
@@ -222,76 +230,6 @@ def admit(settings: ServerSettings, request: Request, now: float) -> Admission:
         return Admission("websocket")
     verdict = verify_token(settings.secret, find_token(request), now)
     return Admission("websocket", _TOKEN_REFUSALS.get(verdict))
-
-
-class ControlError(ValueError):
-    """A control message the server cannot carry out; its text is sent back as ``error``."""
-
-
-@dataclass(frozen=True)
-class Control:
-    """A request, sent as a JSON text message, to misbehave on purpose."""
-
-    action: str
-    code: int = CloseCode.NORMAL_CLOSURE
-    reason: str = ""
-    data: str = ""
-
-
-def _utf8_size(text: str) -> int | None:
-    """Encoded size, or ``None`` for text (lone surrogates) that cannot be sent."""
-    try:
-        return len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        return None
-
-
-def _closable(code: object, reason: object) -> bool:
-    """Whether a close frame with ``code`` and ``reason`` may be sent to a peer."""
-    if not isinstance(code, int) or isinstance(code, bool) or not isinstance(reason, str):
-        return False
-    size = _utf8_size(reason)
-    if size is None or size > MAX_CLOSE_REASON_BYTES:
-        return False
-    try:
-        Close(code, reason).check()
-    except ProtocolError:
-        return False
-    return True
-
-
-def parse_control(message: str | bytes) -> Control | None:
-    """The control a message asks for, or ``None`` for an ordinary message to echo.
-
-    Raises ``ControlError`` for a control message that names no valid control or lacks
-    what it needs.
-    """
-    if isinstance(message, bytes) or not _JSON_OBJECT.match(message):
-        return None
-    try:
-        command = json.loads(message)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(command, dict) or "control" not in command:
-        return None
-    action = command["control"]
-    if not isinstance(action, str) or action not in CONTROLS:
-        raise ControlError(f"unknown control {action!r}; valid controls: {', '.join(CONTROLS)}")
-    if action == "close":
-        code = command.get("code", CloseCode.NORMAL_CLOSURE)
-        reason = command.get("reason", "")
-        if not _closable(code, reason):
-            raise ControlError(
-                "close needs a code a peer may send (1000-1003, 1007-1014, 3000-4999) "
-                f"and a reason of at most {MAX_CLOSE_REASON_BYTES} UTF-8 bytes"
-            )
-        return Control(action, code=code, reason=reason)
-    if action == "broadcast":
-        data = command.get("data")
-        if not isinstance(data, str) or _utf8_size(data) is None:
-            raise ControlError('broadcast needs "data": a string to send to every connection')
-        return Control(action, data=data)
-    return Control(action)
 
 
 @dataclass
@@ -353,6 +291,12 @@ class ReferenceServer:
         self.port = settings.port
         self.stats = ServerStats(started_at=time.monotonic())
         self._active: set[ServerConnection] = set()
+        self.metrics = make_metrics(
+            lambda: time.monotonic() - self.stats.started_at, lambda: len(self._active)
+        )
+        self._requested: weakref.WeakKeyDictionary[ServerConnection, float] = (
+            weakref.WeakKeyDictionary()
+        )
         # Auth failures in "close" mode, waiting for their handler; weak so that a handshake
         # that fails after process_request leaks nothing.
         self._refusals: weakref.WeakKeyDictionary[ServerConnection, Refusal] = (
@@ -381,10 +325,11 @@ class ReferenceServer:
 
     def _refuse(self, connection: ServerConnection, refusal: Refusal) -> None:
         self.stats.rejected[refusal] += 1
+        self.metrics.refused(refusal.value, refusal.category)
         # Reasons only: the request line and headers may carry a token.
         logger.info("refused %s: %s", connection.remote_address, refusal.value)
 
-    def _page(self, connection: ServerConnection, route: Route) -> Response:
+    def _page(self, connection: ServerConnection, route: Route, accept: str | None) -> Response:
         if route == "health":
             return _json_response(connection, {"status": "ok"})
         if route == "health_websocket":
@@ -392,13 +337,28 @@ class ReferenceServer:
                 self.settings, self.stats, self.active_connections, time.monotonic()
             )
             return _json_response(connection, report)
+        if route == "metrics":
+            return self._metrics_page(connection, accept)
         return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+
+    def _metrics_page(self, connection: ServerConnection, accept: str | None) -> Response:
+        rendered = self.metrics.render(accept)
+        if rendered is None:
+            return connection.respond(HTTPStatus.NOT_IMPLEMENTED, INSTALL_HINT)
+        body, content_type = rendered
+        response = connection.respond(HTTPStatus.OK, "")
+        response.body = body
+        del response.headers["Content-Length"], response.headers["Content-Type"]
+        response.headers["Content-Length"] = str(len(body))
+        response.headers["Content-Type"] = content_type
+        return response
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer health and unknown paths; refuse foreign origins and, in "http" mode, tokens."""
         admission = admit(self.settings, request, time.time())
         if admission.route != "websocket":
-            return self._page(connection, admission.route)
+            return self._page(connection, admission.route, request.headers.get("Accept"))
+        self._requested[connection] = time.monotonic()
         refusal = admission.refusal
         if refusal is None:
             return None
@@ -434,13 +394,27 @@ class ReferenceServer:
             await connection.close(code, refusal.explanation)
             return
         self.stats.accepted += 1
+        self.metrics.accepted()
+        if (requested := self._requested.pop(connection, None)) is not None:
+            self.metrics.handshake(time.monotonic() - requested)
         self._active.add(connection)
         try:
             with contextlib.suppress(ConnectionClosed):
                 async for message in connection:
+                    started = time.monotonic()
                     await self._on_message(connection, message)
+                    self.metrics.message(time.monotonic() - started)
         finally:
             self._active.discard(connection)
+            self._count_close(connection)
+
+    def _count_close(self, connection: ServerConnection) -> None:
+        protocol = connection.protocol
+        if protocol.state is State.CLOSED:
+            by = closed_by(protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent)
+            self.metrics.closed(protocol.close_code, by)
+        else:  # the handler failed: websockets closes with 1011 after it
+            self.metrics.closed(CloseCode.INTERNAL_ERROR, "server")
 
     async def _on_message(self, connection: ServerConnection, message: str | bytes) -> None:
         try:

@@ -11,7 +11,8 @@ import time
 from types import TracebackType
 
 from pytest_wsconn.exceptions import StackError
-from pytest_wsconn.reference.server import READY_PREFIX, SECRET_ENV
+from pytest_wsconn.reference.server import READY_PREFIX
+from pytest_wsconn.reference.tokens import SECRET_ENV
 from pytest_wsconn.stack.processes import ChildProcess
 from pytest_wsconn.timing import scaled
 

@@ -1,0 +1,126 @@
+"""Live proof: a real Prometheus scrapes the reference server while clients go through Toxiproxy.
+
+PromQL over Prometheus' HTTP API returns the counts the test caused, and the shipped
+``WebSocketAbnormalClosesSpiking`` rule (windows shortened by ``quick_rules``) goes pending,
+then firing under a Toxiproxy fault, and resolves once the fault is gone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from support.prometheus import Prometheus, quick_rules
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import connect
+
+from pytest_wsconn.faults import timeout
+from pytest_wsconn.monitoring import ALERT_RULES
+from pytest_wsconn.reference.tokens import reference_token
+from pytest_wsconn.stack.reference_process import ReferenceProcess
+from pytest_wsconn.stack.toxiproxy_server import ToxiproxyServer
+from pytest_wsconn.timing import scaled, wait_until
+from pytest_wsconn.toxiproxy import Proxy
+
+pytestmark = pytest.mark.slow  # a live Prometheus: seconds of scraping and rule evaluation
+
+ALERT = "WebSocketAbnormalClosesSpiking"
+_names = itertools.count()
+
+
+class Live:
+    """The reference server, a proxy in front of it and a Prometheus scraping it."""
+
+    def __init__(self, server_url: str, token: str, proxy: Proxy, prometheus: Prometheus) -> None:
+        self.token = token
+        host, port = proxy.listen_address
+        self.proxied = f"ws://{host}:{port}{urlsplit(server_url).path}"
+        self.proxy = proxy
+        self.prometheus = prometheus
+
+    def echo(self, count: int) -> None:
+        """``count`` clients that connect through the proxy, echo once and close with 1000."""
+        for _ in range(count):
+            with connect(f"{self.proxied}?token={self.token}", open_timeout=scaled(5)) as ws:
+                ws.send("hi")
+                assert ws.recv(timeout=scaled(5)) == "hi"
+
+
+@pytest.fixture(scope="module")
+def live(toxiproxy_server: ToxiproxyServer) -> Iterator[Live]:
+    with ReferenceProcess() as server:
+        url = server.wait_ready(scaled(10))
+        netloc = urlsplit(url).netloc
+        client = toxiproxy_server.client
+        proxy = client.create_proxy(f"prometheus{next(_names)}", "127.0.0.1:0", netloc)
+        rules = quick_rules(ALERT_RULES.read_text())
+        try:
+            with Prometheus({"reference": [netloc]}, rules=rules) as prometheus:
+                token = reference_token(server.secret, "valid")
+                yield Live(url, token, proxy, prometheus)
+        finally:
+            client.delete_proxy(proxy.name)
+
+
+def until(condition: Callable[[], bool], seconds: float, action: Callable[[], None]) -> bool:
+    """Repeat ``action`` until ``condition`` holds or ``seconds`` pass."""
+    deadline = time.monotonic() + scaled(seconds)
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        action()
+    return condition()
+
+
+class TestLivePrometheus:
+    def test_promql_counts_what_the_test_did(self, live: Live) -> None:
+        """Accepted connections, clean closes and a refusal reach Prometheus with their labels."""
+        live.prometheus.eventually('up{job="reference"}', 1)
+        before = live.prometheus.value(
+            'sum(wsconn_server_connection_attempts_total{outcome="accepted"})'
+        )
+        live.echo(5)
+        with pytest.raises(InvalidStatus):
+            connect(live.proxied, open_timeout=scaled(5))  # no token: 401
+        live.prometheus.eventually(
+            'sum(wsconn_server_connection_attempts_total{outcome="accepted"})', (before or 0) + 5
+        )
+        live.prometheus.eventually('wsconn_server_refusals_total{reason="missing_token"}', 1)
+        live.prometheus.eventually('sum(wsconn_server_closes_total{code="1000",by="client"})', 5)
+        live.prometheus.eventually("wsconn_server_connections_active", 0)
+        assert live.prometheus.value("wsconn_server_handshake_duration_seconds_count") == 5
+        assert (live.prometheus.value("wsconn_server_uptime_seconds") or 0) > 0
+
+    def test_alert_fires_under_a_fault_and_resolves_after(self, live: Live) -> None:
+        """A downstream timeout makes the server lose connections (1006): pending, firing, gone."""
+        live.prometheus.eventually('up{job="reference"}', 1)
+        assert live.prometheus.alert_states(ALERT) == set()
+        seen: list[set[str]] = []
+
+        def firing() -> bool:
+            seen.append(live.prometheus.alert_states(ALERT))
+            return "firing" in seen[-1]
+
+        def lost_connection() -> None:
+            # The upgrade reaches the server, the answer never comes back, Toxiproxy drops both.
+            with pytest.raises((TimeoutError, InvalidHandshake, ConnectionClosed, OSError)):
+                connect(f"{live.proxied}?token={live.token}", open_timeout=0.5).close()
+
+        with live.proxy.apply(timeout(100)):
+            assert until(firing, 30, lost_connection), (
+                f"states seen: {seen}\n{live.prometheus.output()}"
+            )
+        assert {"pending"} in seen  # it went through pending before firing
+        live.prometheus.eventually(f'count(ALERTS{{alertname="{ALERT}",alertstate="firing"}})', 1)
+        abnormal = live.prometheus.value(
+            'sum(wsconn_server_closes_total{code="1006",by="neither"})'
+        )
+        assert abnormal is not None and abnormal >= 5
+
+        assert wait_until(
+            lambda: live.prometheus.alert_states(ALERT) == set(), scaled(40), interval=0.25
+        ), "the alert did not resolve after the fault was removed"
+        live.echo(1)  # the path works again
