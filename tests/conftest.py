@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support import BROKEN_SERVER, BROKEN_TOKEN, REPO_ROOT, Service, unavailable
+from support.docker import require_docker
 
 from pytest_wsconn.exceptions import StackError
 from pytest_wsconn.reference.tokens import reference_token
@@ -108,3 +109,13 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"ws://127.0.0.1:{port}/ws"
+
+
+@pytest.fixture(scope="session")
+def compose_images() -> Iterator[dict[str, str]]:
+    """Docker is usable; the offline images are exported for the whole session."""
+    images = require_docker()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in images.items():
+            patch.setenv(name, value)
+        yield images

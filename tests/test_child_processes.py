@@ -15,7 +15,7 @@ import signal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_cleanup import INI, TOXIPROXY_BIN, WAIT
+from support import TOXIPROXY_BIN, USER_INI
 
 from pytest_wsconn.redact import REDACTED
 from pytest_wsconn.stack.processes import (
@@ -26,7 +26,10 @@ from pytest_wsconn.stack.processes import (
     exit_status,
     log_tail,
 )
-from pytest_wsconn.timing import wait_until
+from pytest_wsconn.timing import scaled, wait_until
+
+WAIT = scaled(10.0)
+"""Upper bound for a session to start its stack, or for a child to end."""
 
 
 class TestExitStatus:
@@ -237,7 +240,7 @@ def test_a_child_ending_is_named(pytester: pytest.Pytester, ending: Ending) -> N
         binary.write_text(CRASHING_TOXIPROXY.format(real=TOXIPROXY_BIN))
         binary.chmod(0o755)
     record = pytester.path / "seen.json"
-    pytester.makeini(INI)
+    pytester.makeini(USER_INI)
     pytester.makepyfile(
         test_user=INNER.format(record=str(record), name=name, signum=int(ending.signum))
     )
@@ -273,7 +276,7 @@ def test_a_child_ending_is_named(pytester: pytest.Pytester, ending: Ending) -> N
 
 def test_no_message_while_children_run(pytester: pytest.Pytester) -> None:
     """A failing test whose stack's processes are all running gets no such section."""
-    pytester.makeini(INI)
+    pytester.makeini(USER_INI)
     pytester.makepyfile(
         test_user="""
         import pytest

@@ -19,21 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import TOXIPROXY_BIN, USER_INI
 
 from pytest_wsconn.timing import scaled, wait_until
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TOXIPROXY_BIN = REPO_ROOT / "toxiproxy" / "bin" / "toxiproxy-server"
 MARKERS = ("toxiproxy-server", "pytest_wsconn.reference")
 """What the cmdline of each process the local stack starts contains."""
 
 WAIT = scaled(10.0)
 """Upper bound for a session to start its stack, or for anything to go away."""
-
-INI = """
-[pytest]
-asyncio_default_fixture_loop_scope = function
-"""
 
 INNER = '''
 import asyncio
@@ -113,7 +107,7 @@ def _inner_args() -> list[str]:
 def _write_session(pytester: pytest.Pytester, ending: str) -> Path:
     """Write the user's test module; return where its test will record what it saw."""
     record = pytester.path / "seen.json"
-    pytester.makeini(INI)
+    pytester.makeini(USER_INI)
     pytester.makepyfile(
         test_user=INNER.format(record=str(record), markers=MARKERS, ending=ENDINGS[ending])
     )
@@ -217,7 +211,7 @@ class TestFaultsUndone:
 
     def test_failing_tests_faults_are_undone(self, pytester: pytest.Pytester) -> None:
         """Failed tests that left a marker fault, a toxic or the proxy down leave the next clean."""
-        pytester.makeini(INI)
+        pytester.makeini(USER_INI)
         pytester.makepyfile(
             test_user="""
             import pytest

@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_compose_plugin import inner_pytest
-from test_compose_stack import compose_images
+from support.docker import inner_pytest, resources_labelled
 
 from pytest_wsconn.stack import compose
 from pytest_wsconn.stack.compose import LABEL_RUN, PROJECT_LABEL, process_token
@@ -49,22 +48,11 @@ DOWN = scaled(90)
 """Upper bound for an interrupted session to take its stack down and exit."""
 
 
-def _resources(label: str) -> list[str]:
-    """Containers, networks and volumes carrying ``label`` (``key=value``)."""
-    filters: dict[str, str | list[str] | bool] = {"label": label}
-    with contextlib.closing(compose.docker_client()) as client:
-        return [
-            *(f"container {c.name}" for c in client.containers.list(all=True, filters=filters)),
-            *(f"network {n.name}" for n in client.networks.list(filters=filters)),
-            *(f"volume {v.name}" for v in client.volumes.list(filters=filters)),
-        ]
-
-
 def _run_id(project: str) -> str | None:
     """The run id our labels give the project's first container, once it exists."""
     filters: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={project}"}
     with contextlib.closing(compose.docker_client()) as client:
-        for container in client.containers.list(all=True, filters=filters):
+        for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
             run: str | None = container.labels.get(LABEL_RUN)
             if run:
                 return run
@@ -114,9 +102,9 @@ class Session:
             pytest.fail(f"still running {DOWN:g} s after {signum.name}:\n{self.log.read_text()}")
 
     def leftovers(self) -> list[str]:
-        left = _resources(f"{PROJECT_LABEL}={self.project}")
+        left = resources_labelled(f"{PROJECT_LABEL}={self.project}")
         if self.run:
-            left += [r for r in _resources(f"{LABEL_RUN}={self.run}") if r not in left]
+            left += [r for r in resources_labelled(f"{LABEL_RUN}={self.run}") if r not in left]
         if self.state_dir.exists():
             left.append(f"state folder {self.state_dir} ({sorted(os.listdir(self.state_dir))})")
         return left
@@ -143,7 +131,7 @@ SIGNALS = pytest.mark.parametrize(
 )
 
 
-@pytest.mark.usefixtures(compose_images.__name__)
+@pytest.mark.usefixtures("compose_images")
 class TestInterrupted:
     """SIGTERM and SIGINT take the stack and its state folder down, mid-run and during `up`."""
 

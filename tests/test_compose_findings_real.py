@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_compose_stack import compose_images  # noqa: F401 - the session fixture it defines
 
 from pytest_wsconn.configcheck.compose import check_compose, parse_compose
 from pytest_wsconn.configcheck.env import EnvNames, check_dotenv, parse_dotenv
@@ -74,7 +73,7 @@ CASES = {  # client service: (its variable, the rule wsconn check must raise for
 
 @pytest.fixture(scope="module")
 def project(
-    compose_images: dict[str, str],  # noqa: F811 - the fixture imported above
+    compose_images: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Path, compose.ComposeCli]]:
     """The project with its backend up and healthy; always taken down."""
@@ -135,7 +134,7 @@ def test_finding_fails_in_the_container(
 
 
 def test_missing_healthcheck_stops_compose_up(
-    compose_images: dict[str, str],  # noqa: F811 - the fixture imported above
+    compose_images: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """A dependency without a healthcheck is flagged, and `compose up` refuses to start."""
@@ -165,7 +164,7 @@ def test_missing_healthcheck_stops_compose_up(
 
 
 def test_env_syntax_stops_compose(
-    compose_images: dict[str, str],  # noqa: F811 - the fixture imported above
+    compose_images: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """A line that is no NAME=value is flagged, and Compose refuses the env file."""

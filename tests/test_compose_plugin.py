@@ -11,19 +11,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from test_compose_stack import REPO_ROOT, USER_COMPOSE, compose_images, labelled
+from support import REPO_ROOT
+from support.docker import BUNDLED, USER_COMPOSE, inner_pytest, labelled
 
 from pytest_wsconn.stack import compose
 from pytest_wsconn.timing import scaled
 
-pytestmark = pytest.mark.usefixtures(compose_images.__name__)
+pytestmark = pytest.mark.usefixtures("compose_images")
 
-BUNDLED = REPO_ROOT / "docker-compose.test.yml"
 INI = """
 [pytest]
 asyncio_default_fixture_loop_scope = function
@@ -43,20 +42,6 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
         f"--wsconn-compose-file={BUNDLED}",
         *args,
     )
-
-
-def inner_pytest(*args: str) -> list[str]:
-    """The command line of a user's session with the bundled compose stack, in a subprocess."""
-    return [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "--wsconn-stack=compose",
-        f"--wsconn-compose-file={BUNDLED}",
-        *args,
-    ]
 
 
 @pytest.fixture

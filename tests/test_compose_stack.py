@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from support import unavailable
+from support.docker import USER_COMPOSE, labelled
 from websockets.exceptions import ConnectionClosed
 
 from pytest_wsconn.client import InstrumentedConnection, connect
@@ -41,66 +42,6 @@ from pytest_wsconn.stack.compose import (
 from pytest_wsconn.timing import scaled
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-IMAGES_ENV = REPO_ROOT / "docker" / "images.env"
-IMAGE_VARS = ("WSCONN_TOXIPROXY_IMAGE", "WSCONN_BACKEND_IMAGE", "WSCONN_NGINX_IMAGE")
-
-
-# Helpers shared with test_compose_plugin.py ----------------------------------------------------
-
-
-def offline_images() -> dict[str, str]:
-    """The WSCONN_*_IMAGE variables: from the environment, else from docker/images.env."""
-    found = {}
-    if IMAGES_ENV.is_file():
-        for line in IMAGES_ENV.read_text().splitlines():
-            name, _, value = line.strip().partition("=")
-            if name in IMAGE_VARS and value:
-                found[name] = value
-    found.update({name: os.environ[name] for name in IMAGE_VARS if os.environ.get(name)})
-    return found
-
-
-def require_docker() -> dict[str, str]:
-    """Check engine, Compose CLI and images; return the image variables to export."""
-    try:
-        client = compose.docker_client()
-        compose.find_compose_cli()
-    except StackError as exc:
-        unavailable(f"no Docker to run the compose stack: {exc}")
-    images = offline_images()
-    missing = [name for name in IMAGE_VARS if name not in images]
-    import docker
-
-    with contextlib.closing(client):
-        for name, image in images.items():
-            try:
-                client.images.get(image)
-            except docker.errors.ImageNotFound:
-                missing.append(f"{name}={image}")
-    if missing:
-        unavailable(f"images not built ({', '.join(missing)}): run scripts/docker-up")
-    return images
-
-
-def labelled(project: str) -> list[str]:
-    """Containers, networks and volumes of ``project`` (by our label or Compose's) still there."""
-    label: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={project}"}
-    with contextlib.closing(compose.docker_client()) as client:
-        return [
-            *(f"container {c.name}" for c in client.containers.list(all=True, filters=label)),
-            *(f"network {n.name}" for n in client.networks.list(filters=label)),
-            *(f"volume {v.name}" for v in client.volumes.list(filters=label)),
-        ]
-
-
-@pytest.fixture(scope="session")
-def compose_images() -> Iterator[dict[str, str]]:
-    """Docker is usable; the offline images are exported for the whole session."""
-    images = require_docker()
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in images.items():
-            patch.setenv(name, value)
-        yield images
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +167,7 @@ class TestBundledStack:
         """Containers and networks carry the run id and its owner process (for the reaper)."""
         client = bundled.project.docker
         label = f"{PROJECT_LABEL}={bundled.project.name}"
-        containers = client.containers.list(all=True, filters={"label": label})
+        containers = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
         networks = client.networks.list(filters={"label": label})
         assert {c.labels[compose.SERVICE_LABEL] for c in containers} == {
             "toxiproxy",
@@ -355,23 +296,6 @@ class TestContainerFaults:
 
 
 # A user's own compose project -----------------------------------------------------------------
-
-USER_COMPOSE = """\
-services:
-  chat:
-    image: ${WSCONN_BACKEND_IMAGE}
-    init: true
-    command: ["/opt/wsconn/bin/python", "-m", "pytest_wsconn.reference",
-              "--host", "0.0.0.0", "--port", "9000", "--auth", "off"]
-    networks: [appnet]
-    healthcheck:
-      test: ["CMD", "/opt/wsconn/bin/python", "-c",
-             "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9000/health')"]
-      interval: 1s
-      retries: 30
-networks:
-  appnet: {}
-"""
 
 
 class TestUserProject:

@@ -25,7 +25,6 @@ from websockets.typing import Subprotocol
 from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.reference.server import (
     READY_PREFIX,
-    SECRET_ENV,
     SUBPROTOCOL,
     ControlError,
     ReferenceServer,
@@ -39,7 +38,7 @@ from pytest_wsconn.reference.server import (
     serve_reference,
     validate_settings,
 )
-from pytest_wsconn.reference.tokens import sign_token
+from pytest_wsconn.reference.tokens import SECRET_ENV, sign_token
 from pytest_wsconn.timing import scaled
 
 SECRET = b"k" * 32

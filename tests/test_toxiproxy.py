@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import FAKE_TOXIPROXY
 
 from pytest_wsconn import faults
 from pytest_wsconn.exceptions import ConfigError, StackError, ToxiproxyError
@@ -33,7 +34,6 @@ from pytest_wsconn.stack.toxiproxy_server import (
 from pytest_wsconn.timing import scaled, wait_until
 from pytest_wsconn.toxiproxy import Proxy, ToxiproxyClient
 
-FAKE_TOXIPROXY = Path(__file__).resolve().parent / "support" / "fake_toxiproxy.py"
 WAIT = scaled(3.0)
 """Upper bound for anything that should happen; tests normally finish far sooner."""
 

@@ -20,8 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from support import REPO_ROOT, Service, unavailable
-from test_toxiproxy import FAKE_TOXIPROXY
+from support import FAKE_TOXIPROXY, REPO_ROOT, Service, unavailable
 
 from pytest_wsconn.exceptions import StackError
 from pytest_wsconn.provision import pins

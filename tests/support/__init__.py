@@ -13,6 +13,13 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKEN_SERVER = REPO_ROOT / "tests" / "support" / "brokenserver.py"
 BROKEN_TOKEN = "broken-server-token"  # the one token tests/support/brokenserver.py accepts
+FAKE_TOXIPROXY = REPO_ROOT / "tests" / "support" / "fake_toxiproxy.py"
+TOXIPROXY_BIN = REPO_ROOT / "toxiproxy" / "bin" / "toxiproxy-server"  # what bootstrap installs
+USER_INI = """
+[pytest]
+asyncio_default_fixture_loop_scope = function
+"""
+"""The ini file of a user's project in a pytester run."""
 
 
 def unavailable(reason: str) -> NoReturn:

@@ -209,7 +209,9 @@ class ComposeProject:
         labels = [f"{PROJECT_LABEL}={self.name}"]
         if service is not None:
             labels.append(f"{SERVICE_LABEL}={service}")
-        found: list[Container] = self.docker.containers.list(all=True, filters={"label": labels})
+        found: list[Container] = self.docker.containers.list(
+            all=True, filters={"label": labels}, ignore_removed=True
+        )
         return found
 
     def container(self, service: str) -> Container:

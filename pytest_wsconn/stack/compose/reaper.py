@@ -63,7 +63,7 @@ def _remove(remove: Callable[..., object], **options: bool) -> None:
 def remove_project(client: DockerClient, project: str) -> None:
     """Remove a project's containers, networks and volumes through the engine, not the CLI."""
     label: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={project}"}
-    for container in client.containers.list(all=True, filters=label):
+    for container in client.containers.list(all=True, filters=label, ignore_removed=True):
         _remove(container.remove, force=True, v=True)
     for network in client.networks.list(filters=label):
         _remove(network.remove)
@@ -80,7 +80,7 @@ def reap(client: DockerClient, *, exclude: str | None = None, host: str | None =
     dead: set[str] = set()
     orphans = []
     kinds = (
-        client.containers.list(all=True, filters={"label": LABEL_OWNER}),
+        client.containers.list(all=True, filters={"label": LABEL_OWNER}, ignore_removed=True),
         client.networks.list(filters={"label": LABEL_OWNER}),
         client.volumes.list(filters={"label": LABEL_OWNER}),
     )
