@@ -22,6 +22,7 @@ StackKind = Literal["local", "external", "compose"]
 STACKS: tuple[StackKind, ...] = ("local", "external", "compose")
 DEFAULT_AUTH = "query:token"
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_MESSAGE = 16 * 2**20  # bytes; the security battery's limit check sends one more
 AUTH_SYNTAX = "query:<param>, header, subprotocol[:<prefix>], cookie:<name>, none"
 
 
@@ -259,6 +260,8 @@ class Settings:
     compose_services: tuple[str, ...] = ()  # SERVICE:PORT[/PATH], checked by stack.compose
     compose_project: str | None = None
     keep_stack: bool = False
+    max_message: int = DEFAULT_MAX_MESSAGE
+    broadcasts: bool = False
 
     def __post_init__(self) -> None:
         if self.stack == "external" and not self.url:
@@ -335,6 +338,21 @@ OPTIONS = (
         "compose_project",
         "compose project name (default: unique per run, shared by its xdist workers)",
         str,
+    ),
+    Option(
+        "max-message",
+        "max_message",
+        "the largest message your service takes, in bytes: the security battery sends one "
+        "byte more and expects a refusal (default 16777216, 16 MiB)",
+        parse_positive_int,
+    ),
+    Option(
+        "broadcasts",
+        "broadcasts",
+        "your service sends every message to every connection by design: the security "
+        "battery's isolation check skips",
+        parse_flag,
+        flag=True,
     ),
     Option(
         "keep-stack",

@@ -72,6 +72,7 @@ PURE_MODULES = [
     "redact",
     "reference/tokens",
     "results",
+    "security",
     "session_report",
     "verdicts/__init__",
     "verdicts/probes",
