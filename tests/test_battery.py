@@ -12,8 +12,8 @@ from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.timing import scaled
 
 CHECKS = 14  # without the security checks (tests/test_security_battery.py runs those)
-SECURITY_CHECKS = 20
-WITHOUT_SECURITY = ("-k", "not test_security")
+SECURITY_CHECKS = 28
+WITHOUT_SECURITY = ("-k", "not test_security and not test_abuse")
 
 
 @pytest.mark.usefixtures("user_env")

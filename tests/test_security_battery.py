@@ -9,6 +9,8 @@ import pytest
 from support import Service
 from support.battery import run_against, run_battery
 
+from pytest_wsconn.security import ABUSE_IDS
+
 SECURITY = ("-m", "wsconn_security", "-rfs")
 ORIGIN = "--wsconn-origin=http://localhost"  # what tests/support/brokenserver.py allows
 
@@ -23,7 +25,7 @@ class TestSecurityBatteryPasses:
     def test_on_the_embedded_stack(self, pytester: pytest.Pytester) -> None:
         """The reference server refuses every variant; only checks it cannot be given skip."""
         result = run_battery(pytester, *SECURITY)
-        result.assert_outcomes(passed=21, skipped=2, deselected=11)
+        result.assert_outcomes(passed=29, skipped=2, deselected=11)
         result.stdout.fnmatch_lines(
             [
                 "SKIPPED * no not-yet-valid token for this service (implement pytest_wsconn_token)",
@@ -39,7 +41,7 @@ class TestSecurityBatteryPasses:
         result = run_against(pytester, reference_service, *SECURITY, ORIGIN)
         outcomes = result.parseoutcomes()
         assert "failed" not in outcomes, result.stdout.str()
-        assert outcomes["passed"] >= 19, result.stdout.str()
+        assert outcomes["passed"] == 28, result.stdout.str()
         assert reference_service.token not in result.stdout.str()
 
     def test_without_the_allowed_origin_the_origin_checks_skip(
@@ -47,7 +49,7 @@ class TestSecurityBatteryPasses:
     ) -> None:
         """An external service's allowed Origin is not guessed: the Origin checks say to pass it."""
         result = run_against(pytester, reference_service, *SECURITY, "-k", "origin_variant")
-        result.assert_outcomes(skipped=5, deselected=29)
+        result.assert_outcomes(skipped=5, deselected=37)
         result.stdout.fnmatch_lines(
             ["SKIPPED [[]5[]] *: the allowed Origin is not known (pass --wsconn-origin)"]
         )
@@ -135,3 +137,61 @@ class TestSecurityBatteryCatches:
             "test_stale_credential_refused[not-yet-valid]",
         } <= failed_ids(result)
         result.stdout.fnmatch_lines(["*an not-yet-valid token got through*"])
+
+
+ABUSED = {
+    "no-limit": (
+        {"test_oversized_message_refused"},
+        "a message of 16,777,217 bytes (--wsconn-max-message + 1) was not refused: the service "
+        "echoed all 16,777,217 bytes back: it has no limit at that size; expected close 1009*",
+        "*(CWE-770 allocation of resources without limits*",
+    ),
+    "drops-on-bad-frames": (
+        {f"test_protocol_abuse_closed[{case}]" for case in ABUSE_IDS}
+        | {"test_oversized_message_refused"},  # websockets' 1009 goes the same way
+        "after an unmasked client frame the service dropped the TCP connection without a close "
+        "frame (the client sees 1006); expected close 1002",
+        "*(CWE-20 improper input validation, RFC 6455 section 5*",
+    ),
+    "chat": (
+        {"test_no_crosstalk"},
+        "a message sent on one connection also arrived on another one with the same token",
+        "*(CWE-200 exposure of information to an unauthorized actor*",
+    ),
+}
+
+
+@pytest.mark.usefixtures("user_env")
+class TestSecurityBatteryCatchesAbuse:
+    @pytest.mark.parametrize("mode", sorted(ABUSED))
+    def test_a_broken_server(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service], mode: str
+    ) -> None:
+        """Exactly the abuse the server mishandles fails, saying what it did and why it matters."""
+        result = run_against(pytester, broken_service(mode), *SECURITY, ORIGIN, "-k", "test_abuse")
+        expected, words, why = ABUSED[mode]
+        assert failed_ids(result) == expected, result.stdout.str()
+        result.stdout.fnmatch_lines([f"*{words}", why], consecutive=False)
+
+    def test_a_server_that_dies_on_invalid_utf8(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
+    ) -> None:
+        """A service that exits on invalid UTF-8 fails that check, which names the abuse."""
+        service = broken_service("dies-on-bad-utf8")
+        result = run_against(pytester, service, *SECURITY, "-k", "invalid-utf8")
+        result.assert_outcomes(failed=1, deselected=41)
+        result.stdout.fnmatch_lines(
+            ["after a text frame with invalid UTF-8 the service dropped the TCP connection*"]
+        )
+
+    def test_a_broadcasting_service_says_so(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
+    ) -> None:
+        """With --wsconn-broadcasts the crosstalk check skips with that reason."""
+        result = run_against(
+            pytester, broken_service("chat"), *SECURITY, "-k", "crosstalk", "--wsconn-broadcasts"
+        )
+        result.assert_outcomes(skipped=1, deselected=41)
+        result.stdout.fnmatch_lines(
+            ["SKIPPED * the service broadcasts every message by design (--wsconn-broadcasts)"]
+        )

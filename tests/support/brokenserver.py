@@ -11,9 +11,11 @@ an echo). Auth and Origin checks that security checks must catch: ``short-compar
 the token over the shorter length only: empty, truncated and extended tokens pass),
 ``length-only`` (any token of the right length), ``any-param`` (the token in any query
 parameter or cookie), ``loose-origin`` (an Origin containing ``localhost`` anywhere, and
-``null``) and ``reflects-token`` (the refused token in the 401 body). Otherwise each behaves
-like the reference server: echo, token ``TOKEN`` in the ``token`` query parameter, Origin
-allow-list.
+``null``) and ``reflects-token`` (the refused token in the 401 body). Limits and framing:
+``no-limit`` (takes messages of any size), ``drops-on-bad-frames`` (drops the TCP connection
+instead of closing with 1002/1007) and ``dies-on-bad-utf8`` (the process exits). Otherwise
+each behaves like the reference server: echo, token ``TOKEN`` in the ``token`` query
+parameter, Origin allow-list.
 Prints the reference server's ready line, then serves until SIGTERM.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -51,6 +54,9 @@ MODES = (
     "any-param",
     "loose-origin",
     "reflects-token",
+    "no-limit",
+    "drops-on-bad-frames",
+    "dies-on-bad-utf8",
 )
 TICK_SECONDS = 0.01
 
@@ -108,6 +114,17 @@ def break_frames(mode: str, connection: ServerConnection) -> None:
         receive(frame)
 
     protocol.recv_frame = recv_frame  # type: ignore[method-assign]
+    fail = protocol.fail
+
+    def fail_badly(code: int, reason: str = "") -> None:
+        if mode == "drops-on-bad-frames":
+            connection.transport.abort()
+        elif mode == "dies-on-bad-utf8" and code == CloseCode.INVALID_DATA:
+            os._exit(3)
+        else:
+            fail(code, reason)
+
+    protocol.fail = fail_badly  # type: ignore[method-assign]
 
 
 def answer(message: str | bytes) -> str:
@@ -159,6 +176,7 @@ async def main(mode: str) -> None:
         "127.0.0.1",
         0,
         process_request=lambda conn, req: check_request(mode, conn, req),
+        max_size=None if mode == "no-limit" else 2**20,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"{READY_PREFIX}ws://127.0.0.1:{port}/ws", flush=True)
