@@ -44,6 +44,12 @@ class TestSecurityBatteryPasses:
         assert outcomes["passed"] == 28, result.stdout.str()
         assert reference_service.token not in result.stdout.str()
 
+    def test_with_cookie_auth(self, pytester: pytest.Pytester) -> None:
+        """With cookie auth the reference server refuses a handshake without Origin too."""
+        cookie = ("--wsconn-auth=cookie:wsconn_token", "--wsconn-origin=http://localhost")
+        result = run_battery(pytester, *SECURITY, *cookie, "-k", "cookie")
+        result.assert_outcomes(passed=2, deselected=40)  # the decoy cookie and this one
+
     def test_without_the_allowed_origin_the_origin_checks_skip(
         self, pytester: pytest.Pytester, reference_service: Service
     ) -> None:
@@ -120,6 +126,23 @@ class TestSecurityBatteryCatches:
         assert failed_ids(result) == expected, result.stdout.str()
         result.stdout.fnmatch_lines([f"*{words}", WHY[mode]], consecutive=False)
         assert service.token not in result.stdout.str()
+
+    def test_cookie_auth_without_origin(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
+    ) -> None:
+        """A service reading a cookie that takes a handshake without Origin is a CSWSH risk."""
+        result = run_against(
+            pytester, broken_service("any-param"), *SECURITY, "-k", "cookie_auth",
+            "--wsconn-auth=cookie:session", ORIGIN,
+        )  # fmt: skip
+        result.assert_outcomes(failed=1, deselected=41)
+        result.stdout.fnmatch_lines(
+            [
+                "a cookie-authenticated handshake without Origin got through: the connection "
+                "was accepted and stayed open*",
+                "*(CWE-1385 missing Origin validation in WebSockets*",
+            ]
+        )
 
     def test_stale_tokens_from_the_hook(
         self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
