@@ -6,10 +6,12 @@ import re
 from collections.abc import Callable
 
 import pytest
-from support import Service
+from support import REPO_ROOT, Service
 from support.battery import run_against, run_battery
 
 from pytest_wsconn.security import ABUSE_IDS
+from pytest_wsconn.stack.reference_process import ReferenceProcess
+from pytest_wsconn.timing import scaled
 
 SECURITY = ("-m", "wsconn_security", "-rfs")
 ORIGIN = "--wsconn-origin=http://localhost"  # what tests/support/brokenserver.py allows
@@ -218,3 +220,19 @@ class TestSecurityBatteryCatchesAbuse:
         result.stdout.fnmatch_lines(
             ["SKIPPED * the service broadcasts every message by design (--wsconn-broadcasts)"]
         )
+
+
+@pytest.mark.usefixtures("user_env")
+class TestOnStarlette:
+    """A second server stack: Starlette on uvicorn, refusing by closing before accept (403)."""
+
+    @pytest.mark.parametrize("mode", ["correct", "short-compare"])
+    def test_the_security_battery(self, pytester: pytest.Pytester, mode: str) -> None:
+        """A correct app passes every check it can be given; a short compare lets near misses in."""
+        args = (str(REPO_ROOT / "tests" / "support" / "starletteapp.py"), mode)
+        with ReferenceProcess(args) as server:
+            service = Service(server.wait_ready(scaled(15)), "starlette-token")
+            result = run_against(pytester, service, *SECURITY, ORIGIN)
+        expected = set() if mode == "correct" else CAUGHT["short-compare"][0]
+        assert failed_ids(result) == expected, result.stdout.str()
+        assert result.parseoutcomes()["passed"] == 28 - len(expected)
