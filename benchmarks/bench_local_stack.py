@@ -40,6 +40,7 @@ REFERENCE_MODULE = "pytest_wsconn.reference.server"
 STACK_START_GOAL = 0.5  # seconds, enter -> ready
 FAULT_ROUND_TRIP_GOAL = 0.005  # seconds, apply + reset
 BATTERY_GOAL = 20.0  # seconds, `wsconn demo -q`
+SECURITY_GOAL = 5.0  # seconds the security checks add to the battery (issue 12)
 
 PROCESS_TIMEOUT = 30.0  # seconds for a bare process start (scaled)
 BATTERY_TIMEOUT = 180.0  # seconds for one battery run (scaled)
@@ -225,6 +226,24 @@ def bench_battery(count: int) -> tuple[Sample, Sample]:
     )
 
 
+def bench_security(count: int) -> tuple[Sample, Sample]:
+    """What the security checks (``-m wsconn_security``) add to the battery, run by run.
+
+    Each run times the battery without them, then the whole battery; the sample is the
+    difference, the baseline the battery without them.
+    """
+    timeout = scaled(BATTERY_TIMEOUT)
+    battery = [sys.executable, "-m", "pytest", "-p", "wsconn", "-p", "no:cacheprovider", "-q"]
+    battery += ["--pyargs", "pytest_wsconn.checks"]
+    without = [run_battery([*battery, "-m", "not wsconn_security"], timeout) for _ in range(count)]
+    whole = [run_battery(battery, timeout) for _ in range(count)]
+    added = tuple(w - o for (w, _), (o, _) in zip(whole, without, strict=True))
+    return (
+        Sample("security checks added", added, note=whole[-1][1]),
+        Sample("battery without them", tuple(t for t, _ in without), note=without[-1][1]),
+    )
+
+
 # -- report --------------------------------------------------------------------------------
 
 
@@ -329,6 +348,12 @@ def measure(args: argparse.Namespace) -> list[Figure]:
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         figures.append(Figure(None, goal=BATTERY_GOAL, error=str(exc), label=label))
     print("battery measured", file=sys.stderr)
+    try:
+        added, without = bench_security(batteries)
+        figures.append(Figure(added, (without,), SECURITY_GOAL))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        figures.append(Figure(None, goal=SECURITY_GOAL, error=str(exc), label="security checks"))
+    print("security checks measured", file=sys.stderr)
     return figures
 
 

@@ -25,6 +25,7 @@ StackKind = Literal["local", "external", "compose"]
 STACKS: tuple[StackKind, ...] = ("local", "external", "compose")
 DEFAULT_AUTH = "query:token"
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_MESSAGE = 16 * 2**20  # bytes; the security battery's limit check sends one more
 AUTH_SYNTAX = "query:<param>, header, subprotocol[:<prefix>], cookie:<name>, none"
 
 
@@ -274,6 +275,8 @@ class Settings:
     pushgateway: str | None = None
     metrics_job: str = "wsconn"
     metrics_instance: str | None = None  # None: the host name
+    max_message: int = DEFAULT_MAX_MESSAGE
+    broadcasts: bool = False
 
     def __post_init__(self) -> None:
         if self.stack == "external" and not self.url:
@@ -370,6 +373,21 @@ OPTIONS = (
         "compose_project",
         "compose project name (default: unique per run, shared by its xdist workers)",
         str,
+    ),
+    Option(
+        "max-message",
+        "max_message",
+        "the largest message your service takes, in bytes: the security battery sends one "
+        "byte more and expects a refusal (default 16777216, 16 MiB)",
+        parse_positive_int,
+    ),
+    Option(
+        "broadcasts",
+        "broadcasts",
+        "your service sends every message to every connection by design: the security "
+        "battery's isolation check skips",
+        parse_flag,
+        flag=True,
     ),
     Option(
         "keep-stack",

@@ -11,7 +11,8 @@ from pytest_wsconn.closecodes import AppCode
 def pytest_wsconn_token(kind: str, config: pytest.Config) -> str | None:
     """Return a token of ``kind`` for your service, or None to let pytest-wsconn decide.
 
-    ``kind`` is ``"valid"``, ``"expired"`` or ``"forged"``. The reference server's tokens are
+    ``kind`` is ``"valid"``, ``"expired"``, ``"forged"`` or ``"not-yet-valid"`` (its ``nbf``
+    in the future; only this hook supplies one). The reference server's tokens are
     made by pytest-wsconn; for your own service, implement this hook to supply expired tokens
     (forged ones are derived from the valid token when the hook returns None).
     """

@@ -13,6 +13,8 @@ MARKERS = (
     "wsconn_container_fault(kind, service, **params): restart, kill, pause or partition a "
     "compose service for the whole test, e.g. wsconn_container_fault('pause', "
     "service='backend') (pytest-wsconn)",
+    "wsconn_security: a check of the security battery: run only them with -m wsconn_security "
+    "(pytest-wsconn)",
 )
 
 

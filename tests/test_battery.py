@@ -6,42 +6,34 @@ from collections.abc import Callable
 
 import pytest
 from support import REPO_ROOT, Service
+from support.battery import run_against, run_battery
 
 from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.timing import scaled
 
-CHECKS = 14
-
-
-def run_battery(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(
-        "-p", "wsconn", "--pyargs", "pytest_wsconn.checks", "-p", "no:cacheprovider", *args
-    )
-
-
-def run_against(pytester: pytest.Pytester, service: Service) -> pytest.RunResult:
-    return run_battery(
-        pytester,
-        "--wsconn-stack=external",
-        f"--wsconn-url={service.url}",
-        f"--wsconn-token={service.token}",
-    )
+CHECKS = 14  # without the security checks (tests/test_security_battery.py runs those)
+SECURITY_CHECKS = 28
+WITHOUT_SECURITY = ("-k", "not test_security and not test_abuse")
 
 
 @pytest.mark.usefixtures("user_env")
 class TestBatteryPasses:
     def test_on_the_embedded_stack(self, pytester: pytest.Pytester) -> None:
-        """Every check passes on the default local stack."""
+        """Every check passes on the default local stack; two it cannot be given skip."""
         result = run_battery(pytester)
-        result.assert_outcomes(passed=CHECKS)
+        result.assert_outcomes(passed=CHECKS + SECURITY_CHECKS - 2, skipped=2)
         result.stdout.fnmatch_lines(["*wsconn: stack=local*toxiproxy-server 2.12.0*"])
 
     def test_on_an_external_reference_server(
         self, pytester: pytest.Pytester, reference_service: Service
     ) -> None:
-        """Every check passes when the reference server is treated as a user's running service."""
+        """Every check passes when the reference server is treated as a user's running service.
+
+        Skipped: the Origin checks (no --wsconn-origin), expired and not-yet-valid tokens (no
+        hook) and the cookie check (query auth).
+        """
         result = run_against(pytester, reference_service)
-        result.assert_outcomes(passed=CHECKS)
+        result.assert_outcomes(passed=CHECKS + SECURITY_CHECKS - 8, skipped=8)
         assert reference_service.token not in result.stdout.str()
 
     def test_without_a_token_the_token_checks_skip(
@@ -49,7 +41,11 @@ class TestBatteryPasses:
     ) -> None:
         """Checks that need a token the user did not give are skipped with the reason."""
         result = run_battery(
-            pytester, "--wsconn-stack=external", f"--wsconn-url={reference_service.url}", "-rs"
+            pytester,
+            "--wsconn-stack=external",
+            f"--wsconn-url={reference_service.url}",
+            "-rs",
+            *WITHOUT_SECURITY,
         )
         outcomes = result.parseoutcomes()
         assert outcomes["skipped"] == 4, result.stdout.str()
@@ -62,7 +58,7 @@ class TestBatteryCatchesBrokenServers:
         self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
     ) -> None:
         """Missing and forged tokens and a foreign Origin each fail, naming the acceptance."""
-        result = run_against(pytester, broken_service("accept-anything"))
+        result = run_against(pytester, broken_service("accept-anything"), *WITHOUT_SECURITY)
         result.assert_outcomes(passed=CHECKS - 5, failed=5)
         result.stdout.fnmatch_lines(
             [
@@ -85,7 +81,10 @@ class TestBatteryCatchesBrokenServers:
         with ReferenceProcess((str(app),)) as server:
             base = server.wait_ready(scaled(15)).removesuffix("/ws")
             result = run_battery(
-                pytester, f"--wsconn-url={base}/no-such-path", "--wsconn-token=starlette-token"
+                pytester,
+                f"--wsconn-url={base}/no-such-path",
+                "--wsconn-token=starlette-token",
+                *WITHOUT_SECURITY,
             )
         outcomes = result.parseoutcomes()
         assert outcomes.get("passed") == 1, result.stdout.str()  # the proxy down check only
@@ -103,7 +102,7 @@ class TestBatteryCatchesBrokenServers:
         self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
     ) -> None:
         """Only the normal-close check fails, and it names both close codes."""
-        result = run_against(pytester, broken_service("wrong-close-code"))
+        result = run_against(pytester, broken_service("wrong-close-code"), *WITHOUT_SECURITY)
         result.assert_outcomes(passed=CHECKS - 1, failed=1)
         result.stdout.fnmatch_lines(
             [
@@ -118,7 +117,7 @@ class TestBatteryCatchesBrokenServers:
         self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
     ) -> None:
         """Only the ping check fails, saying what clients with keepalive will do."""
-        result = run_against(pytester, broken_service("no-pong"))
+        result = run_against(pytester, broken_service("no-pong"), *WITHOUT_SECURITY)
         result.assert_outcomes(passed=CHECKS - 1, failed=1)
         result.stdout.fnmatch_lines(
             ["*the service did not answer a ping within 2 s*", "FAILED *test_answers_pings*"],

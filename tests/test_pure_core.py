@@ -73,6 +73,7 @@ PURE_MODULES = [
     "reference/controls",
     "reference/tokens",
     "results",
+    "security",
     "session_report",
     "stack/compose/spec",
     "verdicts/__init__",

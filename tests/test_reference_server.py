@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from websockets.frames import CloseCode
 from websockets.http11 import Request
-from websockets.typing import Subprotocol
+from websockets.typing import Origin, Subprotocol
 
 from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.reference.server import (
@@ -116,7 +117,8 @@ def with_token(url: str, source: str, value: str) -> tuple[str, dict[str, Any]]:
         return url, {"additional_headers": {"Authorization": f"Bearer {value}"}}
     if source == "subprotocol":
         return url, {"subprotocols": [SUBPROTOCOL, Subprotocol(f"token.{value}")]}
-    return url, {"additional_headers": {"Cookie": f"theme=dark; wsconn_token={value}"}}
+    cookie = {"Cookie": f"theme=dark; wsconn_token={value}"}
+    return url, {"additional_headers": cookie, "origin": Origin("http://localhost")}
 
 
 # Pure core
@@ -355,6 +357,17 @@ class TestAuth:
             url, kwargs = with_token(server.url, source, token())
             async with client(url, **kwargs) as ws:
                 await echo_once(ws)
+
+    @pytest.mark.asyncio
+    async def test_a_cookie_without_origin_is_refused(self) -> None:
+        """A valid cookie without Origin is refused with 403: any page could have sent it."""
+        async with asyncio.timeout(WAIT), serve_reference(settings()) as server:
+            url, kwargs = with_token(server.url, "cookie", token())
+            kwargs["origin"] = None
+            with pytest.raises(InvalidStatus) as refused:
+                async with client(url, **kwargs):
+                    pass
+        assert refused.value.response.status_code == HTTPStatus.FORBIDDEN
 
     @pytest.mark.parametrize(("bad", "refusal"), bad_tokens())
     @pytest.mark.asyncio

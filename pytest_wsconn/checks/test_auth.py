@@ -12,7 +12,7 @@ import pytest
 from pytest_wsconn import Connector, Tokens, assert_rejected, classify
 from pytest_wsconn.checks.controls import accepts_the_valid_request
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.wsconn_security]
 
 FOREIGN_ORIGIN = "https://attacker.invalid"
 REJECTIONS = {"auth", "policy"}  # HTTP 401/403 before the upgrade, or close 1008 after it

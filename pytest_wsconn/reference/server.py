@@ -6,6 +6,7 @@ then the shell on ``websockets.asyncio.server`` that only moves requests and fra
 Admission of an upgrade request to ``settings.path``, in order::
 
     foreign Origin                 -> HTTP 403
+    token in a cookie, no Origin   -> HTTP 403 (a browser always sends one: refuse CSWSH)
     missing/malformed/forged/expired token
         auth_failure="http"        -> HTTP 401
         auth_failure="close"       -> upgrade, then close 1008 "token <verdict>"
@@ -162,8 +163,16 @@ def _header_items(headers: Headers, name: str) -> list[str]:
     ]
 
 
+TokenSource = Literal["query", "header", "subprotocol", "cookie"]
+
+
 def find_token(request: Request) -> str | None:
-    """The token from the first source present, in this order.
+    """The token from the first source present (see ``find_token_and_source``)."""
+    return find_token_and_source(request)[0]
+
+
+def find_token_and_source(request: Request) -> tuple[str | None, TokenSource | None]:
+    """The token from the first source present, and that source, in this order.
 
     Query ``token``; ``Authorization: Bearer``; a ``Sec-WebSocket-Protocol`` entry ``token.<t>``
     (browsers can set no other header); cookie ``wsconn_token``. Present-but-empty counts as
@@ -171,20 +180,20 @@ def find_token(request: Request) -> str | None:
     """
     query = parse_qs(urlsplit(request.path).query, keep_blank_values=True)
     if AUTH_QUERY_PARAM in query:
-        return query[AUTH_QUERY_PARAM][0]
+        return query[AUTH_QUERY_PARAM][0], "query"
     for value in request.headers.get_all("Authorization"):
         scheme, _, credentials = value.strip().partition(" ")
         if scheme.lower() == "bearer":
-            return credentials.strip()
+            return credentials.strip(), "header"
     for entry in _header_items(request.headers, "Sec-WebSocket-Protocol"):
         if entry.startswith(AUTH_PROTOCOL_PREFIX):
-            return entry.removeprefix(AUTH_PROTOCOL_PREFIX)
+            return entry.removeprefix(AUTH_PROTOCOL_PREFIX), "subprotocol"
     for value in request.headers.get_all("Cookie"):
         for pair in value.split(";"):
             name, equals, cookie = pair.strip().partition("=")
             if equals and name == AUTH_COOKIE:
-                return cookie.strip()
-    return None
+                return cookie.strip(), "cookie"
+    return None, None
 
 
 def origin_allowed(allowed_origins: Sequence[str], origins: Sequence[str]) -> bool:
@@ -224,11 +233,15 @@ def admit(settings: ServerSettings, request: Request, now: float) -> Admission:
         return Admission(pages.get(path, "not_found"))
     if "websocket" not in (item.lower() for item in _header_items(request.headers, "Upgrade")):
         return Admission("websocket")
-    if not origin_allowed(settings.allowed_origins, request.headers.get_all("Origin")):
+    origins = request.headers.get_all("Origin")
+    if not origin_allowed(settings.allowed_origins, origins):
         return Admission("websocket", Refusal.FOREIGN_ORIGIN)
     if settings.auth == "off":
         return Admission("websocket")
-    verdict = verify_token(settings.secret, find_token(request), now)
+    token, source = find_token_and_source(request)
+    if source == "cookie" and not origins:  # a cookie rides along from any page: CSWSH
+        return Admission("websocket", Refusal.FOREIGN_ORIGIN)
+    verdict = verify_token(settings.secret, token, now)
     return Admission("websocket", _TOKEN_REFUSALS.get(verdict))
 
 

@@ -7,8 +7,15 @@ client's 1000 with 1001), ``no-pong`` (never answers pings), ``never-echoes`` (p
 every 10 ms, echoes nothing), ``pushes`` (echoes, and pushes a tick every 10 ms), ``chat``
 (broadcasts every message to every connection, the sender's included) or ``answers`` (a
 request/response protocol: answers a JSON message with ``{"id": <its id>, "ok": true}``, never
-an echo). Otherwise each behaves like the reference server: echo, token ``TOKEN`` in the
-``token`` query parameter, Origin allow-list.
+an echo). Auth and Origin checks that security checks must catch: ``short-compare`` (compares
+the token over the shorter length only: empty, truncated and extended tokens pass),
+``length-only`` (any token of the right length), ``any-param`` (the token in any query
+parameter or cookie), ``loose-origin`` (an Origin containing ``localhost`` anywhere, and
+``null``) and ``reflects-token`` (the refused token in the 401 body). Limits and framing:
+``no-limit`` (takes messages of any size), ``drops-on-bad-frames`` (drops the TCP connection
+instead of closing with 1002/1007) and ``dies-on-bad-utf8`` (the process exits). Otherwise
+each behaves like the reference server: echo, token ``TOKEN`` in the ``token`` query
+parameter, Origin allow-list.
 Prints the reference server's ready line, then serves until SIGTERM.
 """
 
@@ -17,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
 import signal
 import sys
 from http import HTTPStatus
@@ -40,20 +49,56 @@ MODES = (
     "pushes",
     "chat",
     "answers",
+    "short-compare",
+    "length-only",
+    "any-param",
+    "loose-origin",
+    "reflects-token",
+    "no-limit",
+    "drops-on-bad-frames",
+    "dies-on-bad-utf8",
 )
 TICK_SECONDS = 0.01
+
+
+def origin_ok(mode: str, origin: str | None) -> bool:
+    if mode == "loose-origin":
+        return origin is None or origin == "null" or re.search("localhost", origin) is not None
+    return origin is None or origin in ALLOWED_ORIGINS
+
+
+def tokens_of(mode: str, request: Request) -> list[str]:
+    """The tokens the mode reads: ``token`` in the query, or (any-param) every value sent."""
+    query = parse_qs(urlsplit(request.path).query, keep_blank_values=True)
+    if mode != "any-param":
+        return query.get("token", [])[:1]
+    cookies = [
+        pair.partition("=")[2].strip()
+        for value in request.headers.get_all("Cookie")
+        for pair in value.split(";")
+    ]
+    return [value for values in query.values() for value in values] + cookies
+
+
+def token_ok(mode: str, token: str) -> bool:
+    if mode == "short-compare":
+        return all(a == b for a, b in zip(token, TOKEN, strict=False))
+    if mode == "length-only":
+        return len(token) == len(TOKEN)
+    return token == TOKEN
 
 
 def check_request(mode: str, connection: ServerConnection, request: Request) -> Response | None:
     if mode == "accept-anything":
         return None
-    origin = request.headers.get("Origin")
-    if origin is not None and origin not in ALLOWED_ORIGINS:
+    if not origin_ok(mode, request.headers.get("Origin")):
         return connection.respond(HTTPStatus.FORBIDDEN, "foreign origin\n")
-    token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
-    if token != TOKEN:
-        return connection.respond(HTTPStatus.UNAUTHORIZED, "bad token\n")
-    return None
+    tokens = tokens_of(mode, request)
+    if any(token_ok(mode, token) for token in tokens):
+        return None
+    if mode == "reflects-token":
+        return connection.respond(HTTPStatus.UNAUTHORIZED, f"bad token {tokens[:1]}\n")
+    return connection.respond(HTTPStatus.UNAUTHORIZED, "bad token\n")
 
 
 def break_frames(mode: str, connection: ServerConnection) -> None:
@@ -69,6 +114,17 @@ def break_frames(mode: str, connection: ServerConnection) -> None:
         receive(frame)
 
     protocol.recv_frame = recv_frame  # type: ignore[method-assign]
+    fail = protocol.fail
+
+    def fail_badly(code: int, reason: str = "") -> None:
+        if mode == "drops-on-bad-frames":
+            connection.transport.abort()
+        elif mode == "dies-on-bad-utf8" and code == CloseCode.INVALID_DATA:
+            os._exit(3)
+        else:
+            fail(code, reason)
+
+    protocol.fail = fail_badly  # type: ignore[method-assign]
 
 
 def answer(message: str | bytes) -> str:
@@ -120,6 +176,7 @@ async def main(mode: str) -> None:
         "127.0.0.1",
         0,
         process_request=lambda conn, req: check_request(mode, conn, req),
+        max_size=None if mode == "no-limit" else 2**20,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"{READY_PREFIX}ws://127.0.0.1:{port}/ws", flush=True)

@@ -1,6 +1,6 @@
 """A Starlette service served by uvicorn, refusing WebSockets the way FastAPI apps do.
 
-    python tests/support/starletteapp.py
+    python tests/support/starletteapp.py [short-compare]
 
 Starlette answers the upgrade to a path it has no route for with HTTP 403, and so does every
 endpoint that closes before ``accept()``: a 403 alone says nothing about why. Routes:
@@ -10,13 +10,16 @@ endpoint that closes before ``accept()``: a 403 alone says nothing about why. Ro
 - ``/admin``: refuses a missing token with HTTP 401 and a token other than ``ADMIN_TOKEN``
   with HTTP 403 (a token without permission); then echoes.
 
-Prints the reference server's ready line (its URL is ``/ws``), then serves until SIGTERM.
+With ``short-compare`` ``/ws`` compares the token over the shorter length only (the security
+battery's near-miss tokens get in). Prints the reference server's ready line (its URL is
+``/ws``), then serves until SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 
 import uvicorn
 from starlette.applications import Starlette
@@ -37,12 +40,19 @@ async def echo(websocket: WebSocket) -> None:
         await websocket.send_text(message)
 
 
+def token_ok(token: str) -> bool:
+    if "short-compare" in sys.argv[1:]:
+        return all(a == b for a, b in zip(token, TOKEN, strict=False))
+    return token == TOKEN
+
+
 async def chat(websocket: WebSocket) -> None:
     origin = websocket.headers.get("origin")
     if origin is not None and origin not in ALLOWED_ORIGINS:
         await websocket.close(code=1008)
         return
-    if websocket.query_params.get("token") != TOKEN:
+    token = websocket.query_params.get("token")
+    if token is None or not token_ok(token):
         await websocket.close(code=1008)
         return
     await echo(websocket)

@@ -1,0 +1,23 @@
+"""Run the built-in check battery in a child pytest, as a user would."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import Service
+
+
+def run_battery(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        "-p", "wsconn", "--pyargs", "pytest_wsconn.checks", "-p", "no:cacheprovider", *args
+    )
+
+
+def run_against(pytester: pytest.Pytester, service: Service, *args: str) -> pytest.RunResult:
+    return run_battery(
+        pytester,
+        "--wsconn-stack=external",
+        f"--wsconn-url={service.url}",
+        f"--wsconn-token={service.token}",
+        *args,
+    )
