@@ -18,6 +18,13 @@ from typing import Any
 import pytest
 
 from pytest_wsconn import config as cfg
+from pytest_wsconn.chaos_runner import (
+    SEED_KEY,
+    chaos_during,
+    chaos_report,
+    chaos_rounds,
+    session_seed,
+)
 from pytest_wsconn.closecodes import APP_CODES, AppCode, parse_app_codes, use_app_codes
 from pytest_wsconn.events import CURRENT_TEST, EventCollector, check_writable, open_log_file
 from pytest_wsconn.events import logger as events_logger
@@ -52,12 +59,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("wsconn", "WebSocket connection testing (pytest-wsconn)")
     for option in cfg.OPTIONS:
         action = "store_true" if option.flag else "append" if option.multiple else "store"
+        optional = {"nargs": "?", "const": option.const} if option.const is not None else {}
         group.addoption(
             f"--wsconn-{option.name}",
             dest=f"wsconn_{option.key}",
             action=action,
             default=None,
             help=f"{option.help} (pytest-wsconn)",
+            **optional,
         )
         ini_help = f"default for --wsconn-{option.name} (pytest-wsconn)"
         if option.multiple:
@@ -115,6 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = WsconnSession(settings, use_app_codes(lookup), fresh_attempt_ids())
     session.event_handlers.extend(handlers)
     session.previous_sigterm = _interrupt_on_sigterm()
+    session.chaos_seed = session_seed(settings.chaos, getattr(config, "workerinput", None))
     config.stash[SESSION] = session
     if handlers:
         events_logger.setLevel(logging.INFO)
@@ -157,8 +167,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     check_markers(items)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"wsconn: {describe_stack(session_of(config).settings, config.rootpath)}"
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker runs under the controller's chaos seed, drawn or given."""
+    node.workerinput[SEED_KEY] = session_of(node.config).chaos_seed
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    chaos_rounds(metafunc, session_of(metafunc.config))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = session_of(config)
+    header = [f"wsconn: {describe_stack(session.settings, config.rootpath)}"]
+    if session.chaos_seed is not None:
+        rounds = session.settings.chaos_rounds
+        header.append(f"wsconn chaos: seed {session.chaos_seed}, {rounds} round(s)")
+    return header
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Chaos mode: the test's drawn fault comes and goes while its body runs."""
+    with chaos_during(item, session_of(item.config)):
+        return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -222,6 +254,7 @@ def _failure_sections(
     return [
         ("wsconn connection timeline", timeline(test.attempts) if test.attempts else None),
         ("wsconn diagnostics", _diagnosis_section(session, item, test)),
+        ("wsconn chaos", chaos_report(item, session)),
         ("wsconn reconnecting clients", clients or None),
         ("wsconn compose logs", _service_logs(session.stack, test)),
     ]

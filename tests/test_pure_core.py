@@ -58,6 +58,7 @@ from pytest_wsconn.session_report import summarize
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_wsconn"
 PURE_MODULES = [
     "backoff",
+    "chaos",
     "cli/types",
     "closecodes",
     "config",
