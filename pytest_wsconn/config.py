@@ -265,6 +265,7 @@ class Settings:
     keep_stack: bool = False
     chaos: ChaosSeed | None = None  # --wsconn-chaos[=SEED]: a seed, or "random"
     chaos_rounds: int = 1
+    history: str | None = None  # --wsconn-history PATH (chaos mode: .wsconn/history.sqlite)
 
     def __post_init__(self) -> None:
         if self.chaos_rounds > 1 and self.chaos is None:
@@ -368,6 +369,12 @@ OPTIONS = (
         "chaos_rounds",
         "run each chaos test N times, each under its own draw (default 1)",
         parse_positive_int,
+    ),
+    Option(
+        "history",
+        "history",
+        "append this run to the SQLite run history at PATH (chaos mode: .wsconn/history.sqlite)",
+        str,
     ),
 )
 

@@ -30,6 +30,7 @@ from pytest_wsconn.events import CURRENT_TEST, EventCollector, check_writable, o
 from pytest_wsconn.events import logger as events_logger
 from pytest_wsconn.exceptions import WsconnError
 from pytest_wsconn.expect import ATTEMPT_IDS, fresh_attempt_ids, timeline
+from pytest_wsconn.history.recorder import history_path, record_history
 from pytest_wsconn.markers import MARKERS, check_markers
 from pytest_wsconn.redact import redact_url
 from pytest_wsconn.session_report import build_report, summary_line
@@ -112,6 +113,9 @@ def pytest_configure(config: pytest.Config) -> None:
             handlers.append(EventCollector())
         if settings.report:
             check_writable(Path(settings.report), "--wsconn-report")
+        history = history_path(settings, config.rootpath)
+        if history is not None:
+            check_writable(history, "--wsconn-history")
         if settings.log_file:
             handlers.append(open_log_file(Path(settings.log_file), "--wsconn-log-file"))
     except WsconnError as error:
@@ -125,6 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session.event_handlers.extend(handlers)
     session.previous_sigterm = _interrupt_on_sigterm()
     session.chaos_seed = session_seed(settings.chaos, getattr(config, "workerinput", None))
+    session.history = history
     config.stash[SESSION] = session
     if handlers:
         events_logger.setLevel(logging.INFO)
@@ -170,7 +175,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist: every worker runs under the controller's chaos seed, drawn or given."""
-    node.workerinput[SEED_KEY] = session_of(node.config).chaos_seed
+    session = session_of(node.config)
+    node.workerinput[SEED_KEY] = session.chaos_seed
+    session.xdist_controller = True
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -325,6 +332,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     """What was tested (under -q too), the session's connection figures, and a diagnosis that
     no failing test's report showed."""
     session = session_of(config)
+    if session.history_error:
+        terminalreporter.write_line(
+            f"wsconn: the run history was not written: {session.history_error}"
+        )
     if session.tested is None and session.stack_failure is None:
         return
     terminalreporter.write_sep("-", "wsconn summary")
@@ -345,8 +356,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write the JSON report (``--wsconn-report``), one file per xdist worker."""
+    """Append to the run history; write the JSON report (one file per xdist worker)."""
     wsconn = session.config.stash.get(SESSION, None)
+    if wsconn is not None:
+        record_history(session, wsconn)
     if wsconn is None or wsconn.settings.report is None or not wsconn.event_handlers:
         return
     collector = wsconn.event_handlers[0]

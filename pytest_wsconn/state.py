@@ -8,6 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +45,10 @@ class WsconnSession:
     diagnosis_shown_in: str | None = None
     previous_sigterm: signal.Handlers | None = None  # restored at the end when we set ours
     chaos_seed: int | None = None  # chaos mode's seed (drawn once per run when not given)
+    started: float = dataclasses.field(default_factory=time.time)
+    history: Path | None = None  # the run history this session appends to
+    history_error: str | None = None  # why it could not, for the summary
+    xdist_controller: bool = False  # its workers run the tests (and write the history)
 
     def record_stack(self, stack: Stack) -> None:
         """Remember the session's stack (the fixture may be the user's own) and what it tests."""
