@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from pytest_wsconn import config as cfg
 from pytest_wsconn.chaos_runner import (
     SEED_KEY,
     chaos_during,
-    chaos_report,
     chaos_rounds,
     session_seed,
 )
@@ -29,17 +27,14 @@ from pytest_wsconn.closecodes import APP_CODES, AppCode, parse_app_codes, use_ap
 from pytest_wsconn.events import CURRENT_TEST, EventCollector, check_writable, open_log_file
 from pytest_wsconn.events import logger as events_logger
 from pytest_wsconn.exceptions import WsconnError
-from pytest_wsconn.expect import ATTEMPT_IDS, fresh_attempt_ids, timeline
+from pytest_wsconn.expect import ATTEMPT_IDS, fresh_attempt_ids
 from pytest_wsconn.history.recorder import history_path, record_history
 from pytest_wsconn.markers import MARKERS, check_markers
 from pytest_wsconn.redact import redact_url
+from pytest_wsconn.report_sections import child_exits_report, failure_sections
 from pytest_wsconn.session_report import build_report, summary_line
 from pytest_wsconn.stack import (
-    ServiceLogs,
-    Stack,
-    describe_child_exits,
     describe_stack,
-    format_logs,
 )
 from pytest_wsconn.state import (
     SESSION,
@@ -233,70 +228,6 @@ def _record_outcome(outcomes: dict[str, tuple[str, float]], report: pytest.TestR
     outcomes[report.nodeid] = (outcome, duration + report.duration)
 
 
-def _service_logs(stack: Stack | None, test: WsconnTest) -> str | None:
-    """The stack's service logs since the test started; None for a stack without logs."""
-    if not isinstance(stack, ServiceLogs):
-        return None
-    try:
-        return format_logs(stack.logs(test.started, time.time()))
-    except Exception as exc:  # a report must not fail because Docker did
-        return f"(could not read the compose logs: {exc})"
-
-
-def _diagnosis_section(session: WsconnSession, item: pytest.Item, test: WsconnTest) -> str | None:
-    """The session's diagnosis in full for the first failing test it applies to; a pointer after."""
-    if not test.failed_unopened or session.diagnosis is None:
-        return None
-    if session.diagnosis_shown_in in (None, item.nodeid):
-        session.diagnosis_shown_in = item.nodeid
-        return f"no connection had opened in this session:\n\n{session.diagnosis}"
-    return f"see the wsconn diagnostics in the report of {session.diagnosis_shown_in}"
-
-
-def _failure_sections(
-    session: WsconnSession, item: pytest.Item, test: WsconnTest
-) -> list[tuple[str, str | None]]:
-    """A failing test's wsconn report sections, by title; None where there is nothing to show."""
-    clients = "\n".join(client.describe() for client in test.clients)
-    return [
-        ("wsconn connection timeline", timeline(test.attempts) if test.attempts else None),
-        ("wsconn diagnostics", _diagnosis_section(session, item, test)),
-        ("wsconn chaos", chaos_report(item, session)),
-        ("wsconn reconnecting clients", clients or None),
-        ("wsconn compose logs", _service_logs(session.stack, test)),
-    ]
-
-
-def _child_exits_report(
-    stack: Stack | None,
-    report: pytest.TestReport,
-    excinfo: pytest.ExceptionInfo[BaseException] | None,
-) -> bool:
-    """A process the stack started died: the failure says which, how, and its last log lines.
-
-    A setup or teardown that failed only because of it (wsconn errors) shows that instead of its
-    traceback; a teardown in one line, and then True.
-    """
-    if not report.failed or stack is None:
-        return False
-    explained = describe_child_exits(stack)
-    if explained is None:
-        return False
-    error = excinfo.value if excinfo is not None else None
-    consequence = isinstance(error, WsconnError) or (
-        isinstance(error, BaseExceptionGroup) and error.split(WsconnError)[1] is None
-    )
-    if consequence and report.when == "teardown":
-        headlines = describe_child_exits(stack, one_line=True)
-        report.longrepr = f"pytest-wsconn: teardown could not reach the stack: {headlines}"
-        return True
-    if consequence and report.when == "setup":
-        report.longrepr = f"pytest-wsconn: {explained}"
-    else:
-        report.sections.append(("wsconn stack processes", explained))
-    return False
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -316,13 +247,13 @@ def pytest_runtest_makereport(
                 f"pytest-wsconn: the {session.settings.stack} stack did not start; the cause is "
                 f"shown once, in the error of {session.stack_failure_shown_in}"
             )
-    if uses_wsconn and _child_exits_report(session.stack, report, excinfo):
+    if uses_wsconn and child_exits_report(session.stack, report, excinfo):
         return report  # a teardown that failed because of it: one line, nothing more
     test = item.stash.get(TEST, None)
     if not report.failed or test is None:
         return report
     shown = {name for name, _ in report.sections}
-    for title, text in _failure_sections(session, item, test):
+    for title, text in failure_sections(session, item, test):
         if text and title not in shown:
             report.sections.append((title, text))
     return report
