@@ -53,7 +53,8 @@ def session_seed(setting: ChaosSeed | None, workerinput: dict[str, Any] | None) 
 def eligible(fixturenames: Iterable[str], node: pytest.Item) -> bool:
     """A test chaos applies to: it connects through our fixtures, has no fault of its own and
     has not opted out (``wsconn_chaos(off=True)``)."""
-    if not CHAOS_FIXTURES & set(fixturenames):
+    names = set(fixturenames)
+    if not CHAOS_FIXTURES & names or "wsconn_proxy" not in names:  # a user's own, proxy-less
         return False
     if node.get_closest_marker("wsconn_fault") is not None:
         return False

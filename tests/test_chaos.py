@@ -21,6 +21,7 @@ from pytest_wsconn.chaos import (
     parse_chaos_seed,
     replay_command,
 )
+from pytest_wsconn.chaos_runner import eligible
 from pytest_wsconn.config import resolve
 from pytest_wsconn.exceptions import ConfigError
 
@@ -171,6 +172,24 @@ async def test_resilient(wsconn_reconnecting_client):
 async def test_no_connection():
     pass
 """
+
+
+class TestEligible:
+    def test_connecting_tests_without_own_fault_or_opt_out(self, pytester: pytest.Pytester) -> None:
+        """Chaos applies to tests that connect, unless they opted out or hold their own fault."""
+        pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+        items = pytester.getitems(
+            """
+            import pytest
+            @pytest.mark.wsconn_chaos(off=True)
+            def test_off(wsconn_connect): pass
+            @pytest.mark.wsconn_fault("latency", ms=1)
+            def test_own(wsconn_connect): pass
+            def test_in(wsconn_reconnecting_client): pass
+            def test_plain(): pass
+            """
+        )
+        assert [eligible(item.fixturenames, item) for item in items] == [False, False, True, False]
 
 
 @pytest.mark.usefixtures("user_env")
