@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from pytest_wsconn.chaos import ChaosSeed, parse_chaos_seed
 from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.redact import Secret
 
@@ -277,8 +278,16 @@ class Settings:
     metrics_instance: str | None = None  # None: the host name
     max_message: int = DEFAULT_MAX_MESSAGE
     broadcasts: bool = False
+    chaos: ChaosSeed | None = None  # --wsconn-chaos[=SEED]: a seed, or "random"
+    chaos_rounds: int = 1
+    history: str | None = None  # --wsconn-history PATH (chaos mode: .wsconn/history.sqlite)
 
     def __post_init__(self) -> None:
+        if self.chaos_rounds > 1 and self.chaos is None:
+            raise ConfigError(
+                "--wsconn-chaos-rounds repeats chaos runs, but chaos mode is off",
+                hint="add --wsconn-chaos (or --wsconn-chaos=SEED)",
+            )
         if self.stack == "external" and not self.url:
             raise ConfigError(
                 "--wsconn-stack=external needs --wsconn-url",
@@ -304,6 +313,7 @@ class Option:
     env: str | None = None
     multiple: bool = False  # repeatable option, linelist ini key; the field is a tuple
     flag: bool = False  # an option without a value; the ini key takes true/false
+    const: str | None = None  # the value of the option given alone (--wsconn-NAME[=VALUE])
 
     @property
     def key(self) -> str:
@@ -395,6 +405,26 @@ OPTIONS = (
         "leave the compose stack running at the end, and reuse it next run",
         parse_flag,
         flag=True,
+    ),
+    Option(
+        "chaos",
+        "chaos",
+        "chaos mode: apply a fault drawn from a schedule seeded by SEED to each test that "
+        "connects (--wsconn-chaos alone draws a seed); --wsconn-chaos=SEED replays a run",
+        parse_chaos_seed,
+        const="random",
+    ),
+    Option(
+        "chaos-rounds",
+        "chaos_rounds",
+        "run each chaos test N times, each under its own draw (default 1)",
+        parse_positive_int,
+    ),
+    Option(
+        "history",
+        "history",
+        "append this run to the SQLite run history at PATH (chaos mode: .wsconn/history.sqlite)",
+        str,
     ),
 )
 

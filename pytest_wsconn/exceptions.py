@@ -6,6 +6,7 @@ Every error carries one sentence a user can act on and, where there is one, a hi
     ├── ConfigError          a bad option, ini value or setting
     ├── ToxiproxyError       the Toxiproxy API refused a request or is unreachable
     ├── StackError           a stack (toxiproxy-server, reference server) did not come up
+    ├── HistoryError         the run history cannot be read or written
     └── ConnectFailed        a WebSocket connection did not open; carries the classified attempt
 """
 
@@ -43,6 +44,10 @@ class ToxiproxyError(WsconnError):
 
 class StackError(WsconnError):
     """A stack component could not be started, found or reached."""
+
+
+class HistoryError(WsconnError):
+    """The run history (``--wsconn-history``) cannot be opened, read or written."""
 
 
 class ConnectFailed(WsconnError):

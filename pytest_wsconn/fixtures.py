@@ -81,6 +81,12 @@ def wsconn_proxy(request: pytest.FixtureRequest, wsconn_stack: Stack) -> Iterato
 
 
 @pytest.fixture
+def wsconn_chaos_round(request: pytest.FixtureRequest) -> int:
+    """The chaos round the test runs in (``--wsconn-chaos-rounds``); 0 outside rounds."""
+    return int(getattr(request, "param", 0))
+
+
+@pytest.fixture
 def wsconn_token(
     pytestconfig: pytest.Config, wsconn_stack: Stack, wsconn_settings: cfg.Settings
 ) -> Tokens:

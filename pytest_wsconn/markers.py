@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from pytest_wsconn.chaos import check_kinds
 from pytest_wsconn.exceptions import WsconnError
 from pytest_wsconn.faults import ContainerFaultSpec, Fault, check_container_fault, make_fault
 
@@ -15,7 +18,36 @@ MARKERS = (
     "service='backend') (pytest-wsconn)",
     "wsconn_security: a check of the security battery: run only them with -m wsconn_security "
     "(pytest-wsconn)",
+    "wsconn_chaos(survives=[kinds], off=False): under --wsconn-chaos, draw this test's faults "
+    "only from the kinds it must survive, e.g. wsconn_chaos(survives=['latency', 'down']); "
+    "off=True leaves it out of chaos runs (pytest-wsconn)",
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class ChaosMarker:
+    """A checked ``@wsconn_chaos``: the fault kinds the test must survive, or off."""
+
+    survives: tuple[str, ...] = ()
+    off: bool = False
+
+
+def marked_chaos(item: pytest.Item) -> ChaosMarker | None:
+    """The test's ``@wsconn_chaos``, checked; None when it has none."""
+    marker = item.get_closest_marker("wsconn_chaos")
+    if marker is None:
+        return None
+    unknown = sorted(set(marker.kwargs) - {"survives", "off"})
+    if marker.args or unknown:
+        raise WsconnError(
+            "takes only survives=[kinds] and off=True, e.g. wsconn_chaos(survives=['latency'])"
+        )
+    off = marker.kwargs.get("off", False)
+    if not isinstance(off, bool):
+        raise WsconnError(f"off must be True or False, got {off!r}")
+    if "survives" not in marker.kwargs:
+        return ChaosMarker(off=off)
+    return ChaosMarker(check_kinds(marker.kwargs["survives"]), off)
 
 
 def marked_fault(item: pytest.Item) -> Fault | None:
@@ -53,6 +85,10 @@ def check_markers(items: list[pytest.Item]) -> None:
             marked_container_fault(item)
         except WsconnError as error:
             raise pytest.UsageError(f"{item.nodeid}: @wsconn_container_fault {error}") from None
+        try:
+            marked_chaos(item)
+        except WsconnError as error:
+            raise pytest.UsageError(f"{item.nodeid}: @wsconn_chaos {error}") from None
         try:
             if marked_fault(item) is None:
                 continue

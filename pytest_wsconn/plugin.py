@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -18,21 +17,25 @@ from typing import Any
 import pytest
 
 from pytest_wsconn import config as cfg
+from pytest_wsconn.chaos_runner import (
+    SEED_KEY,
+    chaos_during,
+    chaos_rounds,
+    session_seed,
+)
 from pytest_wsconn.closecodes import APP_CODES, AppCode, parse_app_codes, use_app_codes
 from pytest_wsconn.events import CURRENT_TEST, EventCollector, check_writable, open_log_file
 from pytest_wsconn.events import logger as events_logger
 from pytest_wsconn.exceptions import WsconnError
-from pytest_wsconn.expect import ATTEMPT_IDS, fresh_attempt_ids, timeline
+from pytest_wsconn.expect import ATTEMPT_IDS, fresh_attempt_ids
+from pytest_wsconn.history.recorder import history_path, record_history
 from pytest_wsconn.markers import MARKERS, check_markers
 from pytest_wsconn.redact import redact_url
+from pytest_wsconn.report_sections import child_exits_report, failure_sections
 from pytest_wsconn.session_metrics import publish, session_samples
 from pytest_wsconn.session_report import build_report, summary_line
 from pytest_wsconn.stack import (
-    ServiceLogs,
-    Stack,
-    describe_child_exits,
     describe_stack,
-    format_logs,
 )
 from pytest_wsconn.state import (
     SESSION,
@@ -53,12 +56,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("wsconn", "WebSocket connection testing (pytest-wsconn)")
     for option in cfg.OPTIONS:
         action = "store_true" if option.flag else "append" if option.multiple else "store"
+        optional = {"nargs": "?", "const": option.const} if option.const is not None else {}
         group.addoption(
             f"--wsconn-{option.name}",
             dest=f"wsconn_{option.key}",
             action=action,
             default=None,
             help=f"{option.help} (pytest-wsconn)",
+            **optional,
         )
         ini_help = f"default for --wsconn-{option.name} (pytest-wsconn)"
         if option.multiple:
@@ -106,6 +111,9 @@ def pytest_configure(config: pytest.Config) -> None:
             check_writable(Path(settings.report), "--wsconn-report")
         if settings.metrics_file:
             check_writable(Path(settings.metrics_file), "--wsconn-metrics-file")
+        history = history_path(settings, config.rootpath)
+        if history is not None:
+            check_writable(history, "--wsconn-history")
         if settings.log_file:
             handlers.append(open_log_file(Path(settings.log_file), "--wsconn-log-file"))
     except WsconnError as error:
@@ -118,6 +126,8 @@ def pytest_configure(config: pytest.Config) -> None:
     session = WsconnSession(settings, use_app_codes(lookup), fresh_attempt_ids())
     session.event_handlers.extend(handlers)
     session.previous_sigterm = _interrupt_on_sigterm()
+    session.chaos_seed = session_seed(settings.chaos, getattr(config, "workerinput", None))
+    session.history = history
     config.stash[SESSION] = session
     if handlers:
         events_logger.setLevel(logging.INFO)
@@ -160,8 +170,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     check_markers(items)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"wsconn: {describe_stack(session_of(config).settings, config.rootpath)}"
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker runs under the controller's chaos seed, drawn or given."""
+    session = session_of(node.config)
+    node.workerinput[SEED_KEY] = session.chaos_seed
+    session.xdist_controller = True
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    chaos_rounds(metafunc, session_of(metafunc.config))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = session_of(config)
+    header = [f"wsconn: {describe_stack(session.settings, config.rootpath)}"]
+    if session.chaos_seed is not None:
+        rounds = session.settings.chaos_rounds
+        header.append(f"wsconn chaos: seed {session.chaos_seed}, {rounds} round(s)")
+    return header
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Chaos mode: the test's drawn fault comes and goes while its body runs."""
+    with chaos_during(item, session_of(item.config)):
+        return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -197,69 +231,6 @@ def _record_outcome(outcomes: dict[str, tuple[str, float]], report: pytest.TestR
     outcomes[report.nodeid] = (outcome, duration + report.duration)
 
 
-def _service_logs(stack: Stack | None, test: WsconnTest) -> str | None:
-    """The stack's service logs since the test started; None for a stack without logs."""
-    if not isinstance(stack, ServiceLogs):
-        return None
-    try:
-        return format_logs(stack.logs(test.started, time.time()))
-    except Exception as exc:  # a report must not fail because Docker did
-        return f"(could not read the compose logs: {exc})"
-
-
-def _diagnosis_section(session: WsconnSession, item: pytest.Item, test: WsconnTest) -> str | None:
-    """The session's diagnosis in full for the first failing test it applies to; a pointer after."""
-    if not test.failed_unopened or session.diagnosis is None:
-        return None
-    if session.diagnosis_shown_in in (None, item.nodeid):
-        session.diagnosis_shown_in = item.nodeid
-        return f"no connection had opened in this session:\n\n{session.diagnosis}"
-    return f"see the wsconn diagnostics in the report of {session.diagnosis_shown_in}"
-
-
-def _failure_sections(
-    session: WsconnSession, item: pytest.Item, test: WsconnTest
-) -> list[tuple[str, str | None]]:
-    """A failing test's wsconn report sections, by title; None where there is nothing to show."""
-    clients = "\n".join(client.describe() for client in test.clients)
-    return [
-        ("wsconn connection timeline", timeline(test.attempts) if test.attempts else None),
-        ("wsconn diagnostics", _diagnosis_section(session, item, test)),
-        ("wsconn reconnecting clients", clients or None),
-        ("wsconn compose logs", _service_logs(session.stack, test)),
-    ]
-
-
-def _child_exits_report(
-    stack: Stack | None,
-    report: pytest.TestReport,
-    excinfo: pytest.ExceptionInfo[BaseException] | None,
-) -> bool:
-    """A process the stack started died: the failure says which, how, and its last log lines.
-
-    A setup or teardown that failed only because of it (wsconn errors) shows that instead of its
-    traceback; a teardown in one line, and then True.
-    """
-    if not report.failed or stack is None:
-        return False
-    explained = describe_child_exits(stack)
-    if explained is None:
-        return False
-    error = excinfo.value if excinfo is not None else None
-    consequence = isinstance(error, WsconnError) or (
-        isinstance(error, BaseExceptionGroup) and error.split(WsconnError)[1] is None
-    )
-    if consequence and report.when == "teardown":
-        headlines = describe_child_exits(stack, one_line=True)
-        report.longrepr = f"pytest-wsconn: teardown could not reach the stack: {headlines}"
-        return True
-    if consequence and report.when == "setup":
-        report.longrepr = f"pytest-wsconn: {explained}"
-    else:
-        report.sections.append(("wsconn stack processes", explained))
-    return False
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -279,13 +250,13 @@ def pytest_runtest_makereport(
                 f"pytest-wsconn: the {session.settings.stack} stack did not start; the cause is "
                 f"shown once, in the error of {session.stack_failure_shown_in}"
             )
-    if uses_wsconn and _child_exits_report(session.stack, report, excinfo):
+    if uses_wsconn and child_exits_report(session.stack, report, excinfo):
         return report  # a teardown that failed because of it: one line, nothing more
     test = item.stash.get(TEST, None)
     if not report.failed or test is None:
         return report
     shown = {name for name, _ in report.sections}
-    for title, text in _failure_sections(session, item, test):
+    for title, text in failure_sections(session, item, test):
         if text and title not in shown:
             report.sections.append((title, text))
     return report
@@ -295,6 +266,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     """What was tested (under -q too), the session's connection figures, and a diagnosis that
     no failing test's report showed."""
     session = session_of(config)
+    if session.history_error:
+        terminalreporter.write_line(
+            f"wsconn: the run history was not written: {session.history_error}"
+        )
     if session.tested is None and session.stack_failure is None:
         return
     terminalreporter.write_sep("-", "wsconn summary")
@@ -315,10 +290,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write the JSON report (``--wsconn-report``) and the session's metrics, per xdist worker."""
+    """Append to the run history, publish the session's metrics and write the JSON report (one
+    file per xdist worker)."""
     wsconn = session.config.stash.get(SESSION, None)
     if wsconn is None:
         return
+    record_history(session, wsconn)
     samples = session_samples(wsconn.attempts, wsconn.outcomes, started=wsconn.started)
     problem = publish(wsconn.settings, xdist_ids(session.config)[1], samples)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

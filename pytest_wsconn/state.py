@@ -8,10 +8,12 @@ import logging
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from pytest_wsconn import config as cfg
+from pytest_wsconn.chaos import Applied, ChaosDraw
 from pytest_wsconn.closecodes import AppCodeLookup
 from pytest_wsconn.expect import ConnectionAttempt
 from pytest_wsconn.reconnect import ReconnectingClient
@@ -42,7 +44,11 @@ class WsconnSession:
     diagnosis: str | None = None
     diagnosis_shown_in: str | None = None
     previous_sigterm: signal.Handlers | None = None  # restored at the end when we set ours
-    started: float = dataclasses.field(default_factory=time.time)  # for the session's metrics
+    chaos_seed: int | None = None  # chaos mode's seed (drawn once per run when not given)
+    started: float = dataclasses.field(default_factory=time.time)  # for metrics and history
+    history: Path | None = None  # the run history this session appends to
+    history_error: str | None = None  # why it could not, for the summary
+    xdist_controller: bool = False  # its workers run the tests (and write the history)
 
     def record_stack(self, stack: Stack) -> None:
         """Remember the session's stack (the fixture may be the user's own) and what it tests."""
@@ -60,6 +66,8 @@ class WsconnTest:
     attempts: list[ConnectionAttempt] = dataclasses.field(default_factory=list)
     clients: list[ReconnectingClient] = dataclasses.field(default_factory=list)
     failed_unopened: bool = False  # a connect failed before any in the session had opened
+    chaos: ChaosDraw | None = None  # the fault chaos mode drew for it
+    chaos_applied: Applied | None = None  # and what became of it
 
 
 SESSION = pytest.StashKey[WsconnSession]()

@@ -58,11 +58,15 @@ from pytest_wsconn.session_report import summarize
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_wsconn"
 PURE_MODULES = [
     "backoff",
+    "chaos",
     "cli/types",
     "closecodes",
     "config",
     "expect",
     "faults",
+    "history/records",
+    "history/trends",
+    "history/views",
     "load/errors",
     "load/histogram",
     "load/messages",

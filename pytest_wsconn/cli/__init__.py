@@ -10,6 +10,7 @@ shared by several subcommands are in ``types``; they adapt the pure parsers of `
     diagnose  why a URL does not connect
     check     .env, compose and nginx files
     load      Locust scenarios, headless    (``python -m pytest_wsconn.load``)
+    history   the run history: list, export, check for regressions
     codes     the close code and HTTP status catalogue
     install   Toxiproxy where the plugin finds it
     images    the compose stack's images without a registry
@@ -30,6 +31,7 @@ SUBCOMMANDS = {
     "diagnose": "check step by step why a URL does not connect",
     "check": "check .env, compose and nginx files for WebSocket problems",
     "load": "run a Locust load scenario headless (needs pytest-wsconn[load])",
+    "history": "list the run history, export it (CSV/JSON) or --check the last run",
     "codes": "print what each close code and HTTP status means",
     "install": "install Toxiproxy where the plugin finds it (wsconn install toxiproxy)",
     "images": "build the compose stack's images without a registry (wsconn images build)",
