@@ -262,6 +262,7 @@ class Settings:
     compose_services: tuple[Target, ...] = ()  # --wsconn-compose-service SERVICE:PORT[/PATH]
     compose_project: str | None = None
     keep_stack: bool = False
+    browser_path: str | None = None  # Chromium for wsconn_browser; None: /usr/bin/chromium
 
     def __post_init__(self) -> None:
         if self.stack == "external" and not self.url:
@@ -345,6 +346,13 @@ OPTIONS = (
         "leave the compose stack running at the end, and reuse it next run",
         parse_flag,
         flag=True,
+    ),
+    Option(
+        "browser-path",
+        "browser_path",
+        "Chromium for wsconn_browser (default /usr/bin/chromium; or env WSCONN_BROWSER_PATH)",
+        str,
+        env="WSCONN_BROWSER_PATH",
     ),
 )
 

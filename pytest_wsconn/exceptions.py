@@ -6,6 +6,7 @@ Every error carries one sentence a user can act on and, where there is one, a hi
     ├── ConfigError          a bad option, ini value or setting
     ├── ToxiproxyError       the Toxiproxy API refused a request or is unreachable
     ├── StackError           a stack (toxiproxy-server, reference server) did not come up
+    ├── BrowserError         Playwright or Chromium is missing or did not start
     └── ConnectFailed        a WebSocket connection did not open; carries the classified attempt
 """
 
@@ -43,6 +44,10 @@ class ToxiproxyError(WsconnError):
 
 class StackError(WsconnError):
     """A stack component could not be started, found or reached."""
+
+
+class BrowserError(WsconnError):
+    """The browser a test asked for (``wsconn_browser``) cannot be driven."""
 
 
 class ConnectFailed(WsconnError):

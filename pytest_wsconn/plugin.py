@@ -44,8 +44,13 @@ from pytest_wsconn.state import (
 from pytest_wsconn.timing import timeout_factor
 from pytest_wsconn.tracebacks import without_library_frames
 
-# The fixtures, and the wsconn_load fixture and marker (Locust only ever runs in a child).
-pytest_plugins = ["pytest_wsconn.fixtures", "pytest_wsconn.load.fixture"]
+# The fixtures, the wsconn_load fixture and marker (Locust only ever runs in a child), and
+# wsconn_browser (Playwright is imported when a test uses it).
+pytest_plugins = [
+    "pytest_wsconn.fixtures",
+    "pytest_wsconn.load.fixture",
+    "pytest_wsconn.browser.fixture",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -219,10 +224,12 @@ def _failure_sections(
 ) -> list[tuple[str, str | None]]:
     """A failing test's wsconn report sections, by title; None where there is nothing to show."""
     clients = "\n".join(client.describe() for client in test.clients)
+    pages = "\n\n".join(page.render() for page in test.browser_pages)
     return [
         ("wsconn connection timeline", timeline(test.attempts) if test.attempts else None),
         ("wsconn diagnostics", _diagnosis_section(session, item, test)),
         ("wsconn reconnecting clients", clients or None),
+        ("wsconn browser timeline", pages or None),
         ("wsconn compose logs", _service_logs(session.stack, test)),
     ]
 

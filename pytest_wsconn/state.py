@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from pytest_wsconn import config as cfg
+from pytest_wsconn.browser.timeline import PageTimeline
 from pytest_wsconn.closecodes import AppCodeLookup
 from pytest_wsconn.expect import ConnectionAttempt
 from pytest_wsconn.reconnect import ReconnectingClient
@@ -59,6 +60,7 @@ class WsconnTest:
     attempts: list[ConnectionAttempt] = dataclasses.field(default_factory=list)
     clients: list[ReconnectingClient] = dataclasses.field(default_factory=list)
     failed_unopened: bool = False  # a connect failed before any in the session had opened
+    browser_pages: list[PageTimeline] = dataclasses.field(default_factory=list)  # wsconn_browser
 
 
 SESSION = pytest.StashKey[WsconnSession]()
