@@ -141,3 +141,25 @@ class TestDiagnostics:
                 page, "#diagnostics-verdict", "failed: GET /health", timeout=scaled(30)
             )
         await assert_page_shows(page, "#diagnostics-report li.fail", "GET /health:")
+
+
+class TestMixedContent:
+    async def test_ws_from_an_https_page_is_reported_as_mixed_content(
+        self, wsconn_browser: WsconnBrowser, wsconn_stack: Stack, wsconn_token: Tokens
+    ) -> None:
+        """The frontend at an https origin told to dial ws://: Chromium refuses it before any
+        request, and the page says mixed content, with the fix, and does not retry."""
+        # Not loopback: Chromium trusts ws://127.0.0.1 and ws://localhost even from https.
+        ws = "ws://backend.test/ws"
+        page = await wsconn_browser.goto(
+            f"https://app.test/?token={wsconn_token().reveal()}&ws={ws}",
+            served_by=wsconn_stack.http_url,
+        )
+        await assert_page_shows(page, "#status", "failed")
+        await assert_page_shows(page, "#trouble-message", "mixed content")
+        await assert_page_shows(page, "#trouble-steps", "use wss://")
+        blocked = [e for e in page.events if e.kind == "blocked"]
+        assert len(blocked) == 1, page.report()
+        assert "SecurityError" in blocked[0].text
+        assert not [e for e in page.events if e.kind == "connecting"], page.report()
+        assert any("Mixed Content" in e.text for e in page.events if e.kind == "console")

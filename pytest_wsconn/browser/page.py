@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pytest_wsconn.browser.timeline import (
     BrowserEvent,
@@ -113,9 +114,24 @@ class WsconnBrowser:
         await page.page.goto(url, timeout=self._timeout * 1000)
         return page
 
-    async def goto(self, url: str) -> BrowserPage:
-        """A page at ``url``: your running frontend."""
+    async def goto(self, url: str, *, served_by: str | None = None) -> BrowserPage:
+        """A page at ``url``: your running frontend.
+
+        ``served_by`` (a base URL such as ``http://127.0.0.1:5173``) answers every request to
+        ``url``'s origin from there instead: your frontend as the browser would meet it at
+        another origin, e.g. behind https.
+        """
         page = await self._new_page(url)
+        if served_by is not None:
+            origin = urlunsplit((*urlsplit(url)[:2], "", "", ""))
+            base = served_by.rstrip("/")
+
+            async def relay(route: Route) -> None:
+                parts = urlsplit(route.request.url)
+                target = urlunsplit(("", "", parts.path, parts.query, ""))
+                await route.fulfill(response=await route.fetch(url=f"{base}{target}"))
+
+            await page.page.route(f"{origin}/**", relay)
         await page.page.goto(url, timeout=self._timeout * 1000)
         return page
 
