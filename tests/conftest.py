@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,6 +84,15 @@ def broken_service() -> Iterator[Callable[[str], Service]]:
             return Service(server.wait_ready(scaled(10)), BROKEN_TOKEN)
 
         yield start
+
+
+@pytest.fixture
+def chromium_present() -> None:
+    """Debian's Chromium, which wsconn_browser drives; missing fails on CI, skips elsewhere."""
+    from pytest_wsconn.browser.page import DEFAULT_CHROMIUM
+
+    if shutil.which(DEFAULT_CHROMIUM) is None:
+        unavailable(f"{DEFAULT_CHROMIUM} not found: apt-get install chromium (bootstrap does)")
 
 
 @pytest.fixture

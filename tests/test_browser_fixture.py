@@ -7,14 +7,11 @@ Proxy faults hit its connection, and it has to come back on its own.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Sequence
 
 import pytest
-from support import unavailable
 
 from pytest_wsconn.browser.page import (
-    DEFAULT_CHROMIUM,
     BrowserPage,
     WsconnBrowser,
     assert_page_connects,
@@ -88,14 +85,6 @@ class TestTimeline:
         assert route_rule(service, "ws://127.0.0.1:9000/ws") == rule
 
 
-@pytest.fixture
-def chromium() -> None:
-    if shutil.which(DEFAULT_CHROMIUM) is None:
-        unavailable(
-            f"{DEFAULT_CHROMIUM} not found: apt-get install chromium (scripts/bootstrap does)"
-        )
-
-
 def frontend(browser: WsconnBrowser, tokens: Tokens) -> str:
     return FRONTEND % {"url": f"{browser.ws_url}?token={tokens().reveal()}"}
 
@@ -114,7 +103,7 @@ async def wait_closes(page: BrowserPage, count: int) -> list[BrowserEvent]:
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("chromium")
+@pytest.mark.usefixtures("chromium_present")
 class TestThroughTheProxy:
     async def test_page_connects_through_the_proxy(
         self, wsconn_browser: WsconnBrowser, wsconn_token: Tokens, wsconn_proxy: Proxy
@@ -132,7 +121,7 @@ class TestThroughTheProxy:
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("chromium")
+@pytest.mark.usefixtures("chromium_present")
 class TestFaults:
     async def test_page_reconnects_after_proxy_down(
         self, wsconn_browser: WsconnBrowser, wsconn_token: Tokens, wsconn_proxy: Proxy
@@ -164,7 +153,7 @@ class TestFaults:
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("chromium")
+@pytest.mark.usefixtures("chromium_present")
 class TestAssertionFailures:
     async def test_page_that_never_connects_fails_with_its_timeline(
         self, wsconn_browser: WsconnBrowser, wsconn_proxy: Proxy
@@ -210,7 +199,7 @@ async def test_my_frontend_during_an_outage(wsconn_browser, wsconn_token):
 '''
 
 
-@pytest.mark.usefixtures("user_env", "chromium")
+@pytest.mark.usefixtures("user_env", "chromium_present")
 class TestUserProject:
     def test_failure_report_carries_the_browser_timeline(self, pytester: pytest.Pytester) -> None:
         """A user's own frontend under a marker fault: the failure shows the page's timeline."""

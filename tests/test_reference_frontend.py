@@ -6,15 +6,12 @@ WebSocket and its diagnostics' HTTP checks all cross `wsconn_proxy`.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from support import unavailable
 
 from pytest_wsconn.browser.page import (
-    DEFAULT_CHROMIUM,
     BrowserPage,
     WsconnBrowser,
     assert_page_connects,
@@ -27,17 +24,11 @@ from pytest_wsconn.timing import scaled
 from pytest_wsconn.tokens import Tokens
 from pytest_wsconn.toxiproxy import Proxy
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("chromium")]
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("chromium_present")]
 Opener = Callable[..., Awaitable[BrowserPage]]
 
 MAX_DELAY = 0.5  # the page's backoff cap in these tests: a retry comes within it
 SLACK = 2.0
-
-
-@pytest.fixture
-def chromium() -> None:
-    if shutil.which(DEFAULT_CHROMIUM) is None:
-        unavailable(f"{DEFAULT_CHROMIUM} not found: apt-get install chromium (bootstrap does)")
 
 
 @pytest.fixture
