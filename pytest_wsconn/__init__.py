@@ -20,10 +20,18 @@ if TYPE_CHECKING:
         assert_rejected,
     )
     from pytest_wsconn.backoff import BackoffPolicy
+    from pytest_wsconn.browser.page import (
+        BrowserPage,
+        WsconnBrowser,
+        assert_page_connects,
+        assert_page_reconnects,
+        assert_page_shows,
+    )
     from pytest_wsconn.client import Connector, InstrumentedConnection, connect
     from pytest_wsconn.closecodes import AppCode, Outcome, WebSocketError, close_code_name
     from pytest_wsconn.config import AuthMode, parse_auth_mode
     from pytest_wsconn.exceptions import (
+        BrowserError,
         ConfigError,
         ConnectFailed,
         StackError,
@@ -48,6 +56,11 @@ _EXPORTS = {
     "assert_gives_up": "assertions",
     "assert_reconnects": "assertions",
     "BackoffPolicy": "backoff",
+    "BrowserPage": "browser.page",
+    "WsconnBrowser": "browser.page",
+    "assert_page_connects": "browser.page",
+    "assert_page_reconnects": "browser.page",
+    "assert_page_shows": "browser.page",
     "QueueFull": "reconnect",
     "ReconnectingClient": "reconnect",
     "State": "reconnect",
@@ -63,6 +76,7 @@ _EXPORTS = {
     "parse_auth_mode": "config",
     "ConfigError": "exceptions",
     "ConnectFailed": "exceptions",
+    "BrowserError": "exceptions",
     "StackError": "exceptions",
     "ToxiproxyError": "exceptions",
     "WsconnError": "exceptions",
@@ -98,6 +112,8 @@ __all__ = [
     "AppCode",
     "AuthMode",
     "BackoffPolicy",
+    "BrowserError",
+    "BrowserPage",
     "CloseInfo",
     "ConfigError",
     "ConnectFailed",
@@ -118,12 +134,16 @@ __all__ = [
     "ToxiproxyError",
     "Transition",
     "WebSocketError",
+    "WsconnBrowser",
     "WsconnError",
     "__version__",
     "assert_backoff",
     "assert_closes_with",
     "assert_connects",
     "assert_gives_up",
+    "assert_page_connects",
+    "assert_page_reconnects",
+    "assert_page_shows",
     "assert_reconnects",
     "assert_rejected",
     "classify",

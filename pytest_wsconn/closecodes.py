@@ -772,3 +772,19 @@ def catalogue_markdown() -> str:
         retry = "yes" if error.retryable else "no"
         rows.append(f"| HTTP {status} | {error.category} | {error.message} | {retry} |")
     return "\n".join(rows) + "\n"
+
+
+def catalogue_json() -> dict[str, dict[str, dict[str, object]]]:
+    """The catalogue as JSON-ready data, for the reference frontend's troubleshooting panel:
+    ``{"close": {"1008": {...}}, "http": {"401": {...}}}``, each with category, message, causes,
+    steps, retryable and min_retry_delay. One source of truth for Python and the browser."""
+
+    def entry(error: WebSocketError) -> dict[str, object]:
+        fields = dataclasses.asdict(error)
+        del fields["code"]
+        return fields
+
+    return {
+        "close": {str(code): entry(error) for code, error in sorted(_CLOSE_CODES.items())},
+        "http": {str(code): entry(error) for code, error in sorted(_HTTP_STATUSES.items())},
+    }

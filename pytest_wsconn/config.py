@@ -281,6 +281,7 @@ class Settings:
     chaos: ChaosSeed | None = None  # --wsconn-chaos[=SEED]: a seed, or "random"
     chaos_rounds: int = 1
     history: str | None = None  # --wsconn-history PATH (chaos mode: .wsconn/history.sqlite)
+    browser_path: str | None = None  # Chromium for wsconn_browser; None: /usr/bin/chromium
 
     def __post_init__(self) -> None:
         if self.chaos_rounds > 1 and self.chaos is None:
@@ -425,6 +426,13 @@ OPTIONS = (
         "history",
         "append this run to the SQLite run history at PATH (chaos mode: .wsconn/history.sqlite)",
         str,
+    ),
+    Option(
+        "browser-path",
+        "browser_path",
+        "Chromium for wsconn_browser (default /usr/bin/chromium; or env WSCONN_BROWSER_PATH)",
+        str,
+        env="WSCONN_BROWSER_PATH",
     ),
 )
 

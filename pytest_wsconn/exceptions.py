@@ -7,6 +7,7 @@ Every error carries one sentence a user can act on and, where there is one, a hi
     ├── ToxiproxyError       the Toxiproxy API refused a request or is unreachable
     ├── StackError           a stack (toxiproxy-server, reference server) did not come up
     ├── HistoryError         the run history cannot be read or written
+    ├── BrowserError         Playwright or Chromium is missing or did not start
     └── ConnectFailed        a WebSocket connection did not open; carries the classified attempt
 """
 
@@ -48,6 +49,10 @@ class StackError(WsconnError):
 
 class HistoryError(WsconnError):
     """The run history (``--wsconn-history``) cannot be opened, read or written."""
+
+
+class BrowserError(WsconnError):
+    """The browser a test asked for (``wsconn_browser``) cannot be driven."""
 
 
 class ConnectFailed(WsconnError):

@@ -48,8 +48,13 @@ from pytest_wsconn.state import (
 from pytest_wsconn.timing import timeout_factor
 from pytest_wsconn.tracebacks import without_library_frames
 
-# The fixtures, and the wsconn_load fixture and marker (Locust only ever runs in a child).
-pytest_plugins = ["pytest_wsconn.fixtures", "pytest_wsconn.load.fixture"]
+# The fixtures, the wsconn_load fixture and marker (Locust only ever runs in a child), and
+# wsconn_browser (Playwright is imported when a test uses it).
+pytest_plugins = [
+    "pytest_wsconn.fixtures",
+    "pytest_wsconn.load.fixture",
+    "pytest_wsconn.browser.fixture",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -41,11 +41,13 @@ def failure_sections(
 ) -> list[tuple[str, str | None]]:
     """A failing test's wsconn report sections, by title; None where there is nothing to show."""
     clients = "\n".join(client.describe() for client in test.clients)
+    pages = "\n\n".join(page.render() for page in test.browser_pages)
     return [
         ("wsconn connection timeline", timeline(test.attempts) if test.attempts else None),
         ("wsconn diagnostics", _diagnosis_section(session, item, test)),
         ("wsconn chaos", chaos_report(item, session)),
         ("wsconn reconnecting clients", clients or None),
+        ("wsconn browser timeline", pages or None),
         ("wsconn compose logs", _service_logs(session.stack, test)),
     ]
 

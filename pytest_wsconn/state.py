@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_wsconn import config as cfg
+from pytest_wsconn.browser.timeline import PageTimeline
 from pytest_wsconn.chaos import Applied, ChaosDraw
 from pytest_wsconn.closecodes import AppCodeLookup
 from pytest_wsconn.expect import ConnectionAttempt
@@ -68,6 +69,7 @@ class WsconnTest:
     failed_unopened: bool = False  # a connect failed before any in the session had opened
     chaos: ChaosDraw | None = None  # the fault chaos mode drew for it
     chaos_applied: Applied | None = None  # and what became of it
+    browser_pages: list[PageTimeline] = dataclasses.field(default_factory=list)  # wsconn_browser
 
 
 SESSION = pytest.StashKey[WsconnSession]()

@@ -97,6 +97,15 @@ def broken_service() -> Iterator[Callable[[str], Service]]:
 
 
 @pytest.fixture
+def chromium_present() -> None:
+    """Debian's Chromium, which wsconn_browser drives; missing fails on CI, skips elsewhere."""
+    from pytest_wsconn.browser.page import DEFAULT_CHROMIUM
+
+    if shutil.which(DEFAULT_CHROMIUM) is None:
+        unavailable(f"{DEFAULT_CHROMIUM} not found: apt-get install chromium (bootstrap does)")
+
+
+@pytest.fixture
 def user_env(monkeypatch: pytest.MonkeyPatch, toxiproxy_binary: Path) -> None:
     """What a user's environment provides to an inner pytest run: the toxiproxy-server to use."""
     monkeypatch.setenv("WSCONN_TOXIPROXY_BIN", str(toxiproxy_binary))

@@ -23,6 +23,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request
 from websockets.typing import Origin, Subprotocol
 
+from pytest_wsconn.closecodes import classify_close, classify_http_status
 from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.reference.server import (
     READY_PREFIX,
@@ -230,6 +231,20 @@ class TestAdmit:
         headers = UPGRADE + [("Origin", origin) for origin in origins]
         admission = admit(settings(allowed_origins=allowed), request(headers=headers), 0)
         assert admission.refusal is refusal
+
+    @pytest.mark.parametrize(
+        ("origin", "host", "refusal"),
+        [
+            ("http://127.0.0.1:8765", "127.0.0.1:8765", Refusal.MISSING_TOKEN),
+            ("https://app.example:8443", "app.example:8443", Refusal.MISSING_TOKEN),
+            ("http://127.0.0.1:9999", "127.0.0.1:8765", Refusal.FOREIGN_ORIGIN),
+            ("http://evil.example", "127.0.0.1:8765", Refusal.FOREIGN_ORIGIN),
+        ],
+    )
+    def test_own_origin_is_allowed(self, origin: str, host: str, refusal: Refusal) -> None:
+        """A page the server served itself (Origin is its own Host) passes the Origin check."""
+        headers = [*UPGRADE, ("Origin", origin), ("Host", host)]
+        assert admit(settings(), request(headers=headers), 0).refusal is refusal
 
     def test_auth_off_admits_without_token(self) -> None:
         """With auth off no token is needed."""
@@ -601,6 +616,37 @@ class TestHttp:
         """Unknown paths are 404; a plain GET on the WebSocket path is websockets' 426."""
         async with asyncio.timeout(WAIT), serve_reference(settings()) as server:
             assert (await http_get(server, path))[0] == status
+
+
+class TestFrontend:
+    @pytest.mark.parametrize(
+        ("path", "kind"),
+        [
+            ("/", "text/html; charset=utf-8"),
+            ("/?token=x", "text/html; charset=utf-8"),
+            ("/frontend/app.js", "text/javascript; charset=utf-8"),
+            ("/frontend/style.css", "text/css; charset=utf-8"),
+            ("/frontend/catalogue.json", "application/json"),
+        ],
+    )
+    @pytest.mark.asyncio
+    async def test_files_are_served_with_a_self_only_policy(self, path: str, kind: str) -> None:
+        """The reference frontend's files, each under a CSP that allows only this origin."""
+        async with asyncio.timeout(WAIT), serve_reference(settings()) as server:
+            status, headers, body = await http_get(server, path)
+        assert (status, headers["content-type"]) == (200, kind)
+        assert headers["content-security-policy"].startswith("default-src 'self'")
+        assert body
+
+    @pytest.mark.asyncio
+    async def test_catalogue_is_the_python_one(self) -> None:
+        """The browser's troubleshooting text comes from ``closecodes``, not a copy."""
+        async with asyncio.timeout(WAIT), serve_reference(settings()) as server:
+            body = (await http_get(server, "/frontend/catalogue.json"))[2]
+        catalogue = json.loads(body)
+        assert catalogue["close"]["1008"]["message"] == classify_close(1008).message
+        assert catalogue["close"]["1008"]["retryable"] is False
+        assert catalogue["http"]["401"]["category"] == classify_http_status(401).category
 
 
 class TestCommandLine:

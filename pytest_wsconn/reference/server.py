@@ -5,7 +5,7 @@ then the shell on ``websockets.asyncio.server`` that only moves requests and fra
 
 Admission of an upgrade request to ``settings.path``, in order::
 
-    foreign Origin                 -> HTTP 403
+    foreign Origin (not its own)   -> HTTP 403
     token in a cookie, no Origin   -> HTTP 403 (a browser always sends one: refuse CSWSH)
     missing/malformed/forged/expired token
         auth_failure="http"        -> HTTP 401
@@ -41,6 +41,7 @@ from websockets.typing import Subprotocol
 
 from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.reference.controls import Control, ControlError, parse_control
+from pytest_wsconn.reference.frontend import frontend_response
 from pytest_wsconn.reference.metrics import INSTALL_HINT, Category, closed_by, make_metrics
 from pytest_wsconn.reference.tokens import TokenVerdict, verify_token
 
@@ -196,13 +197,17 @@ def find_token_and_source(request: Request) -> tuple[str | None, TokenSource | N
     return None, None
 
 
-def origin_allowed(allowed_origins: Sequence[str], origins: Sequence[str]) -> bool:
-    """Exact match, ``"*"`` for any; no Origin header (a non-browser client) is allowed."""
+def origin_allowed(
+    allowed_origins: Sequence[str], origins: Sequence[str], host: str | None = None
+) -> bool:
+    """Exact match, ``"*"`` for any; no Origin header (a non-browser client) is allowed; so is
+    the server's own origin (``http(s)://`` + the request's ``Host``): its frontend's page."""
     if not origins:
         return True
     if len(origins) > 1:
         return False
-    return "*" in allowed_origins or origins[0] in allowed_origins
+    own = host is not None and origins[0] in (f"http://{host}", f"https://{host}")
+    return own or "*" in allowed_origins or origins[0] in allowed_origins
 
 
 Route = Literal["health", "health_websocket", "metrics", "not_found", "websocket"]
@@ -233,8 +238,8 @@ def admit(settings: ServerSettings, request: Request, now: float) -> Admission:
         return Admission(pages.get(path, "not_found"))
     if "websocket" not in (item.lower() for item in _header_items(request.headers, "Upgrade")):
         return Admission("websocket")
-    origins = request.headers.get_all("Origin")
-    if not origin_allowed(settings.allowed_origins, origins):
+    origins, host = request.headers.get_all("Origin"), request.headers.get("Host")
+    if not origin_allowed(settings.allowed_origins, origins, host):
         return Admission("websocket", Refusal.FOREIGN_ORIGIN)
     if settings.auth == "off":
         return Admission("websocket")
@@ -369,6 +374,10 @@ class ReferenceServer:
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer health and unknown paths; refuse foreign origins and, in "http" mode, tokens."""
         admission = admit(self.settings, request, time.time())
+        if admission.route == "not_found" and (
+            page := frontend_response(urlsplit(request.path).path)
+        ):
+            return page
         if admission.route != "websocket":
             return self._page(connection, admission.route, request.headers.get("Accept"))
         self._requested[connection] = time.monotonic()
