@@ -23,9 +23,9 @@ from pytest_wsconn.timing import scaled
 # runs it with --wsconn-stack=compose instead of collecting it here.
 collect_ignore = ["examples/test_readme_container_faults.py"]
 
-# Modules that share the Docker engine run one after another, in one xdist worker (`--dist
-# loadgroup`), beside the rest: each asserts on the engine's whole state (what a run left, what
-# the next run reaps), which another compose session running at once would change.
+# Modules that use the Docker engine: `make test` runs them in a session of their own, one after
+# another, beside the parallel session of the rest. Each asserts on the engine's whole state
+# (what a run left, what the next run reaps), which another compose session at once would change.
 DOCKER_MODULES = {
     "test_compose_cleanup.py",
     "test_compose_findings_real.py",
@@ -34,21 +34,17 @@ DOCKER_MODULES = {
     "test_provision.py",
     "test_user_setup.py",
 }
-# Modules that run apart, alone, after the parallel run (`make test`): the load runs measure what
-# Locust reaches in a few seconds, which busy neighbours would starve.
+# Modules that run alone, after both (`make test`): the load runs measure what Locust reaches in
+# a few seconds, which busy neighbours would starve.
 SERIAL_MODULES = {"test_load_runs.py"}
-# Left out of the fast tier (`make test-fast`): what needs Docker, a wheel build or a load run.
-SLOW_MODULES = DOCKER_MODULES | SERIAL_MODULES
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.name in DOCKER_MODULES:
-            item.add_marker(pytest.mark.xdist_group("docker"))
+            item.add_marker(pytest.mark.docker)
         if item.path.name in SERIAL_MODULES:
             item.add_marker(pytest.mark.serial)
-        if item.path.name in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
