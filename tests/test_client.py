@@ -53,8 +53,10 @@ class TestAuthModesOnTheWire:
     async def test_reference_server_accepts_each_mode(
         self, wsconn_connect: Connector, wsconn_token: Tokens, mode: str
     ) -> None:
-        """The reference server accepts a valid token sent in each supported place."""
-        conn = await wsconn_connect(auth=mode, subprotocols=["wsconn.v1"])
+        """The reference server accepts a valid token sent in each supported place (a cookie with
+        the Origin a browser always sends beside it)."""
+        origin = "http://localhost" if mode.startswith("cookie") else None
+        conn = await wsconn_connect(auth=mode, subprotocols=["wsconn.v1"], origin=origin)
         assert conn.subprotocol == "wsconn.v1"
         assert await conn.echo("ok", timeout=scaled(5)) == "ok"
 
