@@ -14,7 +14,7 @@ from pytest_wsconn.browser.page import CHROMIUM_ARGS, DEFAULT_CHROMIUM
 from pytest_wsconn.cli import main as wsconn
 from pytest_wsconn.history import store
 from pytest_wsconn.history.dashboard import render
-from pytest_wsconn.history.records import RunRecord, TestRecord, percentiles
+from pytest_wsconn.history.records import LoadRecord, LoadStep, RunRecord, TestRecord, percentiles
 from pytest_wsconn.timing import scaled
 
 Points = dict[str, list[dict[str, str]]]
@@ -25,7 +25,8 @@ def rec(test_id: str, outcome: str = "passed", **fields: object) -> TestRecord:
 
 
 def write_history(path: Path) -> list[RunRecord]:
-    """Six runs: steady, a flip, chaos faults survived and not, a run of skips, no handshakes."""
+    """Six pytest runs (steady, a flip, chaos faults survived and not, a run of skips, no
+    handshakes) and a load run."""
     runs = [
         (rec("t.py::a", handshakes_ms=(3.0, 4.0)), rec("t.py::b", handshakes_ms=(5.5,))),
         (
@@ -56,6 +57,10 @@ def write_history(path: Path) -> list[RunRecord]:
     ]
     for i, tests in enumerate(runs):
         store.append(path, RunRecord(f"run-{i}", 1_700_000_000.0 + i, "h", "local", tests=tests))
+        if i == 2:  # a load run between pytest runs: in its own table, in no chart
+            steps = (LoadStep("connect", 4, 1, 1.0, p95_ms=2.0), LoadStep("message", 40, 0, 9.0))
+            load = LoadRecord("steady_messaging", 4, 3.0, False, ("1 request failed",), steps)
+            store.append(path, RunRecord("load", 1.0, "h", "local", kind="load", load=load))
     return store.read(path)
 
 
@@ -63,13 +68,14 @@ def expected(runs: list[RunRecord]) -> Points:
     """What each chart must carry, worked out from the history directly."""
     points: Points = {"health": [], "handshakes": [], "categories": [], "flaky": []}
     points.update({"last-failures": [], "chaos": []})
-    for run in runs:
+    pytest_runs = [run for run in runs if run.kind == "pytest"]
+    for run in pytest_runs:
         counted = [t.outcome for t in run.tests if t.outcome != "skipped"]
         if counted:
             rate = counted.count("passed") / len(counted)
             points["health"].append({"run": str(run.id), "value": repr(rate)})
     for series in (0, 1):  # p50 of every run, then p95
-        for run in runs:
+        for run in pytest_runs:
             value = percentiles(run.handshakes_ms)[series]
             if value is not None:
                 points["handshakes"].append(
@@ -89,6 +95,15 @@ def expected(runs: list[RunRecord]) -> Points:
         points["chaos"].append(
             {"test": test, "fault": fault, "survived": str(survived), "failed": str(failed)}
         )
+    points["loads"] = [
+        {
+            "run": "4",
+            "scenario": "steady_messaging",
+            "requests": "44",
+            "failures": "1",
+            "passed": "false",
+        }
+    ]
     return points
 
 
@@ -192,7 +207,8 @@ class TestCli:
 
 COLLECT = """() => {
   const points = {};
-  const marks = "[data-chart] [data-run], [data-chart] [data-category], [data-table] [data-test]";
+  const marks = "[data-chart] [data-run], [data-chart] [data-category], " +
+    "[data-table] [data-test], [data-table] [data-run]";
   for (const el of document.querySelectorAll(marks)) {
     const chart = el.closest("[data-chart], [data-table]");
     const name = chart.dataset.chart || chart.dataset.table;
@@ -214,7 +230,7 @@ class TestInChromium:
         runs = write_history(tmp_path / "h.sqlite")
         out = tmp_path / "report.html"
         assert wsconn(["dashboard", "--history", str(tmp_path / "h.sqlite"), "-o", str(out)]) == 0
-        assert capsys.readouterr().out == f"wrote the dashboard of 6 run(s) to {out}\n"
+        assert capsys.readouterr().out == f"wrote the dashboard of 7 run(s) to {out}\n"
         console: list[str] = []
         requests: list[str] = []
         with sync_playwright() as driver:

@@ -11,6 +11,7 @@ categories   ``rect[data-category][data-value]``: test records with that failure
 flaky        ``tr[data-test][data-flips]``: outcome flips in the last runs
 last-failures ``tr[data-test][data-outcome]``: the last pytest run's failed tests
 chaos        ``td[data-test][data-fault][data-survived][data-failed]``: fault x test
+loads        ``tr[data-run][data-scenario][data-requests][data-failures][data-passed]``
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Sequence
 
 from pytest_wsconn.history.records import FAILING, PASSED, RunRecord, percentiles
 from pytest_wsconn.history.trends import flaky_tests, run_p95, success_rate
+from pytest_wsconn.history.views import load_line
 
 WIDTH, HEIGHT, PAD = 640, 200, 36  # chart size and the margin kept for axis labels
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -226,6 +228,23 @@ def chaos_table(matrix: dict[tuple[str, str], ChaosCell]) -> str:
     return _table("chaos", ("test", *kinds), rows, "no test ran under a fault")
 
 
+def loads_table(runs: Sequence[RunRecord]) -> str:
+    """One row per load run (``wsconn load --history``): its summary line and verdict."""
+    rows = []
+    for i, run in enumerate(runs):
+        if run.load is None:
+            continue
+        load = run.load
+        rows.append(
+            f'<tr data-run="{_run_id(run, i)}" data-scenario="{_e(load.scenario)}" '
+            f'data-requests="{sum(s.requests for s in load.steps)}" '
+            f'data-failures="{sum(s.failures for s in load.steps)}" '
+            f'data-passed="{str(load.passed).lower()}"><td>#{_run_id(run, i)}</td>'
+            f"<td>{_e(load_line(load))}</td><td>{_e('; '.join(load.problems) or '-')}</td></tr>"
+        )
+    return _table("loads", ("run", "summary", "why it failed"), rows, "no load run")
+
+
 def render(runs: Sequence[RunRecord], *, source: str, generated: float) -> str:
     """The dashboard page for ``runs`` (oldest first), read from ``source``."""
     data = figures(runs)
@@ -252,5 +271,7 @@ def render(runs: Sequence[RunRecord], *, source: str, generated: float) -> str:
 {failures_table(last)}
 <h2>Chaos matrix (fault x test)</h2>
 {chaos_table(data.chaos)}
+<h2>Load runs</h2>
+{loads_table(runs)}
 </body></html>
 """
