@@ -8,10 +8,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_wsconn.cli.history import add_history_argument
 from pytest_wsconn.exceptions import HistoryError
 from pytest_wsconn.history import store
 from pytest_wsconn.history.dashboard import render
-from pytest_wsconn.history.recorder import DEFAULT_CHAOS_HISTORY
 
 DEFAULT_OUTPUT = "wsconn-dashboard.html"
 
@@ -23,12 +23,7 @@ def _parser() -> argparse.ArgumentParser:
         "failures by category, handshake percentiles, flaky tests, the last run's failures "
         "and the chaos matrix; inline SVG, no network (pytest-wsconn).",
     )
-    parser.add_argument(
-        "--history",
-        type=Path,
-        default=Path(DEFAULT_CHAOS_HISTORY),
-        help=f"the history file (default {DEFAULT_CHAOS_HISTORY})",
-    )
+    add_history_argument(parser)
     parser.add_argument(
         "-o", "--output", type=Path, default=Path(DEFAULT_OUTPUT), help=f"({DEFAULT_OUTPUT})"
     )
