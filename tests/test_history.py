@@ -16,7 +16,8 @@ from pytest_wsconn.chaos import draw
 from pytest_wsconn.cli import main as wsconn
 from pytest_wsconn.exceptions import HistoryError
 from pytest_wsconn.history import store
-from pytest_wsconn.history.records import RunRecord, TestRecord, percentiles
+from pytest_wsconn.history.loads import load_run
+from pytest_wsconn.history.records import LoadRecord, LoadStep, RunRecord, TestRecord, percentiles
 from pytest_wsconn.history.trends import (
     check,
     close_codes_over_time,
@@ -26,7 +27,8 @@ from pytest_wsconn.history.trends import (
     newly_failing,
     success_rate,
 )
-from pytest_wsconn.history.views import CSV_COLUMNS
+from pytest_wsconn.history.views import CSV_COLUMNS, run_line
+from pytest_wsconn.load.summary import build_summary
 
 outcomes = st.sampled_from(["passed", "failed", "error", "skipped"])
 
@@ -127,6 +129,23 @@ RECORD = run(
 )
 
 
+LOAD = RunRecord(
+    "load-1",
+    1_700_000_100.0,
+    "host",
+    "local",
+    kind="load",
+    load=LoadRecord(
+        "steady_messaging",
+        4,
+        3.0,
+        False,
+        ("1 of 120 requests failed",),
+        (LoadStep("connect", 4, 0, 1.3, 2.5, 3.75, 4.0, 4.5), LoadStep("message", 116, 1, 38.6)),
+    ),
+)
+
+
 def _append_many(path: str, worker: str, count: int) -> None:
     for i in range(count):
         tests = tuple(rec(f"{worker}-{i}-{n}", worker=worker) for n in range(5))
@@ -141,6 +160,33 @@ class TestStore:
         (read,) = store.read(path)
         assert read.id == 1
         assert read == RunRecord(**{**RECORD.__dict__, "id": 1})
+
+    def test_load_run_round_trip(self, tmp_path: Path) -> None:
+        """A load run reads back with its summary and steps, beside the pytest runs."""
+        path = tmp_path / "h.sqlite"
+        store.append(path, RECORD)
+        store.append(path, LOAD)
+        pytest_run, load = store.read(path)
+        assert load == RunRecord(**{**LOAD.__dict__, "id": 2})
+        assert pytest_run.load is None and load.tests == ()
+
+    def test_a_schema_1_history_is_upgraded_in_place(self, tmp_path: Path) -> None:
+        """A history written before load runs were kept keeps its runs and takes load runs."""
+        path = tmp_path / "h.sqlite"
+        with sqlite3.connect(path) as db:
+            for statement in store.MIGRATIONS[0]:
+                db.execute(statement)
+            db.execute("PRAGMA user_version = 1")
+            db.execute(
+                "INSERT INTO runs (run_uid, started, host, stack) VALUES ('old', 1, 'h', 's')"
+            )
+        store.append(path, LOAD)
+        assert [(r.run_uid, r.kind) for r in store.read(path)] == [
+            ("old", "pytest"),
+            ("load-1", "load"),
+        ]
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 2
 
     def test_schema_is_versioned(self, tmp_path: Path) -> None:
         """A new history is at the latest schema; one from a newer release is refused."""
@@ -236,6 +282,37 @@ class TestPluginHistory:
         )
 
 
+class TestLoadRuns:
+    def test_a_load_summary_becomes_a_load_run(self) -> None:
+        """The summary's verdict, problems and per-step figures, and no tests."""
+        summary = build_summary(
+            scenario="connect_storm",
+            users=2,
+            duration_s=3,
+            stats_csv="Type,Name,Request Count,Failure Count,Requests/s\nWS,connect,10,2,3.3\n",
+            failures_csv="",
+            result={"histograms": {}},
+        )
+        run = load_run(summary, run_uid="u", started=5.0, host="h", stack="local", target=None)
+        assert run.kind == "load" and run.tests == ()
+        assert run.load == LoadRecord(
+            "connect_storm",
+            2,
+            3,
+            False,
+            tuple(summary.problems),
+            (LoadStep("connect", 10, 2, 3.3, None, None, None, None),),
+        )
+        assert summary.problems
+
+    def test_listed_with_its_figures(self) -> None:
+        """``wsconn history`` shows a load run's scenario, requests, failures, p95s and verdict."""
+        assert run_line(RunRecord(**{**LOAD.__dict__, "id": 3})) == (
+            "#3 2023-11-14 22:15:00 UTC -@- local: load steady_messaging, 4 users, 3 s: "
+            "120 requests, 1 failed; connect p95 3.8 ms; FAILED"
+        )
+
+
 class TestCli:
     @pytest.fixture
     def history(self, tmp_path: Path) -> Path:
@@ -286,6 +363,12 @@ class TestCli:
             "regression in run #6: new failure category 'network'",
             "regression in run #6: t.py::a failed; it passed in the run before",
         ]
+
+    def test_check_skips_load_runs(self, history: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A load run last in the history is not what --check compares: the last pytest run is."""
+        store.append(history, LOAD)
+        assert wsconn(["history", "--history", str(history), "--check"]) == 0
+        assert "run #5: no regression against 4 earlier run(s)" in capsys.readouterr().out
 
     def test_missing_history(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A history that is not there: exit 2 and what writes one."""

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from support import Service, unavailable
 
+from pytest_wsconn.history import store
+from pytest_wsconn.history.records import RunRecord
 from pytest_wsconn.load.fixture import run_load
 from pytest_wsconn.timing import scaled
 
@@ -326,3 +328,36 @@ class TestPytestCoexistence:
         # monkey-patches that process for gevent: keep such tests apart from asyncio ones).
         fixtures = pytester.runpytest_subprocess(*args, "--fixtures")
         fixtures.stdout.fnmatch_lines(["session*", "*wsconn_stack*", "*wsconn_load*"])
+
+
+class TestHistory:
+    def test_a_load_run_is_appended_to_the_history(self, tmp_path: Path) -> None:
+        """--history PATH appends the run (kind "load") beside the pytest runs already there,
+        with exactly the per-step figures of its summary.json."""
+        history = tmp_path / "h.sqlite"
+        store.append(history, RunRecord("pytest-run", 1.0, "h", "local"))
+        code, output, summary = wsconn_load(
+            tmp_path / "out", "connect_storm", "--users", "2", "--duration", "2",
+            "--history", str(history),
+        )  # fmt: skip
+        assert code == 0, output
+        assert f"wsconn load: appended the run to {history}" in output
+        before, run = store.read(history)
+        assert (before.kind, run.kind, run.stack, run.tests) == ("pytest", "load", "local", ())
+        assert run.load is not None and run.load.passed
+        assert (run.load.scenario, run.load.users, run.load.duration_s) == ("connect_storm", 2, 2)
+        steps = {s.name: s for s in run.load.steps}
+        assert set(steps) == set(summary["steps"])
+        for name, step in summary["steps"].items():
+            figures = (step["requests"], step["failures"], step["p50_ms"], step["p95_ms"])
+            assert (steps[name].requests, steps[name].failures) == figures[:2]
+            assert (steps[name].p50_ms, steps[name].p95_ms) == figures[2:]
+
+    def test_an_unwritable_history_stops_before_the_load(self, tmp_path: Path) -> None:
+        """A history whose folder is a file: exit 2 naming it, and Locust never started."""
+        (tmp_path / "file").write_text("")
+        history = tmp_path / "file" / "h.sqlite"
+        code, output, _ = wsconn_load(tmp_path / "out", "connect_storm", "--history", str(history))
+        assert code == 2, output
+        assert output.startswith(f"wsconn load: cannot open the history {history}"), output
+        assert not (tmp_path / "out" / "master.log").exists()

@@ -64,6 +64,8 @@ PURE_MODULES = [
     "config",
     "expect",
     "faults",
+    "history/dashboard",
+    "history/loads",
     "history/records",
     "history/trends",
     "history/views",

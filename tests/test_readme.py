@@ -22,6 +22,11 @@ class TestReadme:
         text = (ROOT / "tests" / "examples" / example).read_text()
         assert f"```python\n{text}```" in README
 
+    def test_nightly_job_is_the_tested_file(self) -> None:
+        """The nightly CI job in the README is tests/examples/nightly-chaos.yml, verbatim."""
+        text = (ROOT / "tests" / "examples" / "nightly-chaos.yml").read_text()
+        assert f"```yaml\n{text}```" in README
+
     def test_every_container_fault_example_is_tested(self) -> None:
         """Code in the README that calls a container fault is inside a tested example."""
         tested = (ROOT / "tests" / "examples" / "test_readme_container_faults.py").read_text()

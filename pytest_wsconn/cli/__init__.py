@@ -11,6 +11,7 @@ shared by several subcommands are in ``types``; they adapt the pure parsers of `
     check     .env, compose and nginx files
     load      Locust scenarios, headless    (``python -m pytest_wsconn.load``)
     history   the run history: list, export, check for regressions
+    dashboard the run history as one self-contained HTML page
     codes     the close code and HTTP status catalogue
     install   Toxiproxy where the plugin finds it
     images    the compose stack's images without a registry
@@ -32,6 +33,7 @@ SUBCOMMANDS = {
     "check": "check .env, compose and nginx files for WebSocket problems",
     "load": "run a Locust load scenario headless (needs pytest-wsconn[load])",
     "history": "list the run history, export it (CSV/JSON) or --check the last run",
+    "dashboard": "write the run history as one self-contained HTML page (inline SVG)",
     "codes": "print what each close code and HTTP status means",
     "install": "install Toxiproxy where the plugin finds it (wsconn install toxiproxy)",
     "images": "build the compose stack's images without a registry (wsconn images build)",

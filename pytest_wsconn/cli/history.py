@@ -14,18 +14,23 @@ from pytest_wsconn.history.trends import check
 from pytest_wsconn.history.views import run_line, to_csv, to_json
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wsconn history",
-        description="List the runs of a pytest-wsconn run history, export them, or check the "
-        "last run for regressions (pytest-wsconn).",
-    )
+def add_history_argument(parser: argparse.ArgumentParser) -> None:
+    """``--history PATH``, defaulting where chaos mode writes (shared with ``wsconn dashboard``)."""
     parser.add_argument(
         "--history",
         type=Path,
         default=Path(DEFAULT_CHAOS_HISTORY),
         help=f"the history file (default {DEFAULT_CHAOS_HISTORY})",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wsconn history",
+        description="List the runs of a pytest-wsconn run history, export them, or check the "
+        "last run for regressions (pytest-wsconn).",
+    )
+    add_history_argument(parser)
     parser.add_argument(
         "--export", choices=("csv", "json"), help="print every test of every run as CSV or JSON"
     )
@@ -62,8 +67,9 @@ def main(argv: Sequence[str]) -> int:
         for run in runs:
             print(run_line(run))
         return 0
+    runs = [run for run in runs if run.kind == "pytest"]  # load runs have no tests to check
     if not runs:
-        print(f"no run in {args.history}: nothing to check")
+        print(f"no pytest run in {args.history}: nothing to check")
         return 0
     regressions = check(runs)
     for regression in regressions:

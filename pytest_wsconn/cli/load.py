@@ -7,7 +7,10 @@ Also ``python -m pytest_wsconn.load``, which the ``wsconn_load`` fixture runs. E
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
+import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,10 +25,15 @@ from pytest_wsconn.cli.types import (
     ws_url,
 )
 from pytest_wsconn.config import DEFAULT_AUTH
-from pytest_wsconn.exceptions import WsconnError
+from pytest_wsconn.exceptions import HistoryError, WsconnError
+from pytest_wsconn.history import store
+from pytest_wsconn.history.gitinfo import git_position
+from pytest_wsconn.history.loads import load_run
 from pytest_wsconn.load.recovery import STORM_FAULTS, parse_storm_faults
 from pytest_wsconn.load.runner import EXIT_HELP, EXIT_USAGE, SCENARIOS, run
+from pytest_wsconn.load.summary import LoadSummary
 from pytest_wsconn.load.thresholds import Thresholds
+from pytest_wsconn.redact import redact_url
 
 storm_faults = argtype(parse_storm_faults)
 
@@ -133,8 +141,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits.add_argument("--max-p95-connect-ms", type=float, default=None)
     limits.add_argument("--max-p95-rtt-ms", type=float, default=None)
+    parser.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="append the run's summary to this run history (SQLite, as --wsconn-history)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     return parser
+
+
+def _record(args: argparse.Namespace, summary: LoadSummary, started: float) -> None:
+    """Append the load run to ``--history``: a run of kind ``load`` with its summary."""
+    commit, branch = git_position(Path.cwd())
+    run = load_run(
+        summary,
+        run_uid=uuid.uuid4().hex,
+        started=started,
+        host=socket.gethostname(),
+        stack="external" if args.host else "local",
+        target=redact_url(args.host) if args.host else None,
+        commit=commit,
+        branch=branch,
+    )
+    store.append(args.history, run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,10 +175,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     say = (
         (lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     )
+    started = time.time()
     try:
         thresholds = Thresholds(
             args.max_failure_ratio, args.max_p95_connect_ms, args.max_p95_rtt_ms
         )
+        if args.history is not None:  # a history that cannot be written fails before the load
+            with store.open_history(args.history):
+                pass
         code, summary = run(args, thresholds, say)
     except WsconnError as error:
         print(f"wsconn load: {error}", file=sys.stderr)
@@ -157,4 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in summary.problems:
             prefix = "" if problem.startswith("threshold failed: ") else "FAILED: "
             print(f"wsconn load: {prefix}{problem}", file=sys.stderr)
+        if args.history is not None:
+            try:
+                _record(args, summary, started)
+            except HistoryError as error:
+                print(f"wsconn load: {error}", file=sys.stderr)
+                return code or EXIT_USAGE
+            print(f"wsconn load: appended the run to {args.history}", file=sys.stderr)
     return code

@@ -7,7 +7,6 @@ appends nothing.
 from __future__ import annotations
 
 import socket
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -16,13 +15,13 @@ import pytest
 from pytest_wsconn.config import Settings
 from pytest_wsconn.exceptions import HistoryError
 from pytest_wsconn.history import store
+from pytest_wsconn.history.gitinfo import git_position
 from pytest_wsconn.history.records import RunRecord, TestRecord, record_test
 from pytest_wsconn.markers import marked_fault
 from pytest_wsconn.redact import redact_url
 from pytest_wsconn.state import TEST, WsconnSession, xdist_ids
 
 DEFAULT_CHAOS_HISTORY = ".wsconn/history.sqlite"
-GIT_TIMEOUT = 5.0
 
 
 def history_path(settings: Settings, root: Path) -> Path | None:
@@ -30,26 +29,6 @@ def history_path(settings: Settings, root: Path) -> Path | None:
     if settings.history:
         return Path(settings.history)
     return root / DEFAULT_CHAOS_HISTORY if settings.chaos is not None else None
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args],  # noqa: S607 - git from PATH, as a user runs it
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
-
-
-def git_position(root: Path) -> tuple[str | None, str | None]:
-    """The commit and branch checked out at ``root``; None outside a repository."""
-    return _git(root, "rev-parse", "HEAD"), _git(root, "rev-parse", "--abbrev-ref", "HEAD")
 
 
 def _fault_of(item: pytest.Item) -> tuple[str | None, str | None]:

@@ -54,8 +54,34 @@ class TestRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class LoadStep:
+    """One request type of a load run (``connect``, ``message``, ...): counts and latencies."""
+
+    name: str
+    requests: int
+    failures: int
+    rate: float  # requests per second
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadRecord:
+    """A ``wsconn load`` run's summary: scenario, users, its verdict and its steps."""
+
+    scenario: str
+    users: int
+    duration_s: float
+    passed: bool
+    problems: tuple[str, ...] = ()  # why it failed, one line each
+    steps: tuple[LoadStep, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class RunRecord:
-    """One pytest session (all its xdist workers) or one load run, with its tests."""
+    """One pytest session (all its xdist workers) with its tests, or one load run (``load``)."""
 
     run_uid: str
     started: float  # wall clock
@@ -68,6 +94,7 @@ class RunRecord:
     kind: str = "pytest"  # or "load"
     tests: tuple[TestRecord, ...] = ()
     id: int | None = None  # its row in the history, in the order runs were first written
+    load: LoadRecord | None = None  # a load run's summary (kind "load"); None for pytest runs
 
     @property
     def handshakes_ms(self) -> tuple[float, ...]:

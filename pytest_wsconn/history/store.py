@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pytest_wsconn.exceptions import HistoryError
-from pytest_wsconn.history.records import RunRecord, TestRecord
+from pytest_wsconn.history.records import LoadRecord, LoadStep, RunRecord, TestRecord
 from pytest_wsconn.timing import scaled
 
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another (xdist workers finish together)
@@ -51,6 +51,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             close_codes TEXT NOT NULL
         )""",
         "CREATE INDEX tests_by_run ON tests(run_id)",
+    ),
+    (  # 2: load runs (``wsconn load --history``): the summary and its steps
+        """CREATE TABLE loads (
+            run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+            scenario TEXT NOT NULL,
+            users INTEGER NOT NULL,
+            duration_s REAL NOT NULL,
+            passed INTEGER NOT NULL,
+            problems TEXT NOT NULL
+        )""",
+        """CREATE TABLE load_steps (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            step TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            failures INTEGER NOT NULL,
+            rate REAL NOT NULL,
+            p50_ms REAL,
+            p95_ms REAL,
+            p99_ms REAL,
+            max_ms REAL
+        )""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -154,6 +175,53 @@ def append(path: Path, run: RunRecord) -> None:
                 for test in run.tests
             ],
         )
+        if run.load is not None:
+            _append_load(connection, run_id, run.load)
+
+
+def _append_load(connection: sqlite3.Connection, run_id: int, load: LoadRecord) -> None:
+    connection.execute(
+        "INSERT INTO loads (run_id, scenario, users, duration_s, passed, problems) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            run_id,
+            load.scenario,
+            load.users,
+            load.duration_s,
+            load.passed,
+            json.dumps(load.problems),
+        ),
+    )
+    connection.executemany(
+        "INSERT INTO load_steps (run_id, step, requests, failures, rate, p50_ms, p95_ms, "
+        "p99_ms, max_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (run_id, s.name, s.requests, s.failures, s.rate, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms)
+            for s in load.steps
+        ],
+    )
+
+
+def _read_loads(connection: sqlite3.Connection) -> dict[int, LoadRecord]:
+    steps: dict[int, list[LoadStep]] = {}
+    for row in connection.execute(
+        "SELECT run_id, step, requests, failures, rate, p50_ms, p95_ms, p99_ms, max_ms "
+        "FROM load_steps ORDER BY rowid"
+    ):
+        steps.setdefault(row[0], []).append(LoadStep(*row[1:]))
+    return {
+        row[0]: LoadRecord(
+            row[1],
+            row[2],
+            row[3],
+            bool(row[4]),
+            tuple(json.loads(row[5])),
+            tuple(steps.get(row[0], ())),
+        )
+        for row in connection.execute(
+            "SELECT run_id, scenario, users, duration_s, passed, problems FROM loads"
+        )
+    }
 
 
 def read(path: Path) -> list[RunRecord]:
@@ -178,6 +246,7 @@ def read(path: Path) -> list[RunRecord]:
                     row[10],
                 )
             )
+        loads = _read_loads(connection)
         return [
             RunRecord(
                 run_uid=row[1],
@@ -191,6 +260,7 @@ def read(path: Path) -> list[RunRecord]:
                 kind=row[9],
                 tests=tuple(tests.get(row[0], ())),
                 id=row[0],
+                load=loads.get(row[0]),
             )
             for row in connection.execute(
                 "SELECT id, run_uid, started, host, stack, target, git_commit, branch, "
