@@ -1,4 +1,5 @@
-"""Real Prometheus and Pushgateway (Debian packages) for tests: loopback ports, temp data dirs.
+"""Real Prometheus, Pushgateway and Alertmanager (Debian packages) for tests: loopback ports,
+temp data dirs.
 
 ``quick_rules`` turns the shipped alert rules into ones a test can watch go pending and firing
 in seconds: the same expressions, with ``[5m]`` windows and ``for:`` durations shortened.
@@ -124,7 +125,12 @@ class Prometheus(Daemon):
     name = "prometheus"
     package = "prometheus"
 
-    def __init__(self, targets: dict[str, Sequence[str]], rules: str | None = None) -> None:
+    def __init__(
+        self,
+        targets: dict[str, Sequence[str]],
+        rules: str | None = None,
+        alertmanagers: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -137,6 +143,10 @@ class Prometheus(Daemon):
                 for job, hosts in targets.items()
             ],
         }
+        if alertmanagers:
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
+            }
         if rules is not None:
             (self._dir / "rules.yml").write_text(rules)
             config["rule_files"] = [str(self._dir / "rules.yml")]
@@ -177,3 +187,26 @@ class Prometheus(Daemon):
         """States (pending, firing) of the alerts named ``name`` now; empty when inactive."""
         alerts = http_json(f"{self.url}/api/v1/alerts")["data"]["alerts"]
         return {a["state"] for a in alerts if a["labels"].get("alertname") == name}
+
+
+class Alertmanager(Daemon):
+    """Debian's ``prometheus-alertmanager`` with ``config`` (a dict, written as YAML), no cluster.
+
+    ``netloc`` is what Prometheus' ``alertmanagers`` takes.
+    """
+
+    name = "prometheus-alertmanager"
+    package = "prometheus-alertmanager"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.netloc = f"127.0.0.1:{self.port}"
+        (self._dir / "alertmanager.yml").write_text(yaml.safe_dump(config))
+
+    def argv(self) -> list[str]:
+        return [
+            *super().argv(),
+            f"--config.file={self._dir / 'alertmanager.yml'}",
+            f"--storage.path={self._dir / 'data'}",
+            "--cluster.listen-address=",  # no gossip port: one instance on loopback
+        ]
