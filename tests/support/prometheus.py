@@ -48,6 +48,17 @@ def quick_rules(text: str, window: str = "10s", pending: str = "3s") -> str:
     return re.sub(r"^(\s+for:) \S+$", rf"\1 {pending}", text, flags=re.MULTILINE)
 
 
+def exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Samples of a Prometheus text exposition by name and label set."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
 def http_json(url: str, timeout: float = 5.0) -> Any:
     with urllib.request.urlopen(url, timeout=scaled(timeout)) as response:  # noqa: S310 - http only
         return json.loads(response.read())
@@ -114,6 +125,12 @@ class Pushgateway(Daemon):
 
     name = "prometheus-pushgateway"
     package = "prometheus-pushgateway"
+
+    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """What a scrape of the Pushgateway returns now (``exposition``)."""
+        scrape = f"{self.url}/metrics"
+        with urllib.request.urlopen(scrape, timeout=scaled(5)) as response:  # noqa: S310
+            return exposition(response.read().decode())
 
 
 class Prometheus(Daemon):
