@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
@@ -179,7 +180,10 @@ class Prometheus(Daemon):
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The instant vector ``promql`` evaluates to now; raises on a PromQL error."""
         url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-        body = http_json(url)
+        try:
+            body = http_json(url)
+        except urllib.error.HTTPError as error:  # 400 for a query that does not parse
+            raise AssertionError(f"{promql}: {json.loads(error.read()).get('error')}") from None
         assert body["status"] == "success", body
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
