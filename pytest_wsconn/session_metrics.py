@@ -81,7 +81,10 @@ def session_samples(
 # I/O shells
 
 
-def _registry(samples: Sequence[Sample]) -> CollectorRegistry:
+def _registry(
+    samples: Sequence[Sample], prefix: str = PREFIX, helps: Mapping[str, str] = HELP
+) -> CollectorRegistry:
+    """One gauge per sample name, ``<prefix>_<name>``, described by ``helps[name]``."""
     from prometheus_client import CollectorRegistry, Gauge
 
     registry = CollectorRegistry()
@@ -91,7 +94,7 @@ def _registry(samples: Sequence[Sample]) -> CollectorRegistry:
         gauge = gauges.get(sample.name)
         if gauge is None:
             gauge = gauges[sample.name] = Gauge(
-                f"{PREFIX}_{sample.name}", HELP[sample.name], label_names, registry=registry
+                f"{prefix}_{sample.name}", helps[sample.name], label_names, registry=registry
             )
         (gauge.labels(*(v for _, v in sample.labels)) if label_names else gauge).set(sample.value)
     return registry
@@ -115,14 +118,23 @@ def write_textfile(path: Path, samples: Sequence[Sample]) -> None:
     write_to_textfile(str(path), _registry(samples))
 
 
-def push(url: str, job: str, grouping: Mapping[str, str], samples: Sequence[Sample]) -> None:
-    """Replace the group ``job`` + ``grouping`` on the Pushgateway at ``url`` with ``samples``."""
+def push(
+    url: str,
+    job: str,
+    grouping: Mapping[str, str],
+    samples: Sequence[Sample],
+    *,
+    prefix: str = PREFIX,
+    helps: Mapping[str, str] = HELP,
+) -> None:
+    """Replace the group ``job`` + ``grouping`` on the Pushgateway at ``url`` with ``samples``
+    (named ``<prefix>_<name>``; ``wsconn load`` pushes its own ``wsconn_load_*`` set)."""
     _client()
     from prometheus_client import push_to_gateway
 
-    push_to_gateway(
-        url, job=job, registry=_registry(samples), grouping_key=dict(grouping), timeout=scaled(10)
-    )
+    registry = _registry(samples, prefix, helps)
+    grouping_key = dict(grouping)
+    push_to_gateway(url, job=job, registry=registry, grouping_key=grouping_key, timeout=scaled(10))
 
 
 def publish(settings: cfg.Settings, worker: str | None, samples: Sequence[Sample]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -63,6 +64,13 @@ def promtool() -> str:
     if path is None:
         unavailable("promtool not found: apt-get install prometheus")
     return path
+
+
+@pytest.fixture(scope="session")
+def locust_installed() -> None:
+    """Locust is a test dependency: missing is a failure on CI, a skip elsewhere."""
+    if importlib.util.find_spec("locust") is None:
+        unavailable("Locust is not installed (pip install pytest-wsconn[load])")
 
 
 @pytest.fixture(scope="session")

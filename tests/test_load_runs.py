@@ -6,7 +6,6 @@ monkey-patch this process for gevent. Together these tests take about 80 s.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Service, unavailable
+from support import Service
 
 from pytest_wsconn.history import store
 from pytest_wsconn.history.records import RunRecord
@@ -25,13 +24,6 @@ from pytest_wsconn.load.fixture import run_load
 from pytest_wsconn.timing import scaled
 
 pytestmark = pytest.mark.usefixtures("user_env", "locust_installed")
-
-
-@pytest.fixture(scope="module")
-def locust_installed() -> None:
-    """Locust is a test dependency: missing is a failure on CI, a skip elsewhere."""
-    if importlib.util.find_spec("locust") is None:
-        unavailable("Locust is not installed (pip install pytest-wsconn[load])")
 
 
 RUN_TIMEOUT = 90.0  # seconds for one `wsconn load` run, start to summary (scaled)

@@ -2,12 +2,15 @@
 
 PromQL over Prometheus' HTTP API returns the counts the test caused, and the shipped
 ``WebSocketAbnormalClosesSpiking`` rule (windows shortened by ``quick_rules``) goes pending,
-then firing under a Toxiproxy fault, and resolves once the fault is gone.
+then firing under a Toxiproxy fault, and resolves once the fault is gone. Every query of the
+shipped Grafana dashboard parses and returns data.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
@@ -18,7 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import connect
 
 from pytest_wsconn.faults import timeout
-from pytest_wsconn.monitoring import ALERT_RULES
+from pytest_wsconn.monitoring import ALERT_RULES, GRAFANA_DASHBOARD
 from pytest_wsconn.reference.tokens import reference_token
 from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.stack.toxiproxy_server import ToxiproxyServer
@@ -36,6 +39,7 @@ class Live:
 
     def __init__(self, server_url: str, token: str, proxy: Proxy, prometheus: Prometheus) -> None:
         self.token = token
+        self.labels = {"job": "reference", "instance": urlsplit(server_url).netloc}  # as scraped
         host, port = proxy.listen_address
         self.proxied = f"ws://{host}:{port}{urlsplit(server_url).path}"
         self.proxy = proxy
@@ -47,6 +51,17 @@ class Live:
             with connect(f"{self.proxied}?token={self.token}", open_timeout=scaled(5)) as ws:
                 ws.send("hi")
                 assert ws.recv(timeout=scaled(5)) == "hi"
+
+    def refuse(self) -> None:
+        """A client without a token: refused with 401."""
+        with pytest.raises(InvalidStatus):
+            connect(self.proxied, open_timeout=scaled(5))
+
+    def lose_connection(self) -> None:
+        """Under a downstream timeout the upgrade reaches the server, the answer never comes
+        back and Toxiproxy drops both sides: the server records a 1006."""
+        with pytest.raises((TimeoutError, InvalidHandshake, ConnectionClosed, OSError)):
+            connect(f"{self.proxied}?token={self.token}", open_timeout=0.5).close()
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +98,7 @@ class TestLivePrometheus:
             'sum(wsconn_server_connection_attempts_total{outcome="accepted"})'
         )
         live.echo(5)
-        with pytest.raises(InvalidStatus):
-            connect(live.proxied, open_timeout=scaled(5))  # no token: 401
+        live.refuse()
         live.prometheus.eventually(
             'sum(wsconn_server_connection_attempts_total{outcome="accepted"})', (before or 0) + 5
         )
@@ -104,13 +118,8 @@ class TestLivePrometheus:
             seen.append(live.prometheus.alert_states(ALERT))
             return "firing" in seen[-1]
 
-        def lost_connection() -> None:
-            # The upgrade reaches the server, the answer never comes back, Toxiproxy drops both.
-            with pytest.raises((TimeoutError, InvalidHandshake, ConnectionClosed, OSError)):
-                connect(f"{live.proxied}?token={live.token}", open_timeout=0.5).close()
-
         with live.proxy.apply(timeout(100)):
-            assert until(firing, 30, lost_connection), (
+            assert until(firing, 30, live.lose_connection), (
                 f"states seen: {seen}\n{live.prometheus.output()}"
             )
         assert {"pending"} in seen  # it went through pending before firing
@@ -124,3 +133,57 @@ class TestLivePrometheus:
             lambda: live.prometheus.alert_states(ALERT) == set(), scaled(40), interval=0.25
         ), "the alert did not resolve after the fault was removed"
         live.echo(1)  # the path works again
+
+
+def grafana(expr: str) -> str:
+    """A dashboard query as Grafana sends it with every variable on All and a 1m rate interval."""
+    return expr.replace("$__rate_interval", "1m").replace("$job", ".*").replace("$instance", ".*")
+
+
+def panel_queries() -> dict[str, str]:
+    dashboard = json.loads(GRAFANA_DASHBOARD.read_text())
+    return {
+        f"{panel['title']} ({target['refId']})": target["expr"]
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+    }
+
+
+class TestGrafanaDashboard:
+    def test_every_panel_query_returns_data(self, live: Live) -> None:
+        """After echoes, a refusal and a lost connection, every panel's query parses (a PromQL
+        error fails the query) and returns series from the reference server."""
+        live.prometheus.eventually('up{job="reference"}', 1)
+        live.echo(3)
+        live.refuse()
+        with live.proxy.apply(timeout(100)):
+            live.lose_connection()
+        queries = panel_queries()
+        empty: list[str] = []
+
+        def all_have_data() -> bool:
+            empty[:] = [
+                name for name, expr in queries.items() if not live.prometheus.query(grafana(expr))
+            ]
+            return not empty
+
+        assert wait_until(all_have_data, scaled(20), interval=0.5), f"panels without data: {empty}"
+
+    def test_dashboard_covers_the_metric_set_and_finds_the_server(self, live: Live) -> None:
+        """Each wsconn_server_* family Prometheus scraped is on a panel; the job and instance
+        variables list the reference server."""
+        live.prometheus.eventually('up{job="reference"}', 1)
+        scraped = live.prometheus.query('group by (__name__) ({__name__=~"wsconn_server_.*"})')
+        families = {
+            re.sub(r"_(bucket|count|sum|created)$", "", s["metric"]["__name__"]) for s in scraped
+        }
+        text = "\n".join(panel_queries().values())
+        assert families and {f for f in families if f not in text} == set()
+
+        variables = json.loads(GRAFANA_DASHBOARD.read_text())["templating"]["list"]
+        for variable in variables[1:]:
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["definition"])
+            assert match, variable["definition"]
+            metric, label = match.groups()
+            values = live.prometheus.query(f"group by ({label}) ({grafana(metric)})")
+            assert [v["metric"][label] for v in values] == [live.labels[label]]

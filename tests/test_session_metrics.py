@@ -4,11 +4,9 @@ Prometheus scrapes, where the shipped nightly alert fires on the session's failu
 from __future__ import annotations
 
 import subprocess
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from support.prometheus import Prometheus, Pushgateway, free_port
+from support.prometheus import Prometheus, Pushgateway, exposition, free_port
 
 from pytest_wsconn.expect import ConnectionAttempt, Outcome
 from pytest_wsconn.monitoring import ALERT_RULES
@@ -37,14 +35,6 @@ def attempt(handshake: float | None, **fields: object) -> ConnectionAttempt:
     if handshake is not None:
         values |= {"outcome": Outcome.OPENED, "ended": 10.0 + handshake}
     return ConnectionAttempt(**{**values, **fields})  # type: ignore[arg-type]
-
-
-def exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 class TestSessionSamples:
@@ -133,9 +123,7 @@ class TestPushgateway:
                 "--wsconn-metrics-instance=ci",
             )
             result.assert_outcomes(passed=1, failed=1)
-            scrape = f"{gateway.url}/metrics"
-            with urllib.request.urlopen(scrape, timeout=scaled(5)) as response:  # noqa: S310
-                pushed = exposition(response.read().decode())
+            pushed = gateway.metrics()
             failed = frozenset(
                 {("job", "wsconn-nightly"), ("instance", "ci"), ("outcome", "failed")}
             )

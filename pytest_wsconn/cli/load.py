@@ -24,7 +24,7 @@ from pytest_wsconn.cli.types import (
     positive_seconds,
     ws_url,
 )
-from pytest_wsconn.config import DEFAULT_AUTH
+from pytest_wsconn.config import DEFAULT_AUTH, parse_pushgateway_url
 from pytest_wsconn.exceptions import HistoryError, WsconnError
 from pytest_wsconn.history import store
 from pytest_wsconn.history.gitinfo import git_position
@@ -147,6 +147,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="PATH",
         help="append the run's summary to this run history (SQLite, as --wsconn-history)",
+    )
+    metrics = parser.add_argument_group("metrics (the metrics extra: prometheus_client)")
+    metrics.add_argument(
+        "--pushgateway",
+        type=argtype(parse_pushgateway_url),
+        default=None,
+        metavar="URL",
+        help="push the run's wsconn_load_* figures to this Prometheus Pushgateway while it runs "
+        "and at its end; a failed push is said, never fails the run",
+    )
+    metrics.add_argument(
+        "--push-every", type=positive_seconds, default=5.0, help="s between live pushes (5)"
+    )
+    metrics.add_argument("--metrics-job", default="wsconn-load", help="job label (wsconn-load)")
+    metrics.add_argument(
+        "--metrics-instance", default=None, help="instance label (this host's name)"
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     return parser

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from pytest_wsconn import faults
 from pytest_wsconn.config import Settings
 from pytest_wsconn.exceptions import ConfigError, WsconnError
+from pytest_wsconn.load.metrics import PushTarget, final_samples, pushing_live
 from pytest_wsconn.load.recovery import FaultWindow, storm_schedule
 from pytest_wsconn.load.summary import LoadSummary, build_summary
 from pytest_wsconn.load.thresholds import Thresholds
@@ -308,20 +309,52 @@ def run(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot create it: {exc.strerror}") from None
-    for stale in [*out.glob("locust_*.csv"), out / "wsconn.json", out / "wsconn.json.started"]:
+    result, live = out / "wsconn.json", out / "wsconn.json.live"
+    for stale in [*out.glob("locust_*.csv"), result, out / "wsconn.json.started", live]:
         stale.unlink(missing_ok=True)
+    gateway = None
+    if args.pushgateway:
+        gateway = PushTarget.from_args(
+            args.pushgateway, args.metrics_job, args.metrics_instance, name
+        )
     with open_target(args, storm) as target:
         if storm and target.proxy is None:
             raise ConfigError("a reconnect storm needs a proxy: give --toxiproxy and --proxy")
         via = f" via {target.dial}" if target.dial else ""
         say(f"wsconn load: {name} → {target.url}{via}")
-        code, started, applied = _launch(args, locustfile, target, out, storm)
+        with pushing_live(gateway, live, args.push_every, say):
+            code, started, applied = _launch(args, locustfile, target, out, storm)
+    summary = _summarize(
+        args, out, code, (started, applied), name=name, thresholds=thresholds, say=say
+    )
+    if gateway is not None:
+        problem = gateway.send(final_samples(summary, time.time()))
+        if problem:
+            print(f"wsconn load: metrics: {problem}", file=sys.stderr, flush=True)
+    if summary is None:
+        return EXIT_LOCUST, None
+    return (EXIT_OK if summary.passed else EXIT_FAILED), summary
+
+
+def _summarize(
+    args: argparse.Namespace,
+    out: Path,
+    code: int | None,
+    storm: tuple[float | None, list[FaultWindow]],
+    *,
+    name: str,
+    thresholds: Thresholds,
+    say: Callable[[str], None],
+) -> LoadSummary | None:
+    """The judged summary from the files Locust left in ``out`` and ``storm`` (when the load
+    began, the faults applied); None when Locust did not finish."""
+    started, applied = storm
     stats = out / "locust_stats.csv"
     if code != 0 or not stats.is_file():
         why = "did not finish in time" if code is None else f"exited with {code}"
         log = out / "master.log"
         say(f"wsconn load: Locust {why}; the end of {log}:\n{_tail(log)}")
-        return EXIT_LOCUST, None
+        return None
     result_path = out / "wsconn.json"
     result = json.loads(result_path.read_text()) if result_path.is_file() else {}
     failures = out / "locust_failures.csv"
@@ -339,4 +372,4 @@ def run(
     )
     summary.reports = [str(out / f) for f in ("report.html", "locust_stats.csv", "summary.json")]
     (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
-    return (EXIT_OK if summary.passed else EXIT_FAILED), summary
+    return summary

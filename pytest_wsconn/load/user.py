@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+import gevent  # type: ignore[import-untyped]  # Locust's dependency ships no stubs
 from locust import User, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -56,6 +57,7 @@ REQUEST_TYPE = "WS"
 REPORT_KEY = "wsconn"
 _ids = itertools.count(1)
 _PROCESS_TAG = os.urandom(3).hex()  # pids repeat across machines; message ids must not
+LIVE_EVERY = 1.0  # s between the master's live snapshots (``wsconn load --pushgateway`` reads)
 
 # name, default, help; every option is a Locust option, so workers get the master's values.
 OPTIONS: tuple[tuple[str, str, str], ...] = (
@@ -137,10 +139,37 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
 
 
 def _on_test_start(environment: Environment, **_: Any) -> None:
-    """Tell ``wsconn load`` when the load began: its fault schedule counts from here."""
+    """Tell ``wsconn load`` when the load began (its fault schedule counts from here), then
+    keep a live snapshot of Locust's figures beside the result for as long as the run lasts."""
     path = getattr(environment.parsed_options, "ws_result", "")
     if path and not isinstance(environment.runner, WorkerRunner):
         Path(f"{path}.started").write_text(repr(time.time()))
+        gevent.spawn(_write_live, environment, Path(f"{path}.live"))
+
+
+def _write_live(environment: Environment, path: Path) -> None:
+    """Every ``LIVE_EVERY`` s: users and per-step requests, failures, rate, p50/p95 (ms), as
+    JSON replaced atomically (``load.metrics.live_samples`` reads it)."""
+    while True:
+        steps = {
+            entry.name: {
+                "requests": entry.num_requests,
+                "failures": entry.num_failures,
+                "rate": entry.current_rps,
+                **{
+                    f"p{round(q * 100)}_ms": entry.get_response_time_percentile(q)
+                    if entry.num_requests
+                    else None
+                    for q in (0.5, 0.95)
+                },
+            }
+            for entry in environment.stats.entries.values()
+        }
+        users = environment.runner.user_count if environment.runner else 0
+        partial = path.with_name(f"{path.name}.partial")
+        partial.write_text(json.dumps({"at": time.time(), "users": users, "steps": steps}))
+        partial.replace(path)
+        gevent.sleep(LIVE_EVERY)
 
 
 def _on_quitting(environment: Environment, **_: Any) -> None:

@@ -1,4 +1,5 @@
-"""Real Prometheus and Pushgateway (Debian packages) for tests: loopback ports, temp data dirs.
+"""Real Prometheus, Pushgateway and Alertmanager (Debian packages) for tests: loopback ports,
+temp data dirs.
 
 ``quick_rules`` turns the shipped alert rules into ones a test can watch go pending and firing
 in seconds: the same expressions, with ``[5m]`` windows and ``for:`` durations shortened.
@@ -11,6 +12,7 @@ import re
 import shutil
 import socket
 import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
@@ -45,6 +47,17 @@ def quick_rules(text: str, window: str = "10s", pending: str = "3s") -> str:
     """The rules with every ``[5m]`` window set to ``window`` and every ``for:`` to ``pending``."""
     text = re.sub(r"\[5m\]", f"[{window}]", text)
     return re.sub(r"^(\s+for:) \S+$", rf"\1 {pending}", text, flags=re.MULTILINE)
+
+
+def exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Samples of a Prometheus text exposition by name and label set."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def http_json(url: str, timeout: float = 5.0) -> Any:
@@ -114,6 +127,12 @@ class Pushgateway(Daemon):
     name = "prometheus-pushgateway"
     package = "prometheus-pushgateway"
 
+    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """What a scrape of the Pushgateway returns now (``exposition``)."""
+        scrape = f"{self.url}/metrics"
+        with urllib.request.urlopen(scrape, timeout=scaled(5)) as response:  # noqa: S310
+            return exposition(response.read().decode())
+
 
 class Prometheus(Daemon):
     """``prometheus`` scraping ``targets`` every second and evaluating ``rules`` every second.
@@ -124,7 +143,12 @@ class Prometheus(Daemon):
     name = "prometheus"
     package = "prometheus"
 
-    def __init__(self, targets: dict[str, Sequence[str]], rules: str | None = None) -> None:
+    def __init__(
+        self,
+        targets: dict[str, Sequence[str]],
+        rules: str | None = None,
+        alertmanagers: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -137,6 +161,10 @@ class Prometheus(Daemon):
                 for job, hosts in targets.items()
             ],
         }
+        if alertmanagers:
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
+            }
         if rules is not None:
             (self._dir / "rules.yml").write_text(rules)
             config["rule_files"] = [str(self._dir / "rules.yml")]
@@ -152,7 +180,10 @@ class Prometheus(Daemon):
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The instant vector ``promql`` evaluates to now; raises on a PromQL error."""
         url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-        body = http_json(url)
+        try:
+            body = http_json(url)
+        except urllib.error.HTTPError as error:  # 400 for a query that does not parse
+            raise AssertionError(f"{promql}: {json.loads(error.read()).get('error')}") from None
         assert body["status"] == "success", body
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
@@ -177,3 +208,26 @@ class Prometheus(Daemon):
         """States (pending, firing) of the alerts named ``name`` now; empty when inactive."""
         alerts = http_json(f"{self.url}/api/v1/alerts")["data"]["alerts"]
         return {a["state"] for a in alerts if a["labels"].get("alertname") == name}
+
+
+class Alertmanager(Daemon):
+    """Debian's ``prometheus-alertmanager`` with ``config`` (a dict, written as YAML), no cluster.
+
+    ``netloc`` is what Prometheus' ``alertmanagers`` takes.
+    """
+
+    name = "prometheus-alertmanager"
+    package = "prometheus-alertmanager"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.netloc = f"127.0.0.1:{self.port}"
+        (self._dir / "alertmanager.yml").write_text(yaml.safe_dump(config))
+
+    def argv(self) -> list[str]:
+        return [
+            *super().argv(),
+            f"--config.file={self._dir / 'alertmanager.yml'}",
+            f"--storage.path={self._dir / 'data'}",
+            "--cluster.listen-address=",  # no gossip port: one instance on loopback
+        ]
