@@ -25,6 +25,7 @@ AuthKind = Literal["query", "header", "subprotocol", "cookie", "none"]
 StackKind = Literal["local", "external", "compose"]
 STACKS: tuple[StackKind, ...] = ("local", "external", "compose")
 DEFAULT_AUTH = "query:token"
+DEFAULT_CHROMIUM = "/usr/bin/chromium"  # Debian's; wsconn_browser and diagnose --browser drive it
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_MESSAGE = 16 * 2**20  # bytes; the security battery's limit check sends one more
 AUTH_SYNTAX = "query:<param>, header, subprotocol[:<prefix>], cookie:<name>, none"

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, ConsoleMessage, Page, Route
 
 T = TypeVar("T")
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = (
     "--no-sandbox",  # root in CI containers
     "--disable-gpu",
@@ -176,9 +175,9 @@ class WsconnBrowser:
 
 @contextlib.asynccontextmanager
 async def launch_browser(
-    executable: str, service_url: str, proxy_url: str, timelines: list[PageTimeline]
+    executable: str, service_url: str, proxy_url: str | None, timelines: list[PageTimeline]
 ) -> AsyncIterator[WsconnBrowser]:
-    """Chromium at ``executable``, resolving the service's host:port to the proxy's."""
+    """Chromium at ``executable``, resolving the service's host:port to the proxy's (if any)."""
     try:
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import async_playwright
@@ -188,7 +187,12 @@ async def launch_browser(
             hint="pip install 'pytest-wsconn[browser]' (it drives your Chromium; "
             "no `playwright install` needed)",
         ) from None
-    args = (*CHROMIUM_ARGS, f"--host-resolver-rules={route_rule(service_url, proxy_url)}")
+    rules = (
+        ()
+        if proxy_url is None
+        else (f"--host-resolver-rules={route_rule(service_url, proxy_url)}",)
+    )
+    args = (*CHROMIUM_ARGS, *rules)
     async with async_playwright() as driver:
         try:
             browser = await driver.chromium.launch(executable_path=executable, args=args)

@@ -1,0 +1,100 @@
+"""``wsconn diagnose --browser``: open the WebSocket from a real Chromium page, report what it did.
+
+The I/O shell around ``browser.verdicts``: Chromium (driven by Playwright, never downloaded)
+shows a page at ``--page-origin`` with the Content-Security-Policy the real page sends there (read
+first; none if nothing answers), holding the token where ``auth`` says (a cookie for the
+service's host, with the SameSite given, for ``cookie:<name>``), opens one WebSocket and waits,
+with a deadline, until it opens, closes or is blocked. The token never reaches a report.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from pytest_wsconn.browser.page import launch_browser
+from pytest_wsconn.browser.timeline import PageTimeline
+from pytest_wsconn.browser.verdicts import BrowserProbe, SameSite, browser_checks
+from pytest_wsconn.client import apply_auth
+from pytest_wsconn.config import DEFAULT_CHROMIUM, AuthMode, origin_of, target_address
+from pytest_wsconn.exceptions import WsconnError
+from pytest_wsconn.redact import Secret, redact_url, reveal
+from pytest_wsconn.results import CheckResult
+from pytest_wsconn.verdicts import redacted
+
+if TYPE_CHECKING:
+    from playwright.async_api import APIRequestContext
+
+_PAGE = "<!doctype html><title>wsconn diagnose</title>"
+# Run from DevTools, not as a page script: the page's CSP (script-src) must not stop the probe,
+# while its connect-src still governs the WebSocket. A refused constructor is recorded.
+_OPEN = "([url, protocols]) => { try { new WebSocket(url, protocols); } catch (error) {} }"
+
+
+async def _page_csp(
+    context: APIRequestContext, page_url: str, timeout: float
+) -> tuple[str | None, str | None]:
+    """The Content-Security-Policy the real page at ``page_url`` sends, or why none was read."""
+    from playwright.async_api import Error as PlaywrightError
+
+    try:
+        response = await context.get(page_url, timeout=timeout * 1000, max_redirects=0)
+    except PlaywrightError as exc:
+        return None, (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return response.headers.get("content-security-policy"), None
+
+
+async def browser_diagnose(
+    url: str,
+    page_url: str,
+    *,
+    auth: AuthMode,
+    token: str | Secret | None = None,
+    timeout: float = 5.0,
+    same_site: SameSite = "Lax",
+    dial: tuple[str, int] | None = None,
+    executable: str = DEFAULT_CHROMIUM,
+) -> list[CheckResult]:
+    """The browser checks for a WebSocket to ``url`` opened by a page at ``page_url``.
+
+    ``dial`` sends Chromium's connections to ``url``'s host:port to that address instead.
+    """
+    secret = reveal(token)
+    ws_url, _, protocols = apply_auth(url, auth, secret if auth.kind != "cookie" else None, ())
+    proxy = None if dial is None else f"ws://{dial[0]}:{dial[1]}/"
+    timelines: list[PageTimeline] = []
+    shown = redact_url(url, [auth.name] if auth.kind == "query" else [])
+    try:
+        async with launch_browser(executable, url, proxy, timelines) as browser:
+            csp, problem = await _page_csp(browser.context.request, page_url, timeout)
+            if auth.kind == "cookie" and secret:
+                host, port = target_address(url)
+                scheme = "https" if url.lower().startswith("wss:") else "http"
+                await browser.context.add_cookies(
+                    [
+                        {
+                            "name": auth.name,
+                            "value": secret,
+                            "url": f"{scheme}://{host}:{port}/",
+                            "sameSite": same_site,
+                        }
+                    ]
+                )
+            parts = urlsplit(page_url)
+            page = await browser.open(
+                _PAGE,
+                origin=origin_of(page_url),
+                path=parts.path or "/",
+                headers={} if csp is None else {"Content-Security-Policy": csp},
+            )
+            await page.page.evaluate(_OPEN, [ws_url, protocols])
+            settled = {"open", "close", "blocked", "csp"}
+            await page.wait_for(
+                lambda: True if any(e.kind in settled for e in page.events) else None, timeout
+            )
+            events = list(page.events)
+    except WsconnError as error:
+        hint = f" ({error.hint})" if error.hint else ""
+        return [CheckResult("browser", "fail", f"{error.message}{hint}")]
+    probe = BrowserProbe(page_url, shown, auth, events, timeout, csp, problem, same_site)
+    return [redacted(result, token) for result in browser_checks(probe)]
