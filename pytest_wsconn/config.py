@@ -110,6 +110,14 @@ def parse_http_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def parse_page_origin(text: str) -> str:
+    """The origin of a page, ``http(s)://host[:port]`` (a path is dropped)."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"invalid page origin {text!r}; valid: http(s)://host[:port]")
+    return origin_of(text)
+
+
 def parse_pushgateway_url(text: str) -> str:
     """A Pushgateway's base URL, ``http(s)://host:port``."""
     parts = urlsplit(text)
@@ -283,6 +291,7 @@ class Settings:
     chaos_rounds: int = 1
     history: str | None = None  # --wsconn-history PATH (chaos mode: .wsconn/history.sqlite)
     browser_path: str | None = None  # Chromium for wsconn_browser; None: /usr/bin/chromium
+    frontend_origin: str | None = None  # turns on the battery's browser checks
 
     def __post_init__(self) -> None:
         if self.chaos_rounds > 1 and self.chaos is None:
@@ -434,6 +443,13 @@ OPTIONS = (
         "Chromium for wsconn_browser (default /usr/bin/chromium; or env WSCONN_BROWSER_PATH)",
         str,
         env="WSCONN_BROWSER_PATH",
+    ),
+    Option(
+        "frontend-origin",
+        "frontend_origin",
+        "the origin your frontend is served from: turns on the battery's browser checks "
+        "(Chromium at that origin connects, at a foreign one is refused)",
+        parse_page_origin,
     ),
 )
 
