@@ -89,19 +89,11 @@ class TestCsp:
 @pytest.mark.asyncio
 @pytest.mark.usefixtures("chromium_present")
 class TestCookies:
-    async def add_cookie(self, browser: WsconnBrowser, same_site: str) -> None:
-        """A host-only cookie for the service, as its login page would set it."""
-        host, port = target_address(browser.ws_url)
-        url = f"http://{host}:{port}/"
-        await browser.context.add_cookies(
-            [{"name": "sid", "value": "s3cret-value", "url": url, "sameSite": same_site}]  # type: ignore[typeddict-item]
-        )
-
     async def test_same_site_page_sends_the_lax_cookie(self, wsconn_browser: WsconnBrowser) -> None:
         """A page at the service's own origin sends its SameSite=Lax cookie with the upgrade.
 
         Same origin, port included: this Chromium binds cookies to the port that set them."""
-        await self.add_cookie(wsconn_browser, "Lax")
+        await wsconn_browser.set_service_cookie("sid", "s3cret-value", "Lax")
         host, port = target_address(wsconn_browser.ws_url)
         page = await wsconn_browser.open(
             OPENER % wsconn_browser.ws_url, origin=f"http://{host}:{port}"
@@ -114,7 +106,7 @@ class TestCookies:
         self, wsconn_browser: WsconnBrowser
     ) -> None:
         """From http://localhost (another site than 127.0.0.1) Chromium withholds it."""
-        await self.add_cookie(wsconn_browser, "Lax")
+        await wsconn_browser.set_service_cookie("sid", "s3cret-value", "Lax")
         page = await wsconn_browser.open(OPENER % wsconn_browser.ws_url)
         with pytest.raises(AssertionError) as failure:
             await assert_page_sends_cookie(page, "sid")

@@ -16,7 +16,7 @@ from pytest_wsconn.browser.page import launch_browser
 from pytest_wsconn.browser.timeline import PageTimeline
 from pytest_wsconn.browser.verdicts import BrowserProbe, SameSite, browser_checks
 from pytest_wsconn.client import apply_auth
-from pytest_wsconn.config import DEFAULT_CHROMIUM, AuthMode, origin_of, target_address
+from pytest_wsconn.config import DEFAULT_CHROMIUM, AuthMode, origin_of
 from pytest_wsconn.exceptions import WsconnError
 from pytest_wsconn.redact import Secret, redact_url, reveal
 from pytest_wsconn.results import CheckResult
@@ -68,18 +68,7 @@ async def browser_diagnose(
         async with launch_browser(executable, url, proxy, timelines) as browser:
             csp, problem = await _page_csp(browser.context.request, page_url, timeout)
             if auth.kind == "cookie" and secret:
-                host, port = target_address(url)
-                scheme = "https" if url.lower().startswith("wss:") else "http"
-                await browser.context.add_cookies(
-                    [
-                        {
-                            "name": auth.name,
-                            "value": secret,
-                            "url": f"{scheme}://{host}:{port}/",
-                            "sameSite": same_site,
-                        }
-                    ]
-                )
+                await browser.set_service_cookie(auth.name, secret, same_site)
             parts = urlsplit(page_url)
             page = await browser.open(
                 _PAGE,

@@ -26,6 +26,8 @@ from pytest_wsconn.browser.timeline import (
     reconnect_seconds,
     route_rule,
 )
+from pytest_wsconn.browser.verdicts import SameSite
+from pytest_wsconn.config import target_address
 from pytest_wsconn.events import emit
 from pytest_wsconn.exceptions import BrowserError
 from pytest_wsconn.redact import redact_url
@@ -103,6 +105,16 @@ class WsconnBrowser:
     def context(self) -> BrowserContext:
         """Playwright's browser context of this test's pages: set cookies on it, say."""
         return self._context
+
+    async def set_service_cookie(self, name: str, value: str, same_site: SameSite = "Lax") -> None:
+        """A host-only cookie for ``ws_url``'s host and port, as the service's login would set
+        it (Secure for wss://). The value is never recorded."""
+        host, port = target_address(self.ws_url)
+        secure = self.ws_url.lower().startswith("wss:")
+        url = f"{'https' if secure else 'http'}://{host}:{port}/"
+        await self._context.add_cookies(
+            [{"name": name, "value": value, "url": url, "sameSite": same_site}]
+        )
 
     async def open(
         self,

@@ -97,10 +97,12 @@ def _handshake(probe: BrowserProbe) -> CheckResult:
     sent = next(iter(handshakes(probe.events)), None)
     origin = sent.origin if sent is not None else ""
     fields: dict[str, object] = {"origin": origin}
+    started = next((e.at for e in probe.events if e.kind == "connecting"), None)
+    ended = next((e.at for e in probe.events if e.kind in {"open", "close"}), None)
+    took = ended - started if started is not None and ended is not None else 0.0
     if any(e.kind == "open" for e in probe.events):
-        return CheckResult(
-            "browser_handshake", "pass", f"opened with Origin {origin}", fields=fields
-        )
+        detail = f"opened with Origin {origin}"
+        return CheckResult("browser_handshake", "pass", detail, took, fields=fields)
     status = next(
         (int(m.group(1)) for e in probe.events if (m := _HTTP_STATUS.search(e.text))), None
     )
@@ -118,7 +120,7 @@ def _handshake(probe: BrowserProbe) -> CheckResult:
         detail = f"Chromium sent no upgrade request within {probe.timeout:g} s"
     else:
         detail = f"no answer to the upgrade within {probe.timeout:g} s"
-    return CheckResult("browser_handshake", "fail", detail, fields=fields)
+    return CheckResult("browser_handshake", "fail", detail, took, fields=fields)
 
 
 def _cookie(probe: BrowserProbe) -> CheckResult:

@@ -15,7 +15,7 @@ import pytest
 
 from pytest_wsconn import Tokens
 from pytest_wsconn.client import apply_auth
-from pytest_wsconn.config import Settings, target_address
+from pytest_wsconn.config import Settings
 from pytest_wsconn.timing import scaled
 
 if TYPE_CHECKING:
@@ -40,11 +40,7 @@ async def open_from(
     in_cookie = settings.auth.kind == "cookie"
     url, _, protocols = apply_auth(browser.ws_url, settings.auth, None if in_cookie else token, ())
     if in_cookie and token:
-        host, port = target_address(browser.ws_url)
-        scheme = "https" if browser.ws_url.startswith("wss:") else "http"
-        await browser.context.add_cookies(
-            [{"name": settings.auth.name, "value": token, "url": f"{scheme}://{host}:{port}/"}]
-        )
+        await browser.set_service_cookie(settings.auth.name, token)
     opener = f"<script>new WebSocket({json.dumps(url)}, {json.dumps(protocols)});</script>"
     return await browser.open(opener, origin=origin)
 
