@@ -90,6 +90,13 @@ def checks(capsys: pytest.CaptureFixture[str], *argv: str, code: int) -> dict[st
 
 
 @pytest.fixture
+def service_argv(monkeypatch: pytest.MonkeyPatch, reference_service: Service) -> tuple[str, ...]:
+    """The reference server's URL and its token, given through a variable as users do."""
+    monkeypatch.setenv(TOKEN_ENV, reference_service.token)
+    return (reference_service.url, "--token-env", TOKEN_ENV)
+
+
+@pytest.fixture
 def csp_page() -> Iterator[str]:
     """A real page (http.server on loopback) whose CSP allows connections to itself only."""
 
@@ -140,15 +147,10 @@ class TestInChromium:
         assert reference_service.token not in result.stdout + result.stderr
 
     def test_foreign_origin_is_refused_with_its_origin_named(
-        self,
-        capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch,
-        reference_service: Service,
+        self, capsys: pytest.CaptureFixture[str], service_argv: tuple[str, ...]
     ) -> None:
         """From http://foreign.test the server answers Chromium's upgrade with 403."""
-        monkeypatch.setenv(TOKEN_ENV, reference_service.token)
-        argv = (reference_service.url, "--token-env", TOKEN_ENV)
-        found = checks(capsys, *argv, "--page-origin", "http://foreign.test", code=1)
+        found = checks(capsys, *service_argv, "--page-origin", "http://foreign.test", code=1)
         handshake = found["browser_handshake"]
         assert handshake["status"] == "fail"
         assert handshake["detail"].startswith(
@@ -160,14 +162,12 @@ class TestInChromium:
     def test_page_csp_blocks_before_any_request(
         self,
         capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch,
+        service_argv: tuple[str, ...],
         reference_service: Service,
         csp_page: str,
     ) -> None:
         """The real page's connect-src 'self' is applied: the service's port is blocked."""
-        monkeypatch.setenv(TOKEN_ENV, reference_service.token)
-        argv = (reference_service.url, "--token-env", TOKEN_ENV)
-        found = checks(capsys, *argv, "--page-origin", csp_page, code=1)
+        found = checks(capsys, *service_argv, "--page-origin", csp_page, code=1)
         host, port = target_address(reference_service.url)
         assert found["browser_csp"]["status"] == "fail"
         assert f"add ws://{host}:{port} to connect-src" in found["browser_csp"]["detail"]
@@ -205,16 +205,15 @@ class TestInChromium:
     def test_samesite_cookie(
         self,
         capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch,
+        service_argv: tuple[str, ...],
         reference_service: Service,
         case: tuple[str, str, str],
     ) -> None:
         """cookie:NAME auth: sent from the service's own origin, withheld from another site."""
         page, status, says = case
-        monkeypatch.setenv(TOKEN_ENV, reference_service.token)
         host, port = target_address(reference_service.url)
         origin = f"http://{host}:{port}" if page == "SAME" else page
-        argv = (reference_service.url, "--token-env", TOKEN_ENV, "--auth", "cookie:wsconn_token")
+        argv = (*service_argv, "--auth", "cookie:wsconn_token")
         found = checks(capsys, *argv, "--page-origin", origin, code=0 if status == "pass" else 1)
         assert found["browser_cookie"]["status"] == status
         assert says in found["browser_cookie"]["detail"]
