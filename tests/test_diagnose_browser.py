@@ -122,6 +122,21 @@ def csp_page() -> Iterator[str]:
         server.server_close()
 
 
+class TestWithoutChromium:
+    def test_missing_chromium_is_one_failed_check(
+        self, capsys: pytest.CaptureFixture[str], service_argv: tuple[str, ...]
+    ) -> None:
+        """A Chromium that does not start fails one `browser` check, saying what to do."""
+        argv = (*service_argv, "--page-origin", "http://localhost")
+        found = checks(capsys, *argv, "--browser-path", "/nonexistent/chromium", code=1)
+        assert found["browser"]["detail"].startswith("Chromium at /nonexistent/chromium did not")
+        assert (
+            "(apt-get install chromium, or pass --wsconn-browser-path PATH (wsconn diagnose: "
+            in (found["browser"]["detail"])
+        )
+        assert found["handshake"]["status"] == "pass", "the Python checks still ran"
+
+
 @pytest.mark.usefixtures("chromium_present")
 class TestInChromium:
     def test_allowed_origin_opens_in_the_table(self, reference_service: Service) -> None:

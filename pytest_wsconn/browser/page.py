@@ -185,6 +185,11 @@ class WsconnBrowser:
         return page
 
 
+def error_line(exc: Exception) -> str:
+    """The first line of Playwright's (often many-line) error, or the error's type."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 @contextlib.asynccontextmanager
 async def launch_browser(
     executable: str, service_url: str, proxy_url: str | None, timelines: list[PageTimeline]
@@ -209,12 +214,10 @@ async def launch_browser(
         try:
             browser = await driver.chromium.launch(executable_path=executable, args=args)
         except PlaywrightError as exc:
-            first_line = (
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            )
             raise BrowserError(
-                f"Chromium at {executable} did not start: {first_line}",
-                hint="apt-get install chromium, or pass --wsconn-browser-path PATH",
+                f"Chromium at {executable} did not start: {error_line(exc)}",
+                hint="apt-get install chromium, or pass --wsconn-browser-path PATH "
+                "(wsconn diagnose: --browser-path PATH)",
             ) from None
         try:
             context = await browser.new_context()
@@ -298,7 +301,7 @@ async def assert_page_shows(
 async def assert_page_sends_cookie(
     page: BrowserPage, name: str, timeout: float | None = None
 ) -> BrowserEvent:
-    """The page's next WebSocket upgrade request (within ``timeout`` s) carries cookie ``name``.
+    """The page's first WebSocket upgrade request (within ``timeout`` s) carries cookie ``name``.
 
     Chromium sends a cookie with a WebSocket only when its rules allow it: SameSite=Lax/Strict
     cookies stay home when the page is on another site, Secure ones when the URL is ws://, and

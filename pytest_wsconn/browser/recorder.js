@@ -33,7 +33,7 @@
   }
   // A CSP connect-src block sends no request and fires no close: only this event tells.
   document.addEventListener("securitypolicyviolation", (event) => {
-    if (/^(ws|wss|http|https):/.test(event.blockedURI) && event.effectiveDirective === "connect-src") {
+    if (/^wss?:/.test(event.blockedURI) && event.effectiveDirective === "connect-src") {
       record({ kind: "csp", url: event.blockedURI, text: `${event.effectiveDirective} '${event.originalPolicy}'` });
     }
   });

@@ -173,6 +173,7 @@ def main(argv: Sequence[str]) -> int:
                 token=diagnostics.token,
                 timeout=diagnostics.timeout,
                 same_site=args.cookie_samesite,
+                executable=args.browser_path,
             )
         )
     if args.json:
