@@ -123,6 +123,13 @@ def csp_page() -> Iterator[str]:
 
 
 class TestWithoutChromium:
+    def test_browser_needs_a_page_origin(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--browser without --page-origin is a usage error in one line, exit 2."""
+        assert main(["ws://127.0.0.1:9/ws", "--browser"]) == 2
+        assert capsys.readouterr().err == (
+            "wsconn diagnose: --browser opens the WebSocket from a page: give --page-origin URL\n"
+        )
+
     def test_missing_chromium_is_one_failed_check(
         self, capsys: pytest.CaptureFixture[str], service_argv: tuple[str, ...]
     ) -> None:
