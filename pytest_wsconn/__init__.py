@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         WsconnBrowser,
         assert_page_connects,
         assert_page_reconnects,
+        assert_page_sends_cookie,
         assert_page_shows,
     )
     from pytest_wsconn.client import Connector, InstrumentedConnection, connect
@@ -60,6 +61,7 @@ _EXPORTS = {
     "WsconnBrowser": "browser.page",
     "assert_page_connects": "browser.page",
     "assert_page_reconnects": "browser.page",
+    "assert_page_sends_cookie": "browser.page",
     "assert_page_shows": "browser.page",
     "QueueFull": "reconnect",
     "ReconnectingClient": "reconnect",
@@ -143,6 +145,7 @@ __all__ = [
     "assert_gives_up",
     "assert_page_connects",
     "assert_page_reconnects",
+    "assert_page_sends_cookie",
     "assert_page_shows",
     "assert_reconnects",
     "assert_rejected",

@@ -25,6 +25,7 @@ AuthKind = Literal["query", "header", "subprotocol", "cookie", "none"]
 StackKind = Literal["local", "external", "compose"]
 STACKS: tuple[StackKind, ...] = ("local", "external", "compose")
 DEFAULT_AUTH = "query:token"
+DEFAULT_CHROMIUM = "/usr/bin/chromium"  # Debian's; wsconn_browser and diagnose --browser drive it
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_MESSAGE = 16 * 2**20  # bytes; the security battery's limit check sends one more
 AUTH_SYNTAX = "query:<param>, header, subprotocol[:<prefix>], cookie:<name>, none"
@@ -107,6 +108,14 @@ def parse_http_url(text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"invalid Toxiproxy URL {text!r}; valid: http://host:port")
     return text.rstrip("/")
+
+
+def parse_page_origin(text: str) -> str:
+    """The origin of a page, ``http(s)://host[:port]`` (a path is dropped)."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"invalid page origin {text!r}; valid: http(s)://host[:port]")
+    return origin_of(text)
 
 
 def parse_pushgateway_url(text: str) -> str:
@@ -282,6 +291,7 @@ class Settings:
     chaos_rounds: int = 1
     history: str | None = None  # --wsconn-history PATH (chaos mode: .wsconn/history.sqlite)
     browser_path: str | None = None  # Chromium for wsconn_browser; None: /usr/bin/chromium
+    frontend_origin: str | None = None  # turns on the battery's browser checks
 
     def __post_init__(self) -> None:
         if self.chaos_rounds > 1 and self.chaos is None:
@@ -433,6 +443,13 @@ OPTIONS = (
         "Chromium for wsconn_browser (default /usr/bin/chromium; or env WSCONN_BROWSER_PATH)",
         str,
         env="WSCONN_BROWSER_PATH",
+    ),
+    Option(
+        "frontend-origin",
+        "frontend_origin",
+        "the origin your frontend is served from: turns on the battery's browser checks "
+        "(Chromium at that origin connects, at a foreign one is refused)",
+        parse_page_origin,
     ),
 )
 

@@ -18,6 +18,8 @@ MARKERS = (
     "service='backend') (pytest-wsconn)",
     "wsconn_security: a check of the security battery: run only them with -m wsconn_security "
     "(pytest-wsconn)",
+    "wsconn_browser_check: a browser check of the battery, opt-in: deselected unless "
+    "--wsconn-frontend-origin is given (pytest-wsconn)",
     "wsconn_chaos(survives=[kinds], off=False): under --wsconn-chaos, draw this test's faults "
     "only from the kinds it must survive, e.g. wsconn_chaos(survives=['latency', 'down']); "
     "off=True leaves it out of chaos runs (pytest-wsconn)",
@@ -76,6 +78,19 @@ def marked_container_fault(item: pytest.Item) -> ContainerFaultSpec | None:
         )
     service = params.pop("service", None)
     return check_container_fault(str(args[0]), service, params)
+
+
+def opt_in_browser_checks(
+    items: list[pytest.Item], enabled: bool
+) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """The items to run and those left out: ``wsconn_browser_check`` ones unless ``enabled``."""
+    if enabled:
+        return items, []
+    kept: list[pytest.Item] = []
+    off: list[pytest.Item] = []
+    for item in items:
+        (off if item.get_closest_marker("wsconn_browser_check") else kept).append(item)
+    return kept, off
 
 
 def check_markers(items: list[pytest.Item]) -> None:

@@ -103,7 +103,7 @@ def broken_service() -> Iterator[Callable[[str], Service]]:
 @pytest.fixture
 def chromium_present() -> None:
     """Debian's Chromium, which wsconn_browser drives; missing fails on CI, skips elsewhere."""
-    from pytest_wsconn.browser.page import DEFAULT_CHROMIUM
+    from pytest_wsconn.config import DEFAULT_CHROMIUM
 
     if shutil.which(DEFAULT_CHROMIUM) is None:
         unavailable(f"{DEFAULT_CHROMIUM} not found: apt-get install chromium (bootstrap does)")

@@ -58,6 +58,8 @@ from pytest_wsconn.session_report import summarize
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_wsconn"
 PURE_MODULES = [
     "backoff",
+    "browser/timeline",
+    "browser/verdicts",
     "chaos",
     "cli/types",
     "closecodes",

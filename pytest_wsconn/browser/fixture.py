@@ -33,9 +33,9 @@ async def wsconn_browser(
     (``wsconn_browser.ws_url``) to the proxy, so ``wsconn_proxy`` faults hit the page's
     WebSocket. Each page's timeline lands in a failing test's report.
     """
-    from pytest_wsconn.browser.page import DEFAULT_CHROMIUM, launch_browser
+    from pytest_wsconn.browser.page import launch_browser
 
-    executable = wsconn_settings.browser_path or DEFAULT_CHROMIUM
+    executable = wsconn_settings.browser_path or cfg.DEFAULT_CHROMIUM
     timelines = per_test(request.node).browser_pages
     async with contextlib.AsyncExitStack() as resources:
         try:

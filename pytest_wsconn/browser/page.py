@@ -18,11 +18,16 @@ from urllib.parse import urlsplit, urlunsplit
 from pytest_wsconn.browser.timeline import (
     BrowserEvent,
     PageTimeline,
+    browser_refusal,
+    handshake_event,
+    handshakes,
     opens,
     parse_event,
     reconnect_seconds,
     route_rule,
 )
+from pytest_wsconn.browser.verdicts import SameSite
+from pytest_wsconn.config import target_address
 from pytest_wsconn.events import emit
 from pytest_wsconn.exceptions import BrowserError
 from pytest_wsconn.redact import redact_url
@@ -32,7 +37,6 @@ if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, ConsoleMessage, Page, Route
 
 T = TypeVar("T")
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = (
     "--no-sandbox",  # root in CI containers
     "--disable-gpu",
@@ -97,17 +101,39 @@ class WsconnBrowser:
         self._timelines = timelines
         self._timeout = timeout
 
+    @property
+    def context(self) -> BrowserContext:
+        """Playwright's browser context of this test's pages: set cookies on it, say."""
+        return self._context
+
+    async def set_service_cookie(self, name: str, value: str, same_site: SameSite = "Lax") -> None:
+        """A host-only cookie for ``ws_url``'s host and port, as the service's login would set
+        it (Secure for wss://). The value is never recorded."""
+        host, port = target_address(self.ws_url)
+        secure = self.ws_url.lower().startswith("wss:")
+        url = f"{'https' if secure else 'http'}://{host}:{port}/"
+        await self._context.add_cookies(
+            [{"name": name, "value": value, "url": url, "sameSite": same_site}]
+        )
+
     async def open(
-        self, html: str, *, origin: str = "http://localhost", path: str = "/"
+        self,
+        html: str,
+        *,
+        origin: str = "http://localhost",
+        path: str = "/",
+        headers: Mapping[str, str] | None = None,
     ) -> BrowserPage:
-        """A page showing ``html`` at ``origin`` + ``path`` (Playwright answers it; no server).
+        """A page showing ``html`` at ``origin`` + ``path`` (Playwright answers it; no server),
+        with the response ``headers`` given (a ``Content-Security-Policy``, say).
 
         The default origin, ``http://localhost``, is one the reference server allows.
         """
         url = f"{origin.rstrip('/')}{path}"
+        sent = {"content-type": "text/html; charset=utf-8", **(headers or {})}
 
         async def answer(route: Route) -> None:
-            await route.fulfill(body=html, content_type="text/html; charset=utf-8")
+            await route.fulfill(body=html, headers=sent)
 
         page = await self._new_page(url)
         await page.page.route(url, answer)
@@ -148,6 +174,7 @@ class WsconnBrowser:
             if message.type == "error":
                 page.record(parse_event({"text": message.text}, time.monotonic()))
 
+        await _watch_handshakes(self._context, page)
         await playwright_page.expose_function("__wsconnRecord", on_report)
         await playwright_page.add_init_script(RECORDER)
         playwright_page.on("console", on_console)
@@ -158,11 +185,16 @@ class WsconnBrowser:
         return page
 
 
+def error_line(exc: Exception) -> str:
+    """The first line of Playwright's (often many-line) error, or the error's type."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 @contextlib.asynccontextmanager
 async def launch_browser(
-    executable: str, service_url: str, proxy_url: str, timelines: list[PageTimeline]
+    executable: str, service_url: str, proxy_url: str | None, timelines: list[PageTimeline]
 ) -> AsyncIterator[WsconnBrowser]:
-    """Chromium at ``executable``, resolving the service's host:port to the proxy's."""
+    """Chromium at ``executable``, resolving the service's host:port to the proxy's (if any)."""
     try:
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import async_playwright
@@ -172,23 +204,44 @@ async def launch_browser(
             hint="pip install 'pytest-wsconn[browser]' (it drives your Chromium; "
             "no `playwright install` needed)",
         ) from None
-    args = (*CHROMIUM_ARGS, f"--host-resolver-rules={route_rule(service_url, proxy_url)}")
+    rules = (
+        ()
+        if proxy_url is None
+        else (f"--host-resolver-rules={route_rule(service_url, proxy_url)}",)
+    )
+    args = (*CHROMIUM_ARGS, *rules)
     async with async_playwright() as driver:
         try:
             browser = await driver.chromium.launch(executable_path=executable, args=args)
         except PlaywrightError as exc:
-            first_line = (
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            )
             raise BrowserError(
-                f"Chromium at {executable} did not start: {first_line}",
-                hint="apt-get install chromium, or pass --wsconn-browser-path PATH",
+                f"Chromium at {executable} did not start: {error_line(exc)}",
+                hint="apt-get install chromium, or pass --wsconn-browser-path PATH "
+                "(wsconn diagnose: --browser-path PATH)",
             ) from None
         try:
             context = await browser.new_context()
             yield WsconnBrowser(context, service_url, timelines, scaled(10))
         finally:
             await browser.close()
+
+
+async def _watch_handshakes(context: BrowserContext, page: BrowserPage) -> None:
+    """Record each WebSocket upgrade request Chromium sends (Origin, cookie names), read from
+    the DevTools protocol: page scripts cannot see these headers."""
+    session = await context.new_cdp_session(page.page)
+    urls: dict[str, str] = {}
+
+    def created(event: Mapping[str, str]) -> None:
+        urls[event["requestId"]] = event["url"]
+
+    def sending(event: Mapping[str, Mapping[str, Mapping[str, str]]]) -> None:
+        url = urls.get(str(event["requestId"]), "")
+        page.record(handshake_event(event["request"]["headers"], url, time.monotonic()))
+
+    session.on("Network.webSocketCreated", created)
+    session.on("Network.webSocketWillSendHandshakeRequest", sending)
+    await session.send("Network.enable")
 
 
 def _failure(page: BrowserPage, what: str) -> AssertionError:
@@ -201,7 +254,9 @@ async def assert_page_connects(page: BrowserPage, timeout: float | None = None) 
     limit = scaled(10) if timeout is None else timeout
     opened = await page.wait_for(lambda: next(iter(opens(page.events)), None), limit)
     if opened is None:
-        raise _failure(page, f"the page opened no WebSocket within {limit:.1f} s")
+        refusal = browser_refusal(page.events)
+        why = f": {refusal}" if refusal else ""
+        raise _failure(page, f"the page opened no WebSocket within {limit:.1f} s{why}")
     return opened
 
 
@@ -241,3 +296,27 @@ async def assert_page_shows(
         raise _failure(
             page, f"{selector} did not show {text!r} within {limit:.1f} s; it shows: {seen}"
         ) from None
+
+
+async def assert_page_sends_cookie(
+    page: BrowserPage, name: str, timeout: float | None = None
+) -> BrowserEvent:
+    """The page's first WebSocket upgrade request (within ``timeout`` s) carries cookie ``name``.
+
+    Chromium sends a cookie with a WebSocket only when its rules allow it: SameSite=Lax/Strict
+    cookies stay home when the page is on another site, Secure ones when the URL is ws://, and
+    (origin-bound cookies) those set by another port.
+    """
+    __tracebackhide__ = True
+    limit = scaled(10) if timeout is None else timeout
+    sent = await page.wait_for(lambda: next(iter(handshakes(page.events)), None), limit)
+    if sent is None:
+        raise _failure(page, f"the page sent no WebSocket upgrade request within {limit:.1f} s")
+    if name not in sent.cookies:
+        raise _failure(
+            page,
+            f"the page's upgrade request to {sent.url} carried no cookie {name!r}: the browser "
+            "withheld it (SameSite=Lax/Strict from another site, Secure over ws://, "
+            "another domain, path or port)",
+        )
+    return sent

@@ -31,6 +31,12 @@
       );
     }
   }
+  // A CSP connect-src block sends no request and fires no close: only this event tells.
+  document.addEventListener("securitypolicyviolation", (event) => {
+    if (/^wss?:/.test(event.blockedURI) && event.effectiveDirective === "connect-src") {
+      record({ kind: "csp", url: event.blockedURI, text: `${event.effectiveDirective} '${event.originalPolicy}'` });
+    }
+  });
   Object.defineProperty(RecordedWebSocket, "__wsconnRecorded", { value: true });
   window.WebSocket = RecordedWebSocket;
 })();

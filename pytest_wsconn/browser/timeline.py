@@ -15,7 +15,9 @@ from pytest_wsconn.closecodes import close_code_name
 from pytest_wsconn.config import target_address
 from pytest_wsconn.redact import redact_logs, redact_url
 
-EventKind = Literal["connecting", "open", "close", "error", "blocked", "console"]
+EventKind = Literal[
+    "connecting", "open", "close", "error", "blocked", "csp", "handshake", "console"
+]
 EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
 
 
@@ -30,6 +32,8 @@ class BrowserEvent:
     code: int | None = None  # close code the page's onclose saw
     reason: str = ""
     text: str = ""  # a console message or the exception that blocked a WebSocket (redacted)
+    origin: str = ""  # handshake: the Origin header Chromium sent
+    cookies: tuple[str, ...] = ()  # handshake: the names (never the values) of cookies sent
 
     def describe(self) -> str:
         """``ws#2 closed: 1006 (abnormal closure)`` and the like."""
@@ -46,6 +50,11 @@ class BrowserEvent:
             return f"{who} error event (the browser says no more; the close that follows has it)"
         if self.kind == "blocked":
             return f"{who} refused by the browser before any request: {self.text} ({self.url})"
+        if self.kind == "csp":
+            return f"page CSP {self.text} blocked {self.url} (no request was sent)"
+        if self.kind == "handshake":
+            sent = ", ".join(self.cookies) if self.cookies else "none"
+            return f"handshake to {self.url} sent Origin {self.origin or '(none)'}, cookies: {sent}"
         return f"console error: {self.text}"
 
 
@@ -66,6 +75,40 @@ def parse_event(payload: Mapping[str, object], at: float) -> BrowserEvent:
         reason=_text(payload.get("reason"), 123),
         text=_text(payload.get("text")),
     )
+
+
+def handshake_event(headers: Mapping[str, str], url: str, at: float) -> BrowserEvent:
+    """What Chromium put in a WebSocket upgrade request (DevTools' headers): the Origin and the
+    names of the cookies it sent. Cookie values are never kept."""
+    lower = {name.lower(): value for name, value in headers.items()}
+    names = (pair.partition("=")[0].strip() for pair in lower.get("cookie", "").split(";"))
+    return BrowserEvent(
+        "handshake",
+        at,
+        url=redact_url(url),
+        origin=_text(lower.get("origin", ""), 200),
+        cookies=tuple(name for name in names if name),
+    )
+
+
+def handshakes(events: Sequence[BrowserEvent]) -> list[BrowserEvent]:
+    """The upgrade requests the page's WebSockets sent, in order."""
+    return [event for event in events if event.kind == "handshake"]
+
+
+def csp_blocks(events: Sequence[BrowserEvent]) -> list[BrowserEvent]:
+    """The connections the page's Content-Security-Policy blocked, in order."""
+    return [event for event in events if event.kind == "csp"]
+
+
+def browser_refusal(events: Sequence[BrowserEvent]) -> str | None:
+    """Why the browser itself stopped a WebSocket before any request (CSP, mixed content)."""
+    for event in events:
+        if event.kind == "csp":
+            return f"the page's Content-Security-Policy ({event.text}) blocked {event.url}"
+        if event.kind == "blocked":
+            return f"the browser refused to create it: {event.text}"
+    return None
 
 
 def render_timeline(events: Sequence[BrowserEvent], started: float) -> str:

@@ -1,5 +1,8 @@
 """``wsconn diagnose URL``: the checks of ``diagnostics`` as a table or JSON.
 
+``--browser`` adds what Chromium enforces, from a page at ``--page-origin`` (``browser.diagnose``;
+Playwright is imported only then).
+
 Exit status: 0 every check passed, 1 one failed, 2 a usage error, said in one line. The token is
 read from a variable or stdin, never from the command line, and never printed.
 """
@@ -16,7 +19,14 @@ from collections.abc import Sequence
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from pytest_wsconn.config import AUTH_SYNTAX, DEFAULT_AUTH, parse_auth_mode, parse_timeout
+from pytest_wsconn.browser.verdicts import SAME_SITE
+from pytest_wsconn.config import (
+    AUTH_SYNTAX,
+    DEFAULT_AUTH,
+    DEFAULT_CHROMIUM,
+    parse_auth_mode,
+    parse_timeout,
+)
 from pytest_wsconn.diagnostics import DEFAULT_TIMEOUT, ConnectionDiagnostics
 from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.redact import redact_url
@@ -71,6 +81,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cafile", metavar="PEM", help="trust this CA for wss:// (private CAs)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="also open the WebSocket from Chromium at --page-origin: mixed content, CSP "
+        "connect-src, the Origin it sends, the cookie it sends (needs the [browser] extra)",
+    )
+    parser.add_argument(
+        "--browser-path",
+        default=os.environ.get("WSCONN_BROWSER_PATH", DEFAULT_CHROMIUM),
+        metavar="PATH",
+        help=f"Chromium to drive (default: $WSCONN_BROWSER_PATH or {DEFAULT_CHROMIUM})",
+    )
+    parser.add_argument(
+        "--cookie-samesite",
+        default="Lax",
+        choices=SAME_SITE,
+        help="SameSite of the auth cookie for --auth cookie:NAME with --browser (default: Lax)",
+    )
     return parser
 
 
@@ -99,6 +127,8 @@ def _settings(args: argparse.Namespace) -> ConnectionDiagnostics:
         urlsplit(page).scheme not in ("http", "https") or not urlsplit(page).hostname
     ):
         raise _UsageError(f"--page-origin {page!r} is not a page URL; valid: http(s)://host[:port]")
+    if args.browser and page is None:
+        raise _UsageError("--browser opens the WebSocket from a page: give --page-origin URL")
     if not args.health_path.startswith("/"):
         raise _UsageError(f"--health-path {args.health_path!r} must start with /")
     context = None
@@ -132,6 +162,20 @@ def main(argv: Sequence[str]) -> int:
         print(f"wsconn diagnose: {exc}", file=sys.stderr)
         return 2
     results = asyncio.run(diagnostics.run())
+    if args.browser:
+        from pytest_wsconn.browser.diagnose import browser_diagnose
+
+        results += asyncio.run(
+            browser_diagnose(
+                diagnostics.url,
+                args.page_origin,
+                auth=diagnostics.auth,
+                token=diagnostics.token,
+                timeout=diagnostics.timeout,
+                same_site=args.cookie_samesite,
+                executable=args.browser_path,
+            )
+        )
     if args.json:
         print(json.dumps(checks_json(diagnostics.target, results), indent=2))
     else:
