@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from playwright.sync_api import sync_playwright
 
-from pytest_wsconn.browser.page import CHROMIUM_ARGS, DEFAULT_CHROMIUM
+from pytest_wsconn.browser.page import CHROMIUM_ARGS
 from pytest_wsconn.cli import main as wsconn
+from pytest_wsconn.config import DEFAULT_CHROMIUM
 from pytest_wsconn.history import store
 from pytest_wsconn.history.dashboard import render
 from pytest_wsconn.history.records import LoadRecord, LoadStep, RunRecord, TestRecord, percentiles
