@@ -8,8 +8,10 @@ Run from the repository root (it needs the ``[load]`` extra; Artillery is option
     .venv/bin/python benchmarks/bench_load.py --artillery DIR      # DIR/node_modules/.bin/artillery
     .venv/bin/python benchmarks/bench_load.py --profile            # py-spy top functions too
 
-One reference server (auth off, no connection limit) runs pinned to CPU 0; each load generator
-runs pinned to CPU 1, so "per CPU-second" is the generator's own CPU time (user + system) in the
+One echo server runs pinned to CPU 0 -- Node's ``ws`` (the fast target, so that the load
+generator is the bottleneck; installed with npm into ~/.cache/pytest-wsconn/bench/node-ws on first
+use) or, with ``--server reference``, the reference server -- and each load generator runs pinned
+to CPU 1, so "per CPU-second" is the generator's own CPU time (user + system) in the
 measured window, and "per second" is capped by the server's core. The machine is shared and
 noisy, so absolute figures move from run to run: what the script stands behind are **ratios**
 between load generators measured in the same run, repetitions interleaved (every contender of a
@@ -103,13 +105,60 @@ def rss_of(process: psutil.Process) -> int:
     return total
 
 
-class Server:
-    """The reference server, auth off, pinned to CPU 0."""
+NODE_WS_VERSION = "8.23.0"
+NODE_WS_CACHE = Path.home() / ".cache" / "pytest-wsconn" / "bench" / "node-ws"
+NODE_WS_SERVER = textwrap.dedent(
+    """
+    // The fast target: Node's ws echo server, so that the load generator is the bottleneck.
+    const http = require("http");
+    const { WebSocketServer } = require(process.argv[2]);
+    const server = http.createServer((request, response) => {
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ active_connections: wss.clients.size }));
+    });
+    const wss = new WebSocketServer({ server, path: "/ws", perMessageDeflate: false });
+    wss.on("connection", (ws) => {
+      ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+    server.listen(0, "127.0.0.1", () => {
+      console.log(`listening on ws://127.0.0.1:${server.address().port}/ws`);
+    });
+    """
+)
 
-    def __init__(self) -> None:
+
+def node_ws(cache: Path) -> Path | None:
+    """The ``ws`` package, installed with npm into ``cache`` on first use (None: no node/npm)."""
+    module = cache / "node_modules" / "ws"
+    if module.is_dir():
+        return module
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        return None
+    cache.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund",
+         f"ws@{NODE_WS_VERSION}"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return module
+
+
+class Server:
+    """The echo server every generator loads, pinned to CPU 0: Node's ``ws`` (the fast target)
+    or the reference server (Python websockets, auth off, no connection limit)."""
+
+    def __init__(self, ws_module: Path | None, work: Path) -> None:
         env = {**os.environ, "WSCONN_REFERENCE_SECRET": SECRET}
-        argv = [sys.executable, "-m", "pytest_wsconn.reference", "--port", "0", "--auth", "off"]
-        argv += ["--max-connections", "1000000"]
+        if ws_module is not None:
+            script = work / "node_ws_server.js"
+            script.write_text(NODE_WS_SERVER)
+            argv = ["node", str(script), str(ws_module)]
+            self.name = f"Node ws {NODE_WS_VERSION} echo server"
+        else:
+            argv = [sys.executable, "-m", "pytest_wsconn.reference", "--port", "0"]
+            argv += ["--auth", "off", "--max-connections", "1000000"]
+            self.name = "the reference server (Python websockets)"
         self.process = subprocess.Popen(
             pinned(SERVER_CPU, argv), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
         )
@@ -678,6 +727,15 @@ def main() -> int:
         "--artillery", type=Path, default=Path(tempfile.gettempdir()) / "bench" / "artillery"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the Locust runs")
+    parser.add_argument(
+        "--server",
+        choices=["node", "reference"],
+        default="node",
+        help="the echo server: Node's ws (fast, the default) or the reference server",
+    )
+    parser.add_argument(
+        "--node-ws", type=Path, default=NODE_WS_CACHE, help=f"npm cache of ws ({NODE_WS_CACHE})"
+    )
     args = parser.parse_args()
     started = time.monotonic()
     print(
@@ -686,8 +744,12 @@ def main() -> int:
         f"server on CPU {SERVER_CPU}, load generators on CPU {CLIENT_CPU}; {args.reps} reps",
         flush=True,
     )
-    server = Server()
     work = Path(tempfile.mkdtemp(prefix="bench_load_"))
+    ws_module = node_ws(args.node_ws) if args.server == "node" else None
+    if args.server == "node" and ws_module is None:
+        print("node/npm not found: loading the reference server instead")
+    server = Server(ws_module, work)
+    print(f"server: {server.name} at {server.url}", flush=True)
     notes: list[str] = []
     held = None
     try:
