@@ -22,6 +22,8 @@ repetitions. The contenders:
 - ``before``: the same from another tree (``--before DIR``, e.g. ``git archive main``),
 - ``locust+websocket-client`` (the baseline): Locust users on websocket-client 1.9, firing one
   request event per step as ``WebSocketUser`` does,
+- ``node ws client``: Node's ``ws`` client (the same npm install), 10 loops of connect+close or
+  100 connections echoing, its own CPU from ``process.cpuUsage``,
 - ``artillery``: Artillery's ``ws`` engine (when found; full mode only),
 - the bare clients under gevent, no Locust (``--clients``): our ``wsclient``, websocket-client,
   websockets' sync client.
@@ -142,6 +144,64 @@ def node_ws(cache: Path) -> Path | None:
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     return module
+
+
+NODE_WS_CLIENT = textwrap.dedent(
+    """
+    // A peer: Node's ws client, 10 loops of connect+close or 100 connections echoing back to
+    // back; counts and CPU (its own, process.cpuUsage) in the window after the ramp.
+    const WebSocket = require(process.argv[2]);
+    const [url, mode] = [process.argv[3], process.argv[4]];
+    const [ramp, window] = [Number(process.argv[5]), Number(process.argv[6])];
+    const message = "x".repeat(32);
+    let count = 0, counting = false, stopped = false;
+    const options = { perMessageDeflate: false };
+    function churn() {
+      const ws = new WebSocket(url, options);
+      ws.on("open", () => ws.close(1000));
+      ws.on("close", () => { if (counting) count++; if (!stopped) churn(); });
+      ws.on("error", () => {});
+    }
+    function echo() {
+      const ws = new WebSocket(url, options);
+      ws.on("open", () => ws.send(message));
+      ws.on("message", () => { if (counting) count++; if (!stopped) ws.send(message); });
+      ws.on("error", () => {});
+    }
+    for (let i = 0; i < (mode === "churn" ? 10 : 100); i++) (mode === "churn" ? churn : echo)();
+    setTimeout(() => {
+      counting = true;
+      const cpu0 = process.cpuUsage(), t0 = process.hrtime.bigint();
+      setTimeout(() => {
+        const cpu = process.cpuUsage(cpu0), wall = Number(process.hrtime.bigint() - t0) / 1e9;
+        stopped = true;
+        console.log(JSON.stringify({ count, wall, cpu: (cpu.user + cpu.system) / 1e6 }));
+        process.exit(0);
+      }, window * 1000);
+    }, ramp * 1000);
+    """
+)
+
+
+def node_client(ws_module: Path, server: Server, mode: str, timing: Timing, out: Path) -> Rate:
+    """Node's ws client as a load generator on CPU 1 (``mode``: churn or echo)."""
+    out.mkdir(parents=True, exist_ok=True)
+    script = out / "node_ws_client.js"
+    script.write_text(NODE_WS_CLIENT)
+    argv = ["node", str(script), str(ws_module), server.url, mode]
+    argv += [str(timing.ramp), str(timing.window)]
+    done = subprocess.run(
+        pinned(CLIENT_CPU, argv),
+        capture_output=True,
+        text=True,
+        timeout=timing.ramp + timing.window + 60,
+        check=False,
+    )
+    try:
+        data = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"node ws client {mode}: {done.stderr[-300:]}") from None
+    return Rate(data["count"], data["wall"], data["cpu"])
 
 
 class Server:
@@ -577,6 +637,9 @@ def artillery_base(binary: Path, server: Server, out: Path) -> tuple[float, floa
     return cpu, wall
 
 
+NODE_MODES = {"connect+close": "churn", "echo": "echo"}  # figures the Node ws client joins
+
+
 @dataclass
 class Figure:
     """One figure: a callable per contender, and the per-repetition rates they measured."""
@@ -588,7 +651,7 @@ class Figure:
 
 
 def build_figures(
-    args: argparse.Namespace, server: Server, work: Path, notes: list[str]
+    args: argparse.Namespace, server: Server, ws_module: Path | None, work: Path, notes: list[str]
 ) -> list[Figure]:
     """The figures to measure and, for each, its contenders."""
     timing = Timing(ramp=1.0, window=2.5) if args.quick else Timing(ramp=2.0, window=8.0)
@@ -638,6 +701,11 @@ def build_figures(
             tag: locust(ours(tree, scenario, name, users, *options)) for tag, tree in trees.items()
         }
         runs[BASELINE] = locust(LocustRun(peer, peer_class, name, users))
+        if ws_module is not None and key in NODE_MODES:
+            mode = NODE_MODES[key]
+            runs["node ws client"] = lambda out, m=mode: node_client(
+                ws_module, server, m, timing, out
+            )
         if artillery and key in ("echo", "connect+echo+close"):
             runs["artillery"] = artillery_flow(key)
         figures.append(Figure(title, BASELINE, runs))
@@ -745,21 +813,21 @@ def main() -> int:
         flush=True,
     )
     work = Path(tempfile.mkdtemp(prefix="bench_load_"))
-    ws_module = node_ws(args.node_ws) if args.server == "node" else None
-    if args.server == "node" and ws_module is None:
-        print("node/npm not found: loading the reference server instead")
-    server = Server(ws_module, work)
+    ws_module = node_ws(args.node_ws)
+    if ws_module is None:
+        print("node/npm not found: the reference server, no Node ws client")
+    server = Server(ws_module if args.server == "node" else None, work)
     print(f"server: {server.name} at {server.url}", flush=True)
     notes: list[str] = []
     held = None
     try:
-        figures = build_figures(args, server, work, notes)
+        figures = build_figures(args, server, ws_module, work, notes)
         measure(figures, args.reps, work)
         if not args.quick:
             held = locust_idle(server, args.idle, 1000, work / "idle", 5.0)
     finally:
         server.stop()
-    report(figures, ["before"])
+    report(figures, ["before", "node ws client"])
     if held is not None:
         count, base, rss = held
         per_k = (rss - base) / max(count, 1) * 1000 / 2**20
