@@ -1,24 +1,34 @@
-"""Benchmark the load generator: per-process rates, idle connections, and a peer tool beside it.
+"""Benchmark the load generator: rates per CPU-second as ratios to peers measured in the same run.
 
 Run from the repository root (it needs the ``[load]`` extra; Artillery is optional)::
 
-    .venv/bin/python benchmarks/bench_load.py                  # full run (~3 min)
-    .venv/bin/python benchmarks/bench_load.py --quick          # shorter runs, 2,000 idle
-    .venv/bin/python benchmarks/bench_load.py --artillery DIR  # DIR/node_modules/.bin/artillery
-    .venv/bin/python benchmarks/bench_load.py --profile        # py-spy top functions too
+    .venv/bin/python benchmarks/bench_load.py --quick              # before every change (< 2 min)
+    .venv/bin/python benchmarks/bench_load.py --quick --before DIR # + the code in DIR (e.g. main)
+    .venv/bin/python benchmarks/bench_load.py                      # full: 3 figures, 3 reps, idle
+    .venv/bin/python benchmarks/bench_load.py --artillery DIR      # DIR/node_modules/.bin/artillery
+    .venv/bin/python benchmarks/bench_load.py --profile            # py-spy top functions too
 
-One reference server (auth off, no connection limit) runs pinned to CPU 0; each load generator
-runs pinned to CPU 1, so "per CPU-second" is the generator's own CPU time (user + system) in the
-measured window, and "per second" is capped by the server's core. Every figure comes from the
-same run on the same server:
+One echo server runs pinned to CPU 0 -- Node's ``ws`` (the fast target, so that the load
+generator is the bottleneck; installed with npm into ~/.cache/pytest-wsconn/bench/node-ws on first
+use) or, with ``--server reference``, the reference server -- and each load generator runs pinned
+to CPU 1, so "per CPU-second" is the generator's own CPU time (user + system) in the
+measured window, and "per second" is capped by the server's core. The machine is shared and
+noisy, so absolute figures move from run to run: what the script stands behind are **ratios**
+between load generators measured in the same run, repetitions interleaved (every contender of a
+figure runs once per repetition, in a rotated order), printed as median (min..max) over the
+repetitions. The contenders:
 
-- clients: the WebSocket clients a Locust user could run on, driven bare under gevent
-  (10 greenlets of connect+close; 50 greenlets of back-to-back echoes),
-- Locust + WebSocketUser (one process): handshakes (connect_storm) and round trips
-  (steady_messaging, 100 users, no pause), counted from Locust's stats history between two CPU
-  samples taken after the ramp-up,
-- idle: one Locust process holding N idle_hold users (keepalive on), RSS per 1,000,
-- Artillery's ``ws`` engine on the same server: connect+1 echo+close per VU, and N idle VUs.
+- ``wsconn``: Locust + ``WebSocketUser`` from this tree (``scenarios/``),
+- ``before``: the same from another tree (``--before DIR``, e.g. ``git archive main``),
+- ``locust+websocket-client`` (the baseline): Locust users on websocket-client 1.9, firing one
+  request event per step as ``WebSocketUser`` does,
+- ``node ws client``: Node's ``ws`` client (the same npm install), 10 loops of connect+close or
+  100 connections echoing, its own CPU from ``process.cpuUsage``,
+- ``artillery``: Artillery's ``ws`` engine (when found; full mode only),
+- the bare clients under gevent, no Locust (``--clients``): our ``wsclient``, websocket-client,
+  websockets' sync client.
+
+Idle (full mode): one Locust process holding N ``idle_hold`` users (keepalive on), RSS per 1,000.
 """
 
 from __future__ import annotations
@@ -32,27 +42,28 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = REPO_ROOT / "scenarios"
 SERVER_CPU, CLIENT_CPU = "0", "1"
 SECRET = "b" * 64
 ARTILLERY_TIMEOUT = 120.0  # seconds; an overloaded Artillery waits out SYN retries for minutes
+BASELINE = "locust+websocket-client"
 
 
 @dataclass
 class Rate:
-    label: str
     count: int
     wall_s: float
     cpu_s: float
@@ -64,6 +75,14 @@ class Rate:
     @property
     def per_cpu_s(self) -> float:
         return self.count / self.cpu_s if self.cpu_s else 0.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long a Locust run warms up, is measured, and how much history it writes after."""
+
+    ramp: float
+    window: float
 
 
 def pinned(cpu: str, argv: list[str]) -> list[str]:
@@ -88,13 +107,118 @@ def rss_of(process: psutil.Process) -> int:
     return total
 
 
-class Server:
-    """The reference server, auth off, pinned to CPU 0."""
+NODE_WS_VERSION = "8.23.0"
+NODE_WS_CACHE = Path.home() / ".cache" / "pytest-wsconn" / "bench" / "node-ws"
+NODE_WS_SERVER = textwrap.dedent(
+    """
+    // The fast target: Node's ws echo server, so that the load generator is the bottleneck.
+    const http = require("http");
+    const { WebSocketServer } = require(process.argv[2]);
+    const server = http.createServer((request, response) => {
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ active_connections: wss.clients.size }));
+    });
+    const wss = new WebSocketServer({ server, path: "/ws", perMessageDeflate: false });
+    wss.on("connection", (ws) => {
+      ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+    server.listen(0, "127.0.0.1", () => {
+      console.log(`listening on ws://127.0.0.1:${server.address().port}/ws`);
+    });
+    """
+)
 
-    def __init__(self) -> None:
+
+def node_ws(cache: Path) -> Path | None:
+    """The ``ws`` package, installed with npm into ``cache`` on first use (None: no node/npm)."""
+    module = cache / "node_modules" / "ws"
+    if module.is_dir():
+        return module
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        return None
+    cache.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund",
+         f"ws@{NODE_WS_VERSION}"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return module
+
+
+NODE_WS_CLIENT = textwrap.dedent(
+    """
+    // A peer: Node's ws client, 10 loops of connect+close or 100 connections echoing back to
+    // back; counts and CPU (its own, process.cpuUsage) in the window after the ramp.
+    const WebSocket = require(process.argv[2]);
+    const [url, mode] = [process.argv[3], process.argv[4]];
+    const [ramp, window] = [Number(process.argv[5]), Number(process.argv[6])];
+    const message = "x".repeat(32);
+    let count = 0, counting = false, stopped = false;
+    const options = { perMessageDeflate: false };
+    function churn() {
+      const ws = new WebSocket(url, options);
+      ws.on("open", () => ws.close(1000));
+      ws.on("close", () => { if (counting) count++; if (!stopped) churn(); });
+      ws.on("error", () => {});
+    }
+    function echo() {
+      const ws = new WebSocket(url, options);
+      ws.on("open", () => ws.send(message));
+      ws.on("message", () => { if (counting) count++; if (!stopped) ws.send(message); });
+      ws.on("error", () => {});
+    }
+    for (let i = 0; i < (mode === "churn" ? 10 : 100); i++) (mode === "churn" ? churn : echo)();
+    setTimeout(() => {
+      counting = true;
+      const cpu0 = process.cpuUsage(), t0 = process.hrtime.bigint();
+      setTimeout(() => {
+        const cpu = process.cpuUsage(cpu0), wall = Number(process.hrtime.bigint() - t0) / 1e9;
+        stopped = true;
+        console.log(JSON.stringify({ count, wall, cpu: (cpu.user + cpu.system) / 1e6 }));
+        process.exit(0);
+      }, window * 1000);
+    }, ramp * 1000);
+    """
+)
+
+
+def node_client(ws_module: Path, server: Server, mode: str, timing: Timing, out: Path) -> Rate:
+    """Node's ws client as a load generator on CPU 1 (``mode``: churn or echo)."""
+    out.mkdir(parents=True, exist_ok=True)
+    script = out / "node_ws_client.js"
+    script.write_text(NODE_WS_CLIENT)
+    argv = ["node", str(script), str(ws_module), server.url, mode]
+    argv += [str(timing.ramp), str(timing.window)]
+    done = subprocess.run(
+        pinned(CLIENT_CPU, argv),
+        capture_output=True,
+        text=True,
+        timeout=timing.ramp + timing.window + 60,
+        check=False,
+    )
+    try:
+        data = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"node ws client {mode}: {done.stderr[-300:]}") from None
+    return Rate(data["count"], data["wall"], data["cpu"])
+
+
+class Server:
+    """The echo server every generator loads, pinned to CPU 0: Node's ``ws`` (the fast target)
+    or the reference server (Python websockets, auth off, no connection limit)."""
+
+    def __init__(self, ws_module: Path | None, work: Path) -> None:
         env = {**os.environ, "WSCONN_REFERENCE_SECRET": SECRET}
-        argv = [sys.executable, "-m", "pytest_wsconn.reference", "--port", "0", "--auth", "off"]
-        argv += ["--max-connections", "1000000"]
+        if ws_module is not None:
+            script = work / "node_ws_server.js"
+            script.write_text(NODE_WS_SERVER)
+            argv = ["node", str(script), str(ws_module)]
+            self.name = f"Node ws {NODE_WS_VERSION} echo server"
+        else:
+            argv = [sys.executable, "-m", "pytest_wsconn.reference", "--port", "0"]
+            argv += ["--auth", "off", "--max-connections", "1000000"]
+            self.name = "the reference server (Python websockets)"
         self.process = subprocess.Popen(
             pinned(SERVER_CPU, argv), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
         )
@@ -164,29 +288,165 @@ CLIENT_PROBE = textwrap.dedent(
 )
 
 
-def bench_clients(server: Server, seconds: float) -> list[Rate]:
-    rates = []
-    for which in ("wsconn", "websocket-client", "websockets.sync"):
-        for mode in ("churn", "echo"):
-            argv = [sys.executable, "-c", CLIENT_PROBE, server.url, which, mode, str(seconds)]
-            done = subprocess.run(
-                pinned(CLIENT_CPU, argv),
-                capture_output=True,
-                text=True,
-                timeout=seconds + 60,
-                check=False,
-            )
-            try:
-                data = json.loads(done.stdout.strip().splitlines()[-1])
-            except (IndexError, ValueError):
-                print(f"  {which} {mode}: failed: {done.stderr[-300:]}")
-                continue
-            label = f"{which}: {'connect+close' if mode == 'churn' else 'echo round trip'}"
-            rates.append(Rate(label, data["count"], data["wall"], data["cpu"]))
-    return rates
+def bare_client(server: Server, which: str, mode: str, seconds: float) -> Rate:
+    """One bare client under gevent, no Locust: 10 greenlets of connect+close or 50 of echoes."""
+    argv = [sys.executable, "-c", CLIENT_PROBE, server.url, which, mode, str(seconds)]
+    done = subprocess.run(
+        pinned(CLIENT_CPU, argv),
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        data = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"{which} {mode}: {done.stderr[-300:]}") from None
+    return Rate(data["count"], data["wall"], data["cpu"])
 
 
 # Locust
+
+
+WEBSOCKET_CLIENT_USERS = textwrap.dedent(
+    """
+    import os, time
+    from pathlib import Path
+    import websocket
+    from locust import User, constant, events, task
+
+    MESSAGE = "x" * 32
+
+    @events.test_start.add_listener
+    def _started(**_):
+        Path(os.environ["BENCH_STARTED"]).write_text(repr(time.time()))
+
+    class _WebsocketClientUser(User):
+        abstract = True
+        wait_time = constant(0)
+
+        def fire(self, name, started, length=0, exception=None):
+            self.environment.events.request.fire(
+                request_type="WS", name=name, response_time=(time.perf_counter() - started) * 1000,
+                response_length=length, exception=exception, context={},
+            )
+
+    class Churn(_WebsocketClientUser):
+        @task
+        def churn(self):
+            started = time.perf_counter()
+            try:
+                ws = websocket.create_connection(self.host, suppress_origin=True, timeout=10)
+            except Exception as exc:
+                self.fire("connect", started, exception=exc)
+                return
+            self.fire("connect", started)
+            started = time.perf_counter()
+            ws.close()
+            self.fire("close", started)
+
+    class Echo(_WebsocketClientUser):
+        def on_start(self):
+            self.ws = websocket.create_connection(self.host, suppress_origin=True, timeout=10)
+
+        @task
+        def echo(self):
+            started = time.perf_counter()
+            try:
+                self.ws.send(MESSAGE)
+                reply = self.ws.recv()
+            except Exception as exc:
+                self.fire("message", started, exception=exc)
+                self.ws = websocket.create_connection(self.host, suppress_origin=True, timeout=10)
+                return
+            self.fire("message", started, len(reply))
+
+    class ConnectEchoClose(_WebsocketClientUser):
+        @task
+        def once(self):
+            started = time.perf_counter()
+            try:
+                ws = websocket.create_connection(self.host, suppress_origin=True, timeout=10)
+                ws.send(MESSAGE)
+                reply = ws.recv()
+            except Exception as exc:
+                self.fire("message", started, exception=exc)
+                return
+            self.fire("message", started, len(reply))
+            ws.close()
+    """
+)
+
+
+@dataclass(frozen=True)
+class LocustRun:
+    """One figure of one Locust contender: the locustfile, its user class, what is counted."""
+
+    locustfile: Path
+    user_class: str | None
+    name: str  # the request name counted
+    users: int
+    options: tuple[str, ...] = ()
+    pythonpath: Path | None = None  # the tree whose pytest_wsconn the users import
+    wsconn: bool = False  # WebSocketUser: --ws-* options, its start marker
+
+
+def locust_rate(
+    run: LocustRun, server: Server, timing: Timing, out: Path, *, profile: bool
+) -> tuple[Rate, str]:
+    """Run Locust headless; count ``run.name`` requests and CPU in the window after the ramp."""
+    out.mkdir(parents=True, exist_ok=True)
+    started = out / "wsconn.json.started"  # WebSocketUser's marker; the peer writes it too
+    argv = [
+        sys.executable, "-m", "locust", "-f", str(run.locustfile),
+        "--headless", "-u", str(run.users), "-r", str(run.users),
+        "-t", f"{int(timing.ramp + timing.window) + 30}s", "--host", server.url,
+        "--stop-timeout", "0", "--csv", str(out / "locust"), "--csv-full-history",
+        "--only-summary", "--loglevel", "WARNING", *run.options,
+    ]  # fmt: skip
+    if run.wsconn:
+        argv += [f"--ws-result={out / 'wsconn.json'}", "--ws-auth=none"]
+    if run.user_class:
+        argv.append(run.user_class)
+    env = {**os.environ, "BENCH_STARTED": str(started)}
+    if run.pythonpath is not None:
+        env["PYTHONPATH"] = str(run.pythonpath)
+    with (out / "locust.log").open("wb") as log:
+        process = subprocess.Popen(
+            pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        ps = psutil.Process(process.pid)
+        wait_started(started, out / "locust.log")
+        time.sleep(timing.ramp)  # ramp-up done, steady state
+        t_a, cpu_a = time.time(), cpu_of(ps)
+        top = ""
+        if profile and shutil.which(str(REPO_ROOT / ".venv/bin/py-spy")):
+            top = py_spy_top(process.pid, timing.window, out)
+        else:
+            time.sleep(timing.window)
+        t_b, cpu_b = time.time(), cpu_of(ps)
+        time.sleep(1.1)  # Locust writes its history every second: one row past t_b
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:  # the window's history is written; websocket-client can hang at stop (its close())
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    history = out / "locust_stats_history.csv"
+    count = history_count(history, run.name, t_b) - history_count(history, run.name, t_a)
+    return Rate(int(count), t_b - t_a, cpu_b - cpu_a), top
+
+
+def wait_started(marker: Path, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if marker.is_file() and marker.read_text():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"Locust did not start: {log}")
 
 
 def history_count(path: Path, name: str, at: float) -> float:
@@ -201,72 +461,6 @@ def history_count(path: Path, name: str, at: float) -> float:
         if t0 <= at <= t1:
             return c0 + (c1 - c0) * (at - t0) / (t1 - t0) if t1 > t0 else c1
     return points[-1][1] if points and at > points[-1][0] else 0.0
-
-
-def run_locust(
-    scenario: str,
-    server: Server,
-    *,
-    users: int,
-    rate: float,
-    seconds: float,
-    options: list[str],
-    out: Path,
-) -> tuple[subprocess.Popen[bytes], Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    locustfile = scenario if scenario.endswith(".py") else str(SCENARIOS / f"{scenario}.py")
-    argv = [
-        sys.executable, "-m", "locust", "-f", locustfile,
-        "--headless",
-        "-u", str(users), "-r", str(rate), "-t", f"{int(seconds)}s", "--host", server.url,
-        "--stop-timeout", "0", "--csv", str(out / "locust"), "--csv-full-history",
-        "--only-summary", "--loglevel", "WARNING", f"--ws-result={out / 'wsconn.json'}",
-        "--ws-auth=none", *options,
-    ]  # fmt: skip
-    log = (out / "locust.log").open("wb")
-    return subprocess.Popen(pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT), out
-
-
-def wait_started(out: Path, timeout: float = 60) -> float:
-    marker = out / "wsconn.json.started"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if marker.is_file() and marker.read_text():
-            return float(marker.read_text())
-        time.sleep(0.05)
-    raise RuntimeError(f"Locust did not start: {out / 'locust.log'}")
-
-
-def locust_rate(
-    label: str,
-    scenario: str,
-    name: str,
-    server: Server,
-    *,
-    users: int,
-    seconds: float,
-    options: list[str],
-    out: Path,
-    profile: bool,
-) -> tuple[Rate, str]:
-    process, out = run_locust(
-        scenario, server, users=users, rate=users, seconds=seconds, options=options, out=out
-    )
-    ps = psutil.Process(process.pid)
-    wait_started(out)
-    time.sleep(2.0)  # ramp-up done, steady state
-    t_a, cpu_a = time.time(), cpu_of(ps)
-    window = seconds - 4.0
-    top = ""
-    if profile and shutil.which(str(REPO_ROOT / ".venv/bin/py-spy")):
-        top = py_spy_top(process.pid, window, out)
-    else:
-        time.sleep(window)
-    t_b, cpu_b = time.time(), cpu_of(ps)
-    process.wait(timeout=seconds + 60)
-    history = out / "locust_stats_history.csv"
-    count = history_count(history, name, t_b) - history_count(history, name, t_a)
-    return Rate(label, int(count), t_b - t_a, cpu_b - cpu_a), top
 
 
 def py_spy_top(pid: int, seconds: float, out: Path) -> str:
@@ -297,13 +491,20 @@ def locust_idle(
     server: Server, users: int, rate: int, out: Path, hold: float
 ) -> tuple[int, int, int]:
     """Connections held by one Locust process, its RSS before the ramp and when all are up."""
-    seconds = users / rate + hold + 15
-    options = ["--ws-ping-interval=20"]
-    process, out = run_locust(
-        "idle_hold", server, users=users, rate=rate, seconds=seconds, options=options, out=out
-    )
+    out.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "scenarios" / "idle_hold.py"),
+        "--headless", "-u", str(users), "-r", str(rate), "-t", f"{int(users / rate + hold) + 75}s",
+        "--host", server.url, "--stop-timeout", "0", "--only-summary", "--loglevel", "WARNING",
+        f"--ws-result={out / 'wsconn.json'}", "--ws-auth=none", "--ws-ping-interval=20",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    with (out / "locust.log").open("wb") as log:
+        process = subprocess.Popen(
+            pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env
+        )
     ps = psutil.Process(process.pid)
-    wait_started(out)
+    wait_started(Path(f"{out / 'wsconn.json'}.started"), out / "locust.log")
     base = rss_of(ps)
     deadline = time.monotonic() + users / rate + 60
     held = 0
@@ -370,55 +571,6 @@ def echo_step() -> dict[str, object]:
     return {"send": {"payload": ARTILLERY_MESSAGE, "capture": {"json": "$.m", "as": "echo"}}}
 
 
-def bench_artillery(
-    binary: Path, server: Server, *, seconds: float, idle: int, work: Path, skip_idle: bool
-) -> tuple[list[Rate], tuple[int, int, int] | None]:
-    target = {"target": server.url, "ws": {"rejectUnauthorized": False}}
-    base = {
-        "config": {**target, "phases": [{"duration": 1, "arrivalCount": 1}]},
-        "scenarios": [{"engine": "ws", "flow": [{"think": 0.01}]}],
-    }
-    base_cpu, base_wall, _, base_rss, _ = artillery_run(binary, base, work / "art-base")
-    rates = []
-    churn = {
-        "config": {**target, "phases": [{"duration": int(seconds), "arrivalRate": 1000}]},
-        "scenarios": [{"engine": "ws", "flow": [echo_step()]}],
-    }
-    cpu, wall, counters, _, _ = artillery_run(binary, churn, work / "art-churn")
-    rates.append(
-        Rate(
-            "Artillery ws: connect+1 echo+close (1,000 VU/s offered)",
-            int(counters.get("vusers.completed", 0)),
-            max(wall - base_wall, 1e-9),
-            max(cpu - base_cpu, 1e-9),
-        )
-    )
-    loops = int(200 * seconds)
-    echo = {
-        "config": {**target, "phases": [{"duration": 1, "arrivalCount": 100}]},
-        "scenarios": [{"engine": "ws", "flow": [{"loop": [echo_step()], "count": loops}]}],
-    }
-    cpu, wall, counters, _, _ = artillery_run(binary, echo, work / "art-echo")
-    rates.append(
-        Rate(
-            "Artillery ws: echo round trip (100 VUs)",
-            int(counters.get("websocket.messages_received", 0)),
-            max(wall - base_wall, 1e-9),
-            max(cpu - base_cpu, 1e-9),
-        )
-    )
-    held = None
-    if not skip_idle:
-        ramp = max(1, idle // 1000)
-        hold = {
-            "config": {**target, "phases": [{"duration": ramp, "arrivalRate": idle // ramp}]},
-            "scenarios": [{"engine": "ws", "flow": [{"think": ramp + 10}]}],
-        }
-        _, _, _, rss, active = artillery_run(binary, hold, work / "art-idle", server)
-        held = (active, base_rss, rss)
-    return rates, held
-
-
 CONNECT_ECHO_CLOSE = textwrap.dedent(
     """
     from locust import constant, task
@@ -436,107 +588,258 @@ CONNECT_ECHO_CLOSE = textwrap.dedent(
 )
 
 
+FIGURES: dict[str, tuple[str, str, str, int, str, tuple[str, ...]]] = {
+    # key: title, our scenario, request name counted, users, baseline user class, options
+    "connect+close": ("connect+close (10 users)", "connect_storm", "connect", 10, "Churn", ()),
+    "echo": (
+        "echo round trip (100 users, back to back)", "steady_messaging", "message", 100, "Echo",
+        ("--ws-message-interval=0",),
+    ),
+    "connect+echo+close": (
+        "connect+1 echo+close (10 users)", "connect_echo_close", "message", 10,
+        "ConnectEchoClose", (),
+    ),
+}  # fmt: skip
+
+
+def artillery_rate(
+    binary: Path, server: Server, flow: str, *, seconds: float, out: Path, base: tuple[float, float]
+) -> Rate:
+    """Artillery's ``ws`` engine: CPU and wall time minus those of a 1-VU run (its start-up)."""
+    target = {"target": server.url, "ws": {"rejectUnauthorized": False}}
+    if flow == "echo":
+        loops = int(200 * seconds)
+        config = {
+            "config": {**target, "phases": [{"duration": 1, "arrivalCount": 100}]},
+            "scenarios": [{"engine": "ws", "flow": [{"loop": [echo_step()], "count": loops}]}],
+        }
+        counter = "websocket.messages_received"
+    else:
+        config = {
+            "config": {**target, "phases": [{"duration": int(seconds), "arrivalRate": 1000}]},
+            "scenarios": [{"engine": "ws", "flow": [echo_step()]}],
+        }
+        counter = "vusers.completed"
+    cpu, wall, counters, _, _ = artillery_run(binary, config, out)
+    base_cpu, base_wall = base
+    return Rate(
+        int(counters.get(counter, 0)), max(wall - base_wall, 1e-9), max(cpu - base_cpu, 1e-9)
+    )
+
+
+def artillery_base(binary: Path, server: Server, out: Path) -> tuple[float, float]:
+    """CPU and wall seconds of a 1-VU Artillery run: the start-up every run pays."""
+    config = {
+        "config": {"target": server.url, "phases": [{"duration": 1, "arrivalCount": 1}]},
+        "scenarios": [{"engine": "ws", "flow": [{"think": 0.01}]}],
+    }
+    cpu, wall, _, _, _ = artillery_run(binary, config, out)
+    return cpu, wall
+
+
+NODE_MODES = {"connect+close": "churn", "echo": "echo"}  # figures the Node ws client joins
+
+
+@dataclass
+class Figure:
+    """One figure: a callable per contender, and the per-repetition rates they measured."""
+
+    title: str
+    baseline: str
+    runs: dict[str, Callable[[Path], Rate]]
+    rates: dict[str, list[Rate]] = field(default_factory=dict)
+
+
+def build_figures(
+    args: argparse.Namespace, server: Server, ws_module: Path | None, work: Path, notes: list[str]
+) -> list[Figure]:
+    """The figures to measure and, for each, its contenders."""
+    timing = Timing(ramp=1.0, window=2.5) if args.quick else Timing(ramp=2.0, window=8.0)
+    peer = work / "websocket_client_users.py"
+    peer.write_text(WEBSOCKET_CLIENT_USERS)
+    trees = {"wsconn": REPO_ROOT}
+    if args.before is not None:
+        trees["before"] = args.before.resolve()
+
+    def locust(run: LocustRun) -> Callable[[Path], Rate]:
+        def measure(out: Path) -> Rate:
+            rate, top = locust_rate(run, server, timing, out, profile=args.profile)
+            if top:
+                notes.append(f"py-spy, {out.name}, own time:\n{top}")
+            return rate
+
+        return measure
+
+    def ours(tree: Path, scenario: str, name: str, users: int, *options: str) -> LocustRun:
+        path = tree / "scenarios" / f"{scenario}.py"
+        if scenario == "connect_echo_close":  # a locustfile of this script's, on either tree
+            path = work / "connect_echo_close.py"
+            path.write_text(CONNECT_ECHO_CLOSE)
+        return LocustRun(path, None, name, users, options, tree, wsconn=True)
+
+    figures = []
+    wanted = args.figure or (["connect+close", "echo"] if args.quick else list(FIGURES))
+    binary = args.artillery / "node_modules" / ".bin" / "artillery"
+    artillery = not args.quick and binary.exists()
+    if not args.quick and not binary.exists():
+        notes.append(f"Artillery not found at {binary} (see benchmarks/README.md)")
+    base: list[tuple[float, float]] = []
+
+    def artillery_flow(flow: str) -> Callable[[Path], Rate]:
+        def measure(out: Path) -> Rate:
+            if not base:
+                base.append(artillery_base(binary, server, work / "artillery-base"))
+            return artillery_rate(
+                binary, server, flow, seconds=timing.window, out=out, base=base[0]
+            )
+
+        return measure
+
+    for key in wanted:
+        title, scenario, name, users, peer_class, options = FIGURES[key]
+        runs = {
+            tag: locust(ours(tree, scenario, name, users, *options)) for tag, tree in trees.items()
+        }
+        runs[BASELINE] = locust(LocustRun(peer, peer_class, name, users))
+        if ws_module is not None and key in NODE_MODES:
+            mode = NODE_MODES[key]
+            runs["node ws client"] = lambda out, m=mode: node_client(
+                ws_module, server, m, timing, out
+            )
+        if artillery and key in ("echo", "connect+echo+close"):
+            runs["artillery"] = artillery_flow(key)
+        figures.append(Figure(title, BASELINE, runs))
+    if args.clients:
+        seconds = timing.window
+        for mode, title in (
+            ("churn", "bare client under gevent: connect+close (10 greenlets)"),
+            ("echo", "bare client under gevent: echo round trip (50 greenlets)"),
+        ):
+            runs = {
+                which: (lambda out, w=which, m=mode: bare_client(server, w, m, seconds))
+                for which in ("wsconn", "websocket-client", "websockets.sync")
+            }
+            figures.append(Figure(title, "websocket-client", runs))
+    return figures
+
+
+def measure(figures: list[Figure], reps: int, work: Path) -> None:
+    """Every contender of every figure once per repetition, the order rotated each time."""
+    for rep in range(reps):
+        for figure in figures:
+            tags = list(figure.runs)
+            shift = rep % len(tags)
+            for tag in tags[shift:] + tags[:shift]:
+                out = work / f"{len(figure.rates.get(tag, []))}-{tag}-{figure.title.split()[0]}"
+                began = time.monotonic()
+                try:
+                    rate = figure.runs[tag](out)
+                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                    print(f"  {figure.title}, {tag}: failed: {exc}", flush=True)
+                    continue
+                figure.rates.setdefault(tag, []).append(rate)
+                print(
+                    f"  rep {rep + 1}/{reps}  {figure.title:<44} {tag:<24} "
+                    f"{rate.per_cpu_s:>9,.0f} per CPU-s {rate.per_s:>9,.0f} per s "
+                    f"({time.monotonic() - began:.1f} s)",
+                    flush=True,
+                )
+
+
+def spread(values: list[float], digits: str) -> str:
+    """median (min..max)"""
+    if not values:
+        return "-"
+    median = statistics.median(values)
+    return f"{median:{digits}} ({min(values):{digits}}..{max(values):{digits}})"
+
+
+def report(figures: list[Figure], references: list[str]) -> None:
+    """Per figure: each contender's rate per CPU-second and its ratios to the references."""
+    for figure in figures:
+        print(f"\n{figure.title}")
+        refs = [figure.baseline] + [
+            r for r in references if r in figure.runs and r != figure.baseline
+        ]
+        header = f"  {'contender':<24} {'per CPU-s median (min..max)':<30} {'per s median':>12}"
+        print(header + "".join(f"  {'÷ ' + ref:<28}" for ref in refs))
+        for tag, rates in figure.rates.items():
+            line = (
+                f"  {tag:<24} {spread([r.per_cpu_s for r in rates], ',.0f'):<30} "
+                f"{statistics.median(r.per_s for r in rates):>12,.0f}"
+            )
+            for ref in refs:
+                # ratio per repetition: the two ran next to each other, under the same load
+                ratios = [
+                    ours.per_cpu_s / theirs.per_cpu_s
+                    for ours, theirs in zip(rates, figure.rates.get(ref, []), strict=False)
+                    if theirs.per_cpu_s
+                ]
+                line += f"  {spread(ratios, '.2f'):<28}"
+            print(line)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--quick", action="store_true", help="5 s runs and 2,000 idle")
-    parser.add_argument("--idle", type=int, default=None, help="idle connections (10,000)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="connect+close and echo, 2.5 s windows, no idle (< 2 min)",
+    )
+    parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions (3)")
+    parser.add_argument("--figure", action="append", choices=list(FIGURES), help="only these")
+    parser.add_argument("--before", type=Path, help="a tree to compare with (its pytest_wsconn)")
+    parser.add_argument("--clients", action="store_true", help="the bare clients under gevent too")
+    parser.add_argument("--idle", type=int, default=10000, help="idle connections (full mode)")
     parser.add_argument(
         "--artillery", type=Path, default=Path(tempfile.gettempdir()) / "bench" / "artillery"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the Locust runs")
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["clients", "locust", "idle", "artillery"]
+        "--server",
+        choices=["node", "reference"],
+        default="node",
+        help="the echo server: Node's ws (fast, the default) or the reference server",
+    )
+    parser.add_argument(
+        "--node-ws", type=Path, default=NODE_WS_CACHE, help=f"npm cache of ws ({NODE_WS_CACHE})"
     )
     args = parser.parse_args()
-    seconds = 5.0 if args.quick else 10.0
-    idle = args.idle or (2000 if args.quick else 10000)
+    started = time.monotonic()
     print(
-        f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-        f"server on CPU {SERVER_CPU}, load generators on CPU {CLIENT_CPU}"
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {platform.node()}: {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}; "
+        f"server on CPU {SERVER_CPU}, load generators on CPU {CLIENT_CPU}; {args.reps} reps",
+        flush=True,
     )
-    server = Server()
     work = Path(tempfile.mkdtemp(prefix="bench_load_"))
-    scenario = work / "connect_echo_close.py"
-    scenario.write_text(CONNECT_ECHO_CLOSE)
-    rates: list[Rate] = []
-    peer: list[Rate] = []
+    ws_module = node_ws(args.node_ws)
+    if ws_module is None:
+        print("node/npm not found: the reference server, no Node ws client")
+    server = Server(ws_module if args.server == "node" else None, work)
+    print(f"server: {server.name} at {server.url}", flush=True)
     notes: list[str] = []
-    held = peer_held = None
-    binary = args.artillery / "node_modules" / ".bin" / "artillery"
+    held = None
     try:
-        if "clients" not in args.skip:
-            rates += bench_clients(server, seconds / 2)
-        if "locust" not in args.skip:
-            for label, file, name, users, options in (
-                ("connect+close (connect_storm, 10 users)", "connect_storm", "connect", 10, []),
-                ("connect+1 echo+close (10 users)", str(scenario), "message", 10, []),
-                ("echo round trip (steady_messaging, 100 users)", "steady_messaging",
-                 "message", 100, ["--ws-message-interval=0"]),
-            ):  # fmt: skip
-                rate, top = locust_rate(
-                    f"Locust+WebSocketUser: {label}", file, name, server, users=users,
-                    seconds=seconds, options=options, out=work / Path(file).stem,
-                    profile=args.profile,
-                )  # fmt: skip
-                rates.append(rate)
-                if top:
-                    notes.append(f"py-spy, Locust process, {label}, own time:\n{top}")
-        if "artillery" not in args.skip and binary.exists():
-            peer, peer_held = bench_artillery(
-                binary, server, seconds=seconds, idle=idle, work=work, skip_idle="idle" in args.skip
-            )
-        elif "artillery" not in args.skip:
-            notes.append(f"Artillery not found at {binary} (see benchmarks/README.md)")
-        if "idle" not in args.skip:
-            held = locust_idle(server, idle, 1000, work / "idle", 5.0)
+        figures = build_figures(args, server, ws_module, work, notes)
+        measure(figures, args.reps, work)
+        if not args.quick:
+            held = locust_idle(server, args.idle, 1000, work / "idle", 5.0)
     finally:
         server.stop()
-    report(rates, peer, held, peer_held, idle)
-    for note in notes:
-        print(note)
-    print(f"\nraw files: {work}")
-    return 0
-
-
-def report(
-    rates: list[Rate],
-    peer: list[Rate],
-    held: tuple[int, int, int] | None,
-    peer_held: tuple[int, int, int] | None,
-    idle: int,
-) -> None:
-    print()
-    print(f"{'figure':<74} {'count':>8} {'per s':>9} {'per CPU-s':>10}")
-    for rate in rates + peer:
-        print(f"{rate.label:<74} {rate.count:>8} {rate.per_s:>9,.0f} {rate.per_cpu_s:>10,.0f}")
-    by_key = {
-        r.label.split(": ", 1)[1].split(" (")[0]: r for r in rates if r.label.startswith("Locust")
-    }
-    for rate in peer:
-        key = rate.label.split(": ", 1)[1].split(" (")[0]
-        ours = by_key.get(key)
-        if ours and rate.per_cpu_s:
-            print(
-                f"ratio Locust/Artillery, {key}: {ours.per_cpu_s / rate.per_cpu_s:.2f} per CPU-s, "
-                f"{ours.per_s / rate.per_s:.2f} per s"
-            )
+    report(figures, ["before", "node ws client"])
     if held is not None:
         count, base, rss = held
         per_k = (rss - base) / max(count, 1) * 1000 / 2**20
-        verdict = "PASS" if count >= 10000 and rss <= 2**30 else "FAIL" if idle >= 10000 else "-"
         print(
-            f"Locust idle_hold, one process: {count:,} of {idle:,} connections held, RSS "
+            f"\nidle_hold, one Locust process: {count:,} of {args.idle:,} connections held, RSS "
             f"{rss / 2**20:.0f} MiB ({base / 2**20:.0f} MiB before the ramp, "
-            f"{per_k:.1f} MiB per 1,000); goal ≥ 10,000 in ≤ 1 GiB: {verdict}"
+            f"{per_k:.1f} MiB per 1,000)"
         )
-    if peer_held is not None:
-        count, base, rss = peer_held
-        per_k = (rss - base) / max(count, 1) * 1000 / 2**20
-        print(
-            f"Artillery ws, idle: {count:,} connections at the server at peak, peak RSS "
-            f"{rss / 2**20:.0f} MiB ({base / 2**20:.0f} MiB for a 1-VU run, {per_k:.1f} MiB "
-            "per 1,000 above it)"
-        )
+    for note in notes:
+        print(note)
+    print(f"\n{time.monotonic() - started:.0f} s; raw files: {work}")
+    return 0
 
 
 if __name__ == "__main__":

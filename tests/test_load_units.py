@@ -645,6 +645,27 @@ class TestWsClient:
         assert len(frame) == header + size
         assert frame[1] & 0x80  # masked, as a client must
 
+    def test_a_frame_the_socket_takes_in_part_is_sent_whole(self) -> None:
+        """A send that takes part of a frame is finished with sendall: no byte lost or doubled."""
+
+        class PartialSocket:
+            def __init__(self) -> None:
+                self.wire = bytearray()
+
+            def send(self, data: bytes) -> int:
+                self.wire += data[:3]
+                return 3
+
+            def sendall(self, data: bytes) -> None:
+                self.wire += data
+
+        sock = PartialSocket()
+        client = WsClient(sock, b"", None)  # type: ignore[arg-type]
+        client.send(b"x" * 200)
+        assert len(sock.wire) == 2 + 2 + 4 + 200  # header, 16-bit length, mask key, payload
+        key = bytes(sock.wire[4:8])
+        assert apply_mask(bytes(sock.wire[8:]), key) == b"x" * 200
+
     def test_accept_key_matches_rfc_example(self) -> None:
         """The accept key of RFC 6455's example handshake."""
         assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="

@@ -3,9 +3,9 @@
 Plain ``socket`` calls, so under gevent's monkey patching (which Locust applies) every blocking
 read is a cooperative switch. It does only what a load user needs — the opening handshake with
 the TCP and upgrade parts timed apart, masked text/binary frames, ping/pong, fragmented
-messages, the closing handshake — and does it with few allocations per frame: it was measured
-against websocket-client and websockets' sync client (``benchmarks/bench_load.py --clients``)
-and kept because it is the fastest of the three (figures in the README).
+messages, the closing handshake — and does it with few allocations per frame. It was chosen by
+measurement against websocket-client and websockets' sync client; ``benchmarks/bench_load.py
+--clients`` measures the three side by side.
 
 Failures raise the exceptions of :mod:`pytest_wsconn.load.errors`, whose ``classify_load_error``
 turns any of them (and ``OSError``/``TimeoutError``) into a classified ``WebSocketError``.
@@ -157,8 +157,13 @@ class WsClient:
     def _send_frame(self, opcode: int, payload: bytes) -> None:
         if self.closed is not None:
             raise self.closed
+        frame = encode_frame(opcode, payload)
         try:
-            self.sock.sendall(encode_frame(opcode, payload))
+            # One plain send where the frame fits the socket's buffer (nearly always): gevent's
+            # sendall costs a getsockopt and a loop on top of it (~3 % of an echo round trip).
+            sent = self.sock.send(frame)
+            if sent < len(frame):
+                self.sock.sendall(memoryview(frame)[sent:])
         except OSError:
             self._lost()
             raise
