@@ -19,7 +19,9 @@ from pytest_wsconn.browser.page import (
     assert_page_shows,
 )
 from pytest_wsconn.closecodes import classify_close
+from pytest_wsconn.reference.tokens import reference_token
 from pytest_wsconn.stack import Stack
+from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.timing import scaled
 from pytest_wsconn.tokens import Tokens
 from pytest_wsconn.toxiproxy import Proxy
@@ -132,6 +134,28 @@ class TestDiagnostics:
                 page, "#diagnostics-verdict", "failed: GET /health", timeout=scaled(30)
             )
         await assert_page_shows(page, "#diagnostics-report li.fail", "GET /health:")
+
+    async def test_diagnostics_name_the_failing_check_when_the_backend_is_stopped(
+        self, wsconn_browser: WsconnBrowser
+    ) -> None:
+        """The page is up but the reference server process behind it has stopped (SIGTERM, then
+        reaped): the panel fails at its first check, names it, and skips the round trip."""
+        with ReferenceProcess() as server:
+            ws_url = server.wait_ready(scaled(10))
+            token = reference_token(server.secret, "valid")
+            http_url = ws_url.replace("ws://", "http://").removesuffix("/ws")
+            page = await wsconn_browser.goto(f"{http_url}/?token={token}&initial=0.1&max_delay=1")
+            await assert_page_connects(page)
+            server.stop()
+            assert server.child.process.poll() is not None, "the server process is still running"
+        await assert_page_shows(page, "#status", "reconnecting")
+        await page.page.click("#run-diagnostics")
+        await assert_page_shows(page, "#diagnostics-verdict", "failed: GET /health,")
+        await assert_page_shows(page, "#diagnostics-report li.fail", "GET /health:")
+        await assert_page_shows(
+            page, "#diagnostics-report", "round trip: skipped: no connection to send on"
+        )
+        assert await page.page.locator("#diagnostics-report li.pass").count() == 0
 
 
 class TestMixedContent:
