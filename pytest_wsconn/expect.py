@@ -127,6 +127,31 @@ def describe_attempt(attempt: ConnectionAttempt) -> str:
     return f"the connection to {attempt.url} {what} — {classify(attempt)}"
 
 
+def attempt_steps(attempt: ConnectionAttempt) -> list[tuple[float, str]]:
+    """What happened to an attempt, step by step: (monotonic time, what), in order."""
+    steps = [(attempt.started, "connect")]
+    if attempt.ended is not None:
+        result = attempt.outcome.value
+        if attempt.outcome is Outcome.OPENED:
+            result += f" in {1000 * (attempt.handshake_seconds or 0):.1f} ms"
+            result += f" (subprotocol {attempt.subprotocol})" if attempt.subprotocol else ""
+        elif attempt.http_status is not None:
+            result += f" (HTTP {attempt.http_status})"
+        elif attempt.error_type:
+            result += f" ({attempt.error_type}: {attempt.error})"
+        steps.append((attempt.ended, result))
+    if attempt.close is not None:
+        steps.append((attempt.close.at, attempt.close.describe()))
+    return steps
+
+
+def attempt_verdict(attempt: ConnectionAttempt) -> str:
+    """The line closing an attempt's steps: its diagnosis, or that it was cut short."""
+    if attempt.ended is None:  # cancelled, e.g. the test failed while it was opening
+        return "still opening when the test ended: not a connection failure"
+    return f"diagnosis: {classify(attempt)}"
+
+
 def timeline(attempts: list[ConnectionAttempt]) -> str:
     """The attempts of a test, one block each, times relative to the first."""
     if not attempts:
@@ -135,23 +160,8 @@ def timeline(attempts: list[ConnectionAttempt]) -> str:
     lines: list[str] = []
     for attempt in attempts:
         lines.append(f"#{attempt.id} {attempt.url}")
-        lines.append(f"  +{attempt.started - origin:7.3f}s connect")
-        if attempt.ended is not None:
-            result = attempt.outcome.value
-            if attempt.outcome is Outcome.OPENED:
-                result += f" in {1000 * (attempt.handshake_seconds or 0):.1f} ms"
-                result += f" (subprotocol {attempt.subprotocol})" if attempt.subprotocol else ""
-            elif attempt.http_status is not None:
-                result += f" (HTTP {attempt.http_status})"
-            elif attempt.error_type:
-                result += f" ({attempt.error_type}: {attempt.error})"
-            lines.append(f"  +{attempt.ended - origin:7.3f}s {result}")
-        if attempt.close is not None:
-            lines.append(f"  +{attempt.close.at - origin:7.3f}s {attempt.close.describe()}")
-        if attempt.ended is None:  # cancelled, e.g. the test failed while it was opening
-            lines.append("  still opening when the test ended: not a connection failure")
-        else:
-            lines.append(f"  diagnosis: {classify(attempt)}")
+        lines.extend(f"  +{at - origin:7.3f}s {step}" for at, step in attempt_steps(attempt))
+        lines.append(f"  {attempt_verdict(attempt)}")
     return "\n".join(lines)
 
 

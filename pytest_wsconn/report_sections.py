@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from pytest_wsconn.browser.timeline import joined_timeline
 from pytest_wsconn.chaos_runner import chaos_report
 from pytest_wsconn.exceptions import WsconnError
 from pytest_wsconn.expect import timeline
@@ -36,18 +37,23 @@ def _diagnosis_section(session: WsconnSession, item: pytest.Item, test: WsconnTe
     return f"see the wsconn diagnostics in the report of {session.diagnosis_shown_in}"
 
 
+def _timeline_section(test: WsconnTest) -> str | None:
+    """The test's connections in one timeline: Python's alone, or joined with its pages'."""
+    if test.browser_pages:
+        return joined_timeline(test.attempts, test.browser_pages)
+    return timeline(test.attempts) if test.attempts else None
+
+
 def failure_sections(
     session: WsconnSession, item: pytest.Item, test: WsconnTest
 ) -> list[tuple[str, str | None]]:
     """A failing test's wsconn report sections, by title; None where there is nothing to show."""
     clients = "\n".join(client.describe() for client in test.clients)
-    pages = "\n\n".join(page.render() for page in test.browser_pages)
     return [
-        ("wsconn connection timeline", timeline(test.attempts) if test.attempts else None),
+        ("wsconn connection timeline", _timeline_section(test)),
         ("wsconn diagnostics", _diagnosis_section(session, item, test)),
         ("wsconn chaos", chaos_report(item, session)),
         ("wsconn reconnecting clients", clients or None),
-        ("wsconn browser timeline", pages or None),
         ("wsconn compose logs", _service_logs(session.stack, test)),
     ]
 

@@ -100,6 +100,22 @@ def broken_service() -> Iterator[Callable[[str], Service]]:
         yield start
 
 
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where browser tests keep screenshots of what a page showed, one file per state, kept
+    after the run: $WSCONN_SCREENSHOTS_DIR, else ``screenshots/`` in the run's base temp dir
+    (``--basetemp``, or pytest's numbered ``/tmp/pytest-of-$USER/pytest-N``), one folder for
+    all xdist workers."""
+    chosen = os.environ.get("WSCONN_SCREENSHOTS_DIR")
+    if chosen:
+        folder = Path(chosen)
+    else:
+        base = tmp_path_factory.getbasetemp()  # an xdist worker's is <the run's>/popen-gwN
+        folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture
 def chromium_present() -> None:
     """Debian's Chromium, which wsconn_browser drives; missing fails on CI, skips elsewhere."""

@@ -20,10 +20,14 @@ from pytest_wsconn.browser.page import (
 )
 from pytest_wsconn.browser.timeline import (
     BrowserEvent,
+    PageTimeline,
+    joined_timeline,
     parse_event,
     reconnect_seconds,
     route_rule,
 )
+from pytest_wsconn.closecodes import Outcome
+from pytest_wsconn.expect import ConnectionAttempt
 from pytest_wsconn.timing import scaled
 from pytest_wsconn.tokens import Tokens
 from pytest_wsconn.toxiproxy import Proxy
@@ -100,6 +104,38 @@ async def wait_closes(page: BrowserPage, count: int) -> list[BrowserEvent]:
     )
     assert found is not None, f"fewer than {count} closes\n{page.report()}"
     return found
+
+
+class TestJoinedTimeline:
+    def test_python_and_pages_interleave_by_time(self) -> None:
+        """Attempts and page events are one list in time order, each line naming whose it is."""
+        early = ConnectionAttempt(
+            "ws://h/ws?token=***", 0.0, 10.0, outcome=Outcome.OPENED, ended=10.002
+        )
+        late = ConnectionAttempt("ws://h/ws", 0.0, 10.5, outcome=Outcome.REFUSED, ended=10.501)
+        first = PageTimeline("http://a/", 10.1, [BrowserEvent("open", 10.2, 1)])
+        second = PageTimeline("http://b/", 10.3)
+        assert joined_timeline([early, late], [first, second]).splitlines() == [
+            "browser 1: page http://a/",
+            "browser 2: page http://b/",
+            f"+  0.000s python #{early.id} connect to ws://h/ws?token=***",
+            f"+  0.002s python #{early.id} opened in 2.0 ms",
+            "              diagnosis: normal: The connection is open.",
+            "+  0.200s browser 1 ws#1 open",
+            "+  0.300s browser 2 (no WebSocket, no console error)",
+            f"+  0.500s python #{late.id} connect to ws://h/ws",
+            f"+  0.501s python #{late.id} refused",
+            "              diagnosis: network: Connection refused: nothing accepts connections at"
+            " that address.",
+        ]
+
+    def test_a_page_alone_starts_the_clock(self) -> None:
+        """With no Python attempt the times run from the page's start, and it is just 'browser'."""
+        page = PageTimeline("http://a/", 5.0, [BrowserEvent("close", 5.25, 1, code=1006)])
+        assert joined_timeline([], [page]) == (
+            "browser: page http://a/\n"
+            "+  0.250s browser ws#1 closed: 1006 (abnormal closure [internal])"
+        )
 
 
 @pytest.mark.asyncio
@@ -199,6 +235,29 @@ async def test_my_frontend_during_an_outage(wsconn_browser, wsconn_token):
 '''
 
 
+BOTH_PROJECT = '''
+import pytest
+from pytest_wsconn import assert_connects, assert_page_connects, assert_page_shows
+
+pytestmark = pytest.mark.asyncio
+
+PAGE = """<p id=status>connecting</p><script>
+const ws = new WebSocket("%s?token=%s");
+ws.onopen = () => { status.textContent = "open"; };
+ws.onclose = () => { status.textContent = "closed"; };
+</script>"""
+
+async def test_python_page_python(wsconn_browser, wsconn_connect, wsconn_token, wsconn_proxy):
+    await assert_connects(wsconn_connect)
+    page = await wsconn_browser.open(PAGE % (wsconn_browser.ws_url, wsconn_token().reveal()))
+    await assert_page_connects(page)
+    await assert_connects(wsconn_connect)
+    with wsconn_proxy.down():
+        await assert_page_shows(page, "#status", "closed")
+    assert False, "the service should have kept the page"
+'''
+
+
 @pytest.mark.usefixtures("user_env", "chromium_present")
 class TestUserProject:
     def test_failure_report_carries_the_browser_timeline(self, pytester: pytest.Pytester) -> None:
@@ -211,11 +270,39 @@ class TestUserProject:
         result.stdout.fnmatch_lines(
             [
                 "*the page did not drop and reopen its WebSocket within 1.5 s*",
-                "*- wsconn browser timeline -*",
-                "page http://localhost/",
-                "*ws#1 connecting to ws://127.0.0.1:*/ws?token=***",
-                "*ws#1 closed: 1006*",
-                "*ws#2 closed: 1006*",
+                "*- wsconn connection timeline -*",
+                "browser: page http://localhost/",
+                "*browser ws#1 connecting to ws://127.0.0.1:*/ws?token=***",
+                "*browser ws#1 closed: 1006*",
+                "*browser ws#2 closed: 1006*",
             ]
         )
         assert not re.search(r"token=(?!\*\*\*)", result.stdout.str()), "a token was printed"
+
+    def test_page_and_python_connections_share_one_timeline(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """A failing test that used both: one timeline, in time order, each line saying whose."""
+        pytester.makepyfile(test_both=BOTH_PROJECT)
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function"
+        )
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*- wsconn connection timeline -*",
+                "browser: page http://localhost/",
+                "+  0.000s python #* connect to ws://127.0.0.1:*",
+                "*s python #* opened in * ms*",
+                "*s browser ws#1 connecting to ws://127.0.0.1:*/ws?token=***",
+                "*s browser ws#1 open",
+                "*s python #* connect to ws://127.0.0.1:*",
+                "*s python #* opened in * ms*",
+                "*s browser ws#1 closed: 1006*",
+            ]
+        )
+        text = result.stdout.str()
+        assert "wsconn browser timeline" not in text, "the page's events are in a section apart"
+        assert text.count("- wsconn connection timeline -") == 1
+        assert "          diagnosis: " in text, "a Python attempt's diagnosis follows its last step"
+        assert not re.search(r"token=(?!\*\*\*)", text), "a token was printed"

@@ -42,3 +42,12 @@ class TestReadme:
         rows = set(re.findall(r"^\| `(--wsconn-[a-z-]+)` \| `(wsconn_[a-z_]+)` \|", README, re.M))
         expected = {(f"--wsconn-{o.name}", f"wsconn_{o.name.replace('-', '_')}") for o in _OPTIONS}
         assert rows == expected
+
+    def test_screenshot_is_a_committed_png(self) -> None:
+        """The README shows the reference frontend's screenshot, a PNG in docs/ of this repo."""
+        images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", README)
+        assert "docs/frontend-backend-stopped.png" in images
+        for image in images:
+            path = ROOT / image
+            assert path.is_file(), f"the README shows {image}, which does not exist"
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{image} is not a PNG"

@@ -19,7 +19,9 @@ from pytest_wsconn.browser.page import (
     assert_page_shows,
 )
 from pytest_wsconn.closecodes import classify_close
+from pytest_wsconn.reference.tokens import reference_token
 from pytest_wsconn.stack import Stack
+from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.timing import scaled
 from pytest_wsconn.tokens import Tokens
 from pytest_wsconn.toxiproxy import Proxy
@@ -42,9 +44,12 @@ def open_frontend(
     return open_frontend
 
 
-async def screenshot(page: BrowserPage, tmp_path: Path, state: str) -> None:
-    """Keep what the page looked like in this state, beside the test's other files."""
-    await page.page.screenshot(path=tmp_path / f"{state}.png")
+async def screenshot(page: BrowserPage, folder: Path, state: str) -> None:
+    """Keep what the page looked like in this state as ``frontend-<state>.png`` in ``folder``
+    (the ``screenshots`` fixture: a test artifact that outlives the run)."""
+    path = folder / f"frontend-{state}.png"
+    await page.page.screenshot(path=path)
+    assert path.stat().st_size > 0, f"the screenshot {path} is empty"
 
 
 async def states(page: BrowserPage) -> list[str]:
@@ -54,24 +59,24 @@ async def states(page: BrowserPage) -> list[str]:
 
 class TestStatus:
     async def test_open_then_reconnecting_then_open_after_down(
-        self, open_frontend: Opener, wsconn_proxy: Proxy, tmp_path: Path
+        self, open_frontend: Opener, wsconn_proxy: Proxy, screenshots: Path
     ) -> None:
         """Proxy down: "reconnecting" with retries; up again: "open" within the backoff cap."""
         page = await open_frontend()
         await assert_page_connects(page)
         await assert_page_shows(page, "#status", "open")
-        await screenshot(page, tmp_path, "open")
+        await screenshot(page, screenshots, "open")
         with wsconn_proxy.down():
             await assert_page_shows(page, "#status", "reconnecting")
             await assert_page_shows(page, "#trouble-message", "1006")
-            await screenshot(page, tmp_path, "reconnecting")
+            await screenshot(page, screenshots, "reconnecting")
         await assert_page_reconnects(page, within=scaled(MAX_DELAY + SLACK))
         await assert_page_shows(page, "#status", "open")
         assert (await states(page))[:3] == ["connecting", "open", "reconnecting"]
         assert (await states(page))[-1] == "open"
 
     async def test_policy_violation_fails_with_the_auth_message_and_no_retry(
-        self, open_frontend: Opener, tmp_path: Path
+        self, open_frontend: Opener, screenshots: Path
     ) -> None:
         """A 1008 close: "failed", the catalogue's message and the server's reason; no retry."""
         page = await open_frontend()
@@ -82,7 +87,7 @@ class TestStatus:
         await assert_page_shows(page, "#trouble-message", classify_close(1008).message)
         await assert_page_shows(page, "#trouble-message", "token expired")
         await assert_page_shows(page, "#trouble-steps", "refresh the token")
-        await screenshot(page, tmp_path, "failed")
+        await screenshot(page, screenshots, "failed")
         retried = await page.wait_for(
             lambda: [e for e in page.events if e.kind == "connecting" and e.socket != 1] or None,
             scaled(3 * MAX_DELAY),
@@ -93,7 +98,7 @@ class TestStatus:
 
 class TestRecovery:
     async def test_fallback_then_reconnect_now(
-        self, open_frontend: Opener, wsconn_proxy: Proxy, tmp_path: Path
+        self, open_frontend: Opener, wsconn_proxy: Proxy, screenshots: Path
     ) -> None:
         """After a failure with fallback_after=1 the page waits 60 s in fallback (live features
         off); "Reconnect now" opens it at once."""
@@ -103,7 +108,7 @@ class TestRecovery:
             await assert_page_shows(page, "#status", "fallback")
         await assert_page_shows(page, "#fallback", "live features are")
         assert await page.page.is_disabled("#send")
-        await screenshot(page, tmp_path, "fallback")
+        await screenshot(page, screenshots, "fallback")
         await page.page.click("#reconnect")
         await assert_page_shows(page, "#status", "open", timeout=scaled(SLACK))
         assert await page.page.is_enabled("#send")
@@ -111,14 +116,14 @@ class TestRecovery:
 
 
 class TestDiagnostics:
-    async def test_diagnostics_pass(self, open_frontend: Opener, tmp_path: Path) -> None:
+    async def test_diagnostics_pass(self, open_frontend: Opener, screenshots: Path) -> None:
         """Health, the WebSocket health report, a handshake and an echo, all from the browser."""
         page = await open_frontend()
         await assert_page_connects(page)
         await page.page.click("#run-diagnostics")
         await assert_page_shows(page, "#diagnostics-verdict", "all checks passed")
         await assert_page_shows(page, "#diagnostics-report", "round trip: echo in")
-        await screenshot(page, tmp_path, "diagnostics")
+        await screenshot(page, screenshots, "diagnostics")
 
     async def test_diagnostics_show_the_failing_check(
         self, open_frontend: Opener, wsconn_proxy: Proxy
@@ -132,6 +137,29 @@ class TestDiagnostics:
                 page, "#diagnostics-verdict", "failed: GET /health", timeout=scaled(30)
             )
         await assert_page_shows(page, "#diagnostics-report li.fail", "GET /health:")
+
+    async def test_diagnostics_name_the_failing_check_when_the_backend_is_stopped(
+        self, wsconn_browser: WsconnBrowser, screenshots: Path
+    ) -> None:
+        """The page is up but the reference server process behind it has stopped (SIGTERM, then
+        reaped): the panel fails at its first check, names it, and skips the round trip."""
+        with ReferenceProcess() as server:
+            ws_url = server.wait_ready(scaled(10))
+            token = reference_token(server.secret, "valid")
+            http_url = ws_url.replace("ws://", "http://").removesuffix("/ws")
+            page = await wsconn_browser.goto(f"{http_url}/?token={token}&initial=0.1&max_delay=1")
+            await assert_page_connects(page)
+            server.stop()
+            assert server.child.process.poll() is not None, "the server process is still running"
+        await assert_page_shows(page, "#status", "reconnecting")
+        await page.page.click("#run-diagnostics")
+        await assert_page_shows(page, "#diagnostics-verdict", "failed: GET /health,")
+        await assert_page_shows(page, "#diagnostics-report li.fail", "GET /health:")
+        await assert_page_shows(
+            page, "#diagnostics-report", "round trip: skipped: no connection to send on"
+        )
+        assert await page.page.locator("#diagnostics-report li.pass").count() == 0
+        await screenshot(page, screenshots, "backend-stopped")
 
 
 class TestMixedContent:

@@ -13,6 +13,7 @@ from typing import Literal, get_args
 
 from pytest_wsconn.closecodes import close_code_name
 from pytest_wsconn.config import target_address
+from pytest_wsconn.expect import ConnectionAttempt, attempt_steps, attempt_verdict
 from pytest_wsconn.redact import redact_logs, redact_url
 
 EventKind = Literal[
@@ -157,3 +158,32 @@ class PageTimeline:
         """The page's URL, then its events (or that there were none)."""
         body = render_timeline(self.events, self.started) or "(no WebSocket, no console error)"
         return f"page {self.label}\n{body}"
+
+
+def joined_timeline(attempts: Sequence[ConnectionAttempt], pages: Sequence[PageTimeline]) -> str:
+    """A test's Python connections and its pages' WebSockets in one timeline, ordered by time.
+
+    Each line says whose it is: ``python #3`` (an attempt of the test's own client) or
+    ``browser`` (``browser 2`` when the test opened several pages), and times run from the
+    first of them. URLs are as recorded: redacted.
+    """
+    several = len(pages) > 1
+    names = [f"browser {n}" if several else "browser" for n in range(1, len(pages) + 1)]
+    entries: list[tuple[float, list[str]]] = []  # sorted stably: a tie keeps this order
+    for attempt in attempts:
+        steps = attempt_steps(attempt)
+        for index, (at, step) in enumerate(steps):
+            lines = [f"python #{attempt.id} {f'connect to {attempt.url}' if index == 0 else step}"]
+            if index == len(steps) - 1:
+                lines.append(f"    {attempt_verdict(attempt)}")
+            entries.append((at, lines))
+    for name, page in zip(names, pages, strict=True):
+        entries.extend((event.at, [f"{name} {event.describe()}"]) for event in page.events)
+        if not page.events:
+            entries.append((page.started, [f"{name} (no WebSocket, no console error)"]))
+    origin = min([a.started for a in attempts] + [page.started for page in pages], default=0.0)
+    body = [f"{name}: page {page.label}" for name, page in zip(names, pages, strict=True)]
+    for at, lines in sorted(entries, key=lambda entry: entry[0]):
+        body.append(f"+{at - origin:7.3f}s {lines[0]}")
+        body.extend(f"{'':10}{line}" for line in lines[1:])
+    return "\n".join(body)
