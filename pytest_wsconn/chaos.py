@@ -5,7 +5,10 @@ does not depend on the order tests run in, on which xdist worker runs them, or o
 replay command (one test, same seed) draws the very same fault. ``chaos_runner.py`` applies a
 draw to a proxy; the plugin only asks this module what to do and what to print.
 
-A chaos kind is a ``faults`` kind, or ``jitter`` (latency whose jitter is drawn too).
+A chaos kind is a ``faults`` kind, or ``jitter`` (latency whose jitter is drawn too); when
+asked (``--wsconn-chaos-containers SERVICE``, compose stack only) also a container fault
+(``restart``, ``kill``, ``pause``, ``partition``) of one of the services named. Without services
+the schedule is the one it always was: a seed replays the same faults in every release.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from types import MappingProxyType
 from typing import Literal
 
 from pytest_wsconn.exceptions import ConfigError
-from pytest_wsconn.faults import Fault, make_fault
+from pytest_wsconn.faults import (
+    CONTAINER_FAULTS,
+    ContainerFaultSpec,
+    Fault,
+    check_container_fault,
+    make_fault,
+)
 
 CHAOS_KINDS: tuple[str, ...] = (
     "latency",
@@ -29,6 +38,8 @@ CHAOS_KINDS: tuple[str, ...] = (
     "timeout",
     "down",
 )
+CONTAINER_KINDS: tuple[str, ...] = CONTAINER_FAULTS  # drawn only when services are given
+ALL_KINDS: tuple[str, ...] = CHAOS_KINDS + CONTAINER_KINDS
 RANDOM: Literal["random"] = "random"
 ChaosSeed = int | Literal["random"]
 MAX_SEED = 2**63 - 1
@@ -48,23 +59,34 @@ class Window:
 class ChaosDraw:
     """One test's fault in a chaos run: the kind, our parameters, when and how long.
 
-    ``at`` and ``duration`` are seconds, from the test's setup; ``fault`` is what the proxy gets.
+    ``at`` and ``duration`` are seconds, from the test's setup; ``fault`` is what the proxy gets,
+    ``container`` what the compose stack does to ``service`` (container kinds).
     """
 
     kind: str
     params: Mapping[str, int] = dataclasses.field(hash=False)
     at: float
     duration: float
+    service: str | None = None  # the compose service of a container fault
 
     @property
     def fault(self) -> Fault:
         """The fault to apply (``jitter`` is a ``latency`` fault with jitter)."""
         return make_fault("latency" if self.kind == "jitter" else self.kind, **self.params)
 
+    @property
+    def container(self) -> ContainerFaultSpec | None:
+        """The container fault to carry out; None for a fault of the proxy."""
+        if self.kind not in CONTAINER_KINDS:
+            return None
+        return check_container_fault(self.kind, self.service, self.params)
+
     def describe(self) -> str:
-        """``down at +0.120 s for 0.400 s`` or ``latency(ms=300) at …``."""
+        """``down at +0.120 s for 0.400 s``, ``latency(ms=300) at …``, ``pause of backend at …``."""
         params = ", ".join(f"{name}={value}" for name, value in self.params.items())
         shown = f"{self.kind}({params})" if params else self.kind
+        if self.service is not None:
+            shown += f" of {self.service}"
         return f"{shown} at +{self.at:.3f} s for {self.duration:.3f} s"
 
 
@@ -88,7 +110,9 @@ def _params(kind: str, rng: random.Random) -> dict[str, int]:
         return {"timeout_ms": rng.randint(0, 500)}
     if kind == "timeout":
         return {"ms": rng.randint(0, 2000)}
-    return {}  # down
+    if kind == "restart":
+        return {"timeout": rng.randint(0, 2)}  # seconds between SIGTERM and SIGKILL
+    return {}  # down, kill (SIGKILL), pause, partition
 
 
 def draw(
@@ -97,18 +121,33 @@ def draw(
     test_id: str,
     kinds: Sequence[str] = CHAOS_KINDS,
     window: Window = Window(),
+    *,
+    services: Sequence[str] = (),
 ) -> ChaosDraw:
     """The fault test ``test_id`` gets in round ``round_`` of the run seeded ``seed``.
 
-    Total for any seed, round and id; ``kinds`` must be non-empty chaos kinds (``check_kinds``).
+    Total for any seed, round and id; ``kinds`` are chaos kinds (``check_kinds``) of which at
+    least one can be drawn (``drawable``): container kinds only when ``services`` are given.
     """
+    pool = drawable(kinds, services)
+    if not pool:
+        raise ConfigError(
+            f"no fault to draw: {', '.join(kinds)} are container faults and no service was given",
+            hint="name the compose services to fault: --wsconn-chaos-containers=SERVICE",
+        )
     # A str seed is hashed with SHA-512: the same in every process, whatever PYTHONHASHSEED.
     rng = random.Random(f"wsconn-chaos:{seed}:{round_}:{test_id}")  # noqa: S311 - not crypto
-    kind = rng.choice(sorted(kinds))
+    kind = rng.choice(pool)
     params = _params(kind, rng)
     at = round(rng.uniform(window.start_min, window.start_max), 3)
     duration = round(rng.uniform(window.duration_min, window.duration_max), 3)
-    return ChaosDraw(kind, MappingProxyType(params), at, duration)
+    service = rng.choice(sorted(services)) if kind in CONTAINER_KINDS else None
+    return ChaosDraw(kind, MappingProxyType(params), at, duration, service)
+
+
+def drawable(kinds: Iterable[str], services: Sequence[str] = ()) -> list[str]:
+    """The kinds a draw picks from, in a fixed order: container kinds only with services."""
+    return sorted(k for k in kinds if k not in CONTAINER_KINDS or services)
 
 
 def check_kinds(kinds: object) -> tuple[str, ...]:
@@ -119,11 +158,12 @@ def check_kinds(kinds: object) -> tuple[str, ...]:
             hint=f"e.g. survives=['latency', 'down']; kinds: {', '.join(CHAOS_KINDS)}",
         )
     checked = tuple(kinds)
-    unknown = [kind for kind in checked if kind not in CHAOS_KINDS]
+    unknown = [kind for kind in checked if kind not in ALL_KINDS]
     if unknown:
         raise ConfigError(
             f"unknown fault kind(s) {', '.join(map(repr, unknown))} in survives",
-            hint=f"chaos kinds: {', '.join(CHAOS_KINDS)}",
+            hint=f"chaos kinds: {', '.join(CHAOS_KINDS)}; with --wsconn-chaos-containers also "
+            f"{', '.join(CONTAINER_KINDS)}",
         )
     if not checked:
         raise ConfigError(
@@ -149,11 +189,14 @@ def parse_chaos_seed(text: str) -> ChaosSeed:
     return seed
 
 
-def replay_command(test_id: str, seed: int, rounds: int, plugin: bool = False) -> str:
+def replay_command(
+    test_id: str, seed: int, rounds: int, plugin: bool = False, services: Sequence[str] = ()
+) -> str:
     """The command that runs ``test_id`` again under the same fault (a shell line)."""
     args = ["pytest", *(["-p", "wsconn"] if plugin else []), test_id, f"--wsconn-chaos={seed}"]
     if rounds > 1:
         args.append(f"--wsconn-chaos-rounds={rounds}")
+    args += [f"--wsconn-chaos-containers={service}" for service in services]
     return shlex.join(args)
 
 

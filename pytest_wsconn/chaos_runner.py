@@ -2,7 +2,8 @@
 
 The draw is ``chaos.draw`` (pure); this module picks the tests it applies to, waits for the
 drawn moment on a thread (every wait has a deadline: the draw's own), holds the fault for its
-duration through ``Proxy.apply`` and records what happened for the report.
+duration through ``Proxy.apply`` — or, for a container fault (``--wsconn-chaos-containers``),
+through the compose stack's ``ContainerFaults.fault`` — and records what happened for the report.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
 
 from pytest_wsconn.chaos import (
-    CHAOS_KINDS,
+    ALL_KINDS,
     MAX_SEED,
     RANDOM,
     Applied,
@@ -30,8 +32,9 @@ from pytest_wsconn.chaos import (
     replay_command,
 )
 from pytest_wsconn.events import emit
-from pytest_wsconn.exceptions import WsconnError
+from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.markers import marked_chaos
+from pytest_wsconn.stack.base import ContainerFaults
 from pytest_wsconn.state import WsconnSession, per_test
 from pytest_wsconn.timing import scaled
 from pytest_wsconn.toxiproxy import Proxy
@@ -67,14 +70,40 @@ def _round_of(item: pytest.Item) -> int:
     return int(callspec.params.get("wsconn_chaos_round", 0)) if callspec is not None else 0
 
 
+def fault_of(
+    draw_: ChaosDraw, proxy: Proxy, stack: object
+) -> Callable[[], AbstractContextManager[object]]:
+    """What holds ``draw_`` for a ``with`` block: the proxy's toxic, or the stack's container
+    fault (a stack without container faults raises, and the report says so)."""
+    container = draw_.container
+    if container is None:
+        return lambda: proxy.apply(draw_.fault, name=TOXIC_NAME)
+    if not isinstance(stack, ContainerFaults):
+        kind = getattr(stack, "kind", type(stack).__name__)
+
+        def refuse() -> AbstractContextManager[object]:
+            raise TypeError(f"container faults need --wsconn-stack=compose (this is {kind})")
+
+        return refuse
+    return lambda: stack.fault(container.kind, container.service, **container.params)
+
+
 class ChaosRunner:
-    """Applies ``draw_`` to ``proxy`` at its moment, on a thread, until its end or the test's."""
+    """Applies ``draw_`` at its moment, on a thread, until its end or the test's.
+
+    ``hold`` makes the fault's ``with`` block: ``fault_of``, or the proxy's toxic by default.
+    """
 
     def __init__(
-        self, proxy: Proxy, draw_: ChaosDraw, clock: Callable[[], float] = time.monotonic
+        self,
+        proxy: Proxy,
+        draw_: ChaosDraw,
+        clock: Callable[[], float] = time.monotonic,
+        hold: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         self.proxy = proxy
         self.draw = draw_
+        self._hold = hold or fault_of(draw_, proxy, None)
         self._clock = clock
         self._stop = threading.Event()
         self._started = clock()
@@ -93,11 +122,11 @@ class ChaosRunner:
         if self._stop.wait(self.draw.at):
             return  # the test ended before the fault's moment
         try:
-            with self.proxy.apply(self.draw.fault, name=TOXIC_NAME):
+            with self._hold():
                 self._applied_at = self._since_start()
                 self._stop.wait(self.draw.duration)
             self._removed_at = self._since_start()
-        except WsconnError as error:
+        except Exception as error:  # on a thread: kept for the report, not lost
             self._error = str(error)
 
     @property
@@ -123,8 +152,12 @@ def chaos_during(item: pytest.Item, session: WsconnSession) -> Iterator[None]:
         yield
         return
     chaos = marked_chaos(item)
-    kinds = chaos.survives if chaos is not None and chaos.survives else CHAOS_KINDS
-    drawn = draw(session.chaos_seed, _round_of(item), item.nodeid, kinds)
+    kinds = chaos.survives if chaos is not None and chaos.survives else ALL_KINDS
+    services = session.settings.chaos_containers
+    try:
+        drawn = draw(session.chaos_seed, _round_of(item), item.nodeid, kinds, services=services)
+    except ConfigError as error:  # survives= only container kinds, and no service named
+        pytest.fail(f"wsconn chaos: {error}\n  hint: {error.hint}", pytrace=False)
     test = per_test(item)
     test.chaos = drawn
     emit(
@@ -134,9 +167,12 @@ def chaos_during(item: pytest.Item, session: WsconnSession) -> Iterator[None]:
         params=dict(drawn.params),
         at=drawn.at,
         duration=drawn.duration,
+        service=drawn.service,  # None: a fault of the proxy
     )
-    proxy = item.funcargs["wsconn_proxy"]  # type: ignore[attr-defined]
-    runner = ChaosRunner(proxy, drawn)
+    funcargs = item.funcargs  # type: ignore[attr-defined]
+    proxy = funcargs["wsconn_proxy"]
+    hold = fault_of(drawn, proxy, funcargs.get("wsconn_stack"))
+    runner = ChaosRunner(proxy, drawn, hold=hold)
     try:
         with runner:
             yield
@@ -155,7 +191,11 @@ def chaos_report(item: pytest.Item, session: WsconnSession) -> str | None:
     if test.chaos is None or session.chaos_seed is None:
         return None
     replay = replay_command(
-        item.nodeid, session.chaos_seed, session.settings.chaos_rounds, plugin=not autoloading()
+        item.nodeid,
+        session.chaos_seed,
+        session.settings.chaos_rounds,
+        plugin=not autoloading(),
+        services=session.settings.chaos_containers,
     )
     return chaos_section(test.chaos, test.chaos_applied or Applied(), replay)
 

@@ -289,6 +289,7 @@ class Settings:
     broadcasts: bool = False
     chaos: ChaosSeed | None = None  # --wsconn-chaos[=SEED]: a seed, or "random"
     chaos_rounds: int = 1
+    chaos_containers: tuple[str, ...] = ()  # compose services chaos may restart, kill, pause …
     history: str | None = None  # --wsconn-history PATH (chaos mode: .wsconn/history.sqlite)
     browser_path: str | None = None  # Chromium for wsconn_browser; None: /usr/bin/chromium
     frontend_origin: str | None = None  # turns on the battery's browser checks
@@ -298,6 +299,18 @@ class Settings:
             raise ConfigError(
                 "--wsconn-chaos-rounds repeats chaos runs, but chaos mode is off",
                 hint="add --wsconn-chaos (or --wsconn-chaos=SEED)",
+            )
+        if self.chaos_containers and self.chaos is None:
+            raise ConfigError(
+                "--wsconn-chaos-containers adds container faults to chaos runs, but chaos mode "
+                "is off",
+                hint="add --wsconn-chaos (or --wsconn-chaos=SEED)",
+            )
+        if self.chaos_containers and self.stack != "compose":
+            raise ConfigError(
+                f"--wsconn-chaos-containers faults compose containers, but the stack is "
+                f"{self.stack}",
+                hint="add --wsconn-stack=compose, or drop --wsconn-chaos-containers",
             )
         if self.stack == "external" and not self.url:
             raise ConfigError(
@@ -430,6 +443,14 @@ OPTIONS = (
         "chaos_rounds",
         "run each chaos test N times, each under its own draw (default 1)",
         parse_positive_int,
+    ),
+    Option(
+        "chaos-containers",
+        "chaos_containers",
+        "a compose service chaos mode may also restart, kill, pause or partition, repeatable "
+        "(--wsconn-stack=compose only)",
+        str,
+        multiple=True,
     ),
     Option(
         "history",

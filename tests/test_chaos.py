@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 import re
 import shlex
+import threading
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_wsconn.chaos import (
+    ALL_KINDS,
     CHAOS_KINDS,
+    CONTAINER_KINDS,
     MAX_SEED,
     Applied,
     Window,
@@ -21,14 +25,17 @@ from pytest_wsconn.chaos import (
     parse_chaos_seed,
     replay_command,
 )
-from pytest_wsconn.chaos_runner import eligible
+from pytest_wsconn.chaos_runner import ChaosRunner, eligible, fault_of
 from pytest_wsconn.config import resolve
 from pytest_wsconn.exceptions import ConfigError
+from pytest_wsconn.timing import scaled
 
 seeds = st.integers(0, MAX_SEED)
 rounds = st.integers(0, 1000)
 test_ids = st.text(max_size=80)
 kind_sets = st.lists(st.sampled_from(CHAOS_KINDS), min_size=1, unique=True)
+all_kind_sets = st.lists(st.sampled_from(ALL_KINDS), min_size=1, unique=True)
+service_sets = st.lists(st.text("abcdefgh-_0123", min_size=1, max_size=12), min_size=1, unique=True)
 
 
 class TestDraw:
@@ -81,6 +88,112 @@ class TestDraw:
         assert drawn.describe() == "down at +0.250 s for 1.000 s"
 
 
+class TestContainerDraws:
+    @given(seed=seeds, round_=rounds, test_id=test_ids, kinds=kind_sets)
+    def test_no_services_no_container_fault_and_the_old_schedule(
+        self, seed: int, round_: int, test_id: str, kinds: list[str]
+    ) -> None:
+        """Without services, container kinds are never drawn and every seed draws what it did
+        before container faults existed: old seeds still replay."""
+        assert draw(seed, round_, test_id, [*kinds, *CONTAINER_KINDS]) == draw(
+            seed, round_, test_id, kinds
+        )
+        assert draw(seed, round_, test_id, kinds, services=["backend"]) == draw(
+            seed, round_, test_id, kinds
+        )
+
+    @given(seed=seeds, round_=rounds, test_id=test_ids, kinds=all_kind_sets, services=service_sets)
+    def test_with_services_a_pure_valid_draw(
+        self, seed: int, round_: int, test_id: str, kinds: list[str], services: list[str]
+    ) -> None:
+        """With services, the draw is still a function of its inputs (in any service order);
+        a container draw is a checked container fault of one of the services, and a proxy draw
+        names no service."""
+        drawn = draw(seed, round_, test_id, kinds, services=services)
+        assert drawn == draw(seed, round_, test_id, kinds, services=services[::-1])
+        assert drawn.kind in kinds
+        container = drawn.container
+        if drawn.kind in CONTAINER_KINDS:
+            assert container is not None and drawn.service in services
+            assert (container.kind, container.service) == (drawn.kind, drawn.service)
+            assert dict(container.params) == dict(drawn.params)
+        else:
+            assert container is None and drawn.service is None
+            assert drawn.fault.kind == ("latency" if drawn.kind == "jitter" else drawn.kind)
+
+    def test_every_container_kind_comes_up(self) -> None:
+        """Over seeds, every container kind is drawn, on every service named."""
+        drawn = [draw(s, 0, "t", ALL_KINDS, services=["api", "db"]) for s in range(300)]
+        assert {(d.kind, d.service) for d in drawn if d.service} == {
+            (kind, service) for kind in CONTAINER_KINDS for service in ("api", "db")
+        }
+
+    def test_describe_names_the_service(self) -> None:
+        """The report says which container got which fault."""
+        drawn = draw(5, 0, "t", ["restart"], Window(0.25, 0.25, 1.0, 1.0), services=["backend"])
+        assert drawn.describe() == (
+            f"restart(timeout={drawn.params['timeout']}) of backend at +0.250 s for 1.000 s"
+        )
+
+    def test_only_container_kinds_without_services_says_how(self) -> None:
+        """survives= of container kinds alone, and no service to fault: a ConfigError naming
+        the option."""
+        with pytest.raises(ConfigError, match="no fault to draw") as error:
+            draw(1, 0, "t", ["pause", "kill"])
+        assert "--wsconn-chaos-containers=SERVICE" in (error.value.hint or "")
+
+    def test_container_kinds_are_valid_survives(self) -> None:
+        """A test may declare it survives container faults."""
+        assert check_kinds(["pause", "latency"]) == ("pause", "latency")
+
+
+class FakeContainers:
+    """A stack with container faults that records what it was asked to do."""
+
+    kind = "compose"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, object], str]] = []
+        self.released = threading.Event()
+
+    @contextlib.contextmanager
+    def fault(self, kind: str, service: str, **params: object) -> Iterator[None]:
+        self.calls.append((kind, service, params, "on"))
+        yield
+        self.calls.append((kind, service, params, "off"))
+        self.released.set()
+
+
+class TestContainerRunner:
+    def test_a_container_draw_is_held_by_the_stack(self) -> None:
+        """A container draw goes to the stack's ContainerFaults.fault, on and then off."""
+        drawn = draw(3, 0, "t", ["pause"], Window(0.0, 0.0, 0.01, 0.01), services=["backend"])
+        stack = FakeContainers()
+        runner = ChaosRunner(None, drawn, hold=fault_of(drawn, None, stack))  # type: ignore[arg-type]
+        with runner:
+            assert stack.released.wait(scaled(5))  # the fault's 10 ms are over
+        assert stack.calls == [("pause", "backend", {}, "on"), ("pause", "backend", {}, "off")]
+        assert runner.applied.applied_at is not None and runner.applied.error is None
+
+    def test_a_stack_without_container_faults_is_reported(self) -> None:
+        """On a stack that cannot fault containers, the draw is not applied and the report
+        says why in one line."""
+        drawn = draw(3, 0, "t", ["kill"], Window(0.0, 0.0, 0.01, 0.01), services=["backend"])
+        refuse = fault_of(drawn, None, type("Local", (), {"kind": "local"})())  # type: ignore[arg-type]
+        tried = threading.Event()
+
+        def hold() -> contextlib.AbstractContextManager[object]:
+            tried.set()
+            return refuse()
+
+        runner = ChaosRunner(None, drawn, hold=hold)  # type: ignore[arg-type]
+        with runner:
+            assert tried.wait(scaled(5))
+        assert runner.applied == Applied(
+            error="container faults need --wsconn-stack=compose (this is local)"
+        )
+
+
 class TestParsers:
     @pytest.mark.parametrize(
         ("text", "seed"), [("", "random"), ("random", "random"), ("0", 0), (" 42 ", 42)]
@@ -115,6 +228,26 @@ class TestParsers:
         with pytest.raises(ConfigError, match=message):
             check_kinds(kinds)
 
+    @pytest.mark.parametrize(
+        ("cli", "message"),
+        [
+            ({"chaos_containers": ["backend"]}, "chaos mode is off"),
+            ({"chaos": "1", "chaos_containers": ["backend"]}, "but the stack is local"),
+            (
+                {"chaos": "1", "chaos_containers": ["x"], "stack": "external", "url": "ws://h/"},
+                "but the stack is external",
+            ),
+        ],
+    )
+    def test_containers_need_chaos_on_compose(self, cli: dict[str, object], message: str) -> None:
+        """Container faults are asked for on a compose stack in chaos mode, else a usage error."""
+        with pytest.raises(ConfigError, match=message):
+            resolve(cli=cli, env={}, ini={})
+        settings = resolve(
+            cli={"chaos": "1", "chaos_containers": ["a", "b"], "stack": "compose"}, env={}, ini={}
+        )
+        assert settings.chaos_containers == ("a", "b")
+
     def test_rounds_need_chaos(self) -> None:
         """Rounds without chaos mode would silently do nothing: a usage error."""
         with pytest.raises(ConfigError, match="chaos mode is off"):
@@ -131,6 +264,10 @@ class TestReport:
         )
         assert replay_command("t.py::a", 7, 3, plugin=True) == (
             "pytest -p wsconn t.py::a --wsconn-chaos=7 --wsconn-chaos-rounds=3"
+        )
+        assert replay_command("t.py::a", 7, 1, services=("api", "db")) == (
+            "pytest t.py::a --wsconn-chaos=7 --wsconn-chaos-containers=api "
+            "--wsconn-chaos-containers=db"
         )
 
     def test_section_says_what_happened(self) -> None:
@@ -237,3 +374,20 @@ class TestChaosRun:
         result.stderr.fnmatch_lines(
             ["*test_a: @wsconn_chaos unknown fault kind(s) 'flood' in survives*"]
         )
+
+    def test_container_faults_off_compose_are_a_one_line_usage_error(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """--wsconn-chaos-containers on the local stack stops the run before any test: one
+        error line and its hint."""
+        pytester.makepyfile("def test_a(): pass")
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "--wsconn-chaos=1", "--wsconn-chaos-containers=backend"
+        )
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        errors = [line for line in result.stderr.lines if line.startswith("ERROR")]
+        assert errors == [
+            "ERROR: pytest-wsconn: --wsconn-chaos-containers faults compose containers, but the "
+            "stack is local"
+        ]
+        result.stderr.fnmatch_lines(["  hint: add --wsconn-stack=compose*"])

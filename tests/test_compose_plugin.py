@@ -148,6 +148,49 @@ class TestBundledStack:
             ]
         )
 
+    def test_chaos_draws_a_container_fault_when_asked(self, pytester: pytest.Pytester) -> None:
+        """With --wsconn-chaos-containers=backend a test that survives only 'pause' gets the
+        backend paused mid-test: a test that cannot wait fails, its report names the paused
+        service, when, and the replay with the option; the backend is back for the next test."""
+        project = _project("chaos")
+        pytester.makepyfile(
+            test_user="""
+            import time
+            import pytest
+
+            pytestmark = pytest.mark.asyncio
+
+            @pytest.mark.wsconn_chaos(survives=["pause"])
+            async def test_impatient(wsconn_connect):
+                conn = await wsconn_connect()
+                deadline = time.monotonic() + 2.5  # past any drawn moment and length
+                while time.monotonic() < deadline:
+                    assert await conn.echo("x", timeout=0.25) == "x"
+
+            @pytest.mark.wsconn_chaos(off=True)
+            async def test_the_backend_is_back_afterwards(wsconn_connect):
+                conn = await wsconn_connect()
+                assert await conn.echo("back", timeout=5) == "back"
+            """
+        )
+        result = _run(
+            pytester,
+            "--wsconn-chaos=7",
+            "--wsconn-chaos-containers=backend",
+            f"--wsconn-compose-project={project}",
+        )
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*- wsconn chaos -*",
+                "fault: pause of backend at +* s for * s",
+                "applied at +* s, removed at +* s*",
+                "replay: pytest test_user.py::test_impatient --wsconn-chaos=7 "
+                "--wsconn-chaos-containers=backend",
+            ]
+        )
+        assert labelled(project) == []
+
     def test_keep_stack_leaves_it_up_and_the_next_run_reuses_it(
         self, pytester: pytest.Pytester, out_dir: Path
     ) -> None:

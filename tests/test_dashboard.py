@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import html.parser
 from pathlib import Path
 
@@ -23,6 +24,13 @@ Points = dict[str, list[dict[str, str]]]
 
 def rec(test_id: str, outcome: str = "passed", **fields: object) -> TestRecord:
     return TestRecord(test_id, outcome, **fields)  # type: ignore[arg-type]
+
+
+TIMELINE = """#7 ws://127.0.0.1:8080/ws?token=***
+  +  0.000s connect
+  +  0.006s opened in 6.0 ms
+  +  0.300s closed abnormally (1006, no close frame)
+  diagnosis: network <&> "quoted" 'lost'"""
 
 
 def write_history(path: Path) -> list[RunRecord]:
@@ -52,6 +60,7 @@ def write_history(path: Path) -> list[RunRecord]:
                 fault="reset_peer at +0.300 s",
                 close_codes=(1008, 1006),
                 handshakes_ms=(6.0,),
+                timeline=TIMELINE,
             ),
             rec("t.py::b", fault_kind="down", handshakes_ms=(4.5,)),
         ),
@@ -138,6 +147,19 @@ def parsed(page: str) -> DataPoints:
 
 
 class TestRender:
+    def test_failures_show_their_timelines(self) -> None:
+        """Each failure of the last run shows its stored timeline as text; one without says so."""
+        tests = (
+            rec("t::a", "failed", timeline=TIMELINE),
+            rec("t::b", "error"),
+            rec("t::c", timeline="not a failure"),
+        )
+        page = render([RunRecord("r", 0, "h", "local", tests=tests, id=1)], source="x", generated=0)
+        table = page[page.index('data-table="last-failures"') : page.index('data-table="chaos"')]
+        shown = html.unescape(table)
+        assert shown.count('<pre class="timeline">') == 1 and TIMELINE in shown
+        assert "not a failure" not in shown and "no connection" in shown
+
     def test_charts_carry_the_history(self, tmp_path: Path) -> None:
         """Every point, bar, row and cell is one of the history's figures, none missing."""
         runs = write_history(tmp_path / "h.sqlite")
@@ -185,6 +207,7 @@ class TestRender:
             "tr",
             "th",
             "td",
+            "pre",
         }
 
 
@@ -243,10 +266,15 @@ class TestInChromium:
                 page.on("request", lambda r: requests.append(r.url))
                 page.goto(out.as_uri(), wait_until="load", timeout=scaled(10) * 1000)
                 points = page.evaluate(COLLECT)
+                failure = page.locator('[data-table="last-failures"] tr[data-test="t.py::a"]')
+                shown = failure.locator("pre.timeline")
+                shown.scroll_into_view_if_needed(timeout=scaled(5) * 1000)
+                timeline = (shown.is_visible(), shown.inner_text(timeout=scaled(5) * 1000))
                 page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
             finally:
                 browser.close()
         assert console == []
         assert requests == [out.as_uri()]
         assert points == expected(runs)
+        assert timeline == (True, TIMELINE)  # the failure's timeline, shown as stored
         assert (tmp_path / "dashboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,14 +11,24 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import Service
 
 from pytest_wsconn.chaos import draw
 from pytest_wsconn.cli import main as wsconn
 from pytest_wsconn.exceptions import HistoryError
+from pytest_wsconn.expect import CloseInfo, ConnectionAttempt, Outcome, timeline
 from pytest_wsconn.history import store
 from pytest_wsconn.history.loads import load_run
-from pytest_wsconn.history.records import LoadRecord, LoadStep, RunRecord, TestRecord, percentiles
+from pytest_wsconn.history.records import (
+    LoadRecord,
+    LoadStep,
+    RunRecord,
+    TestRecord,
+    percentiles,
+    record_test,
+)
 from pytest_wsconn.history.trends import (
+    ROLLING,
     check,
     close_codes_over_time,
     flaky_tests,
@@ -66,8 +76,10 @@ class TestTrends:
 
     @given(st.lists(st.floats(1, 1000), min_size=3, max_size=12), st.floats(0, 1))
     def test_no_regression_at_or_below_the_median(self, baseline: list[float], f: float) -> None:
-        """A last run no slower than its baseline's median is never a regression."""
-        latest = sorted(baseline)[0] + f * (sorted(baseline)[len(baseline) // 2] - min(baseline))
+        """A last run no slower than its baseline's median (the last ROLLING runs) is never a
+        regression."""
+        recent = sorted(baseline[-ROLLING:])
+        latest = recent[0] + f * (recent[len(recent) // 2] - recent[0])
         assert handshake_regression(steady(*baseline, latest)) is None
 
     def test_a_slow_run_regresses(self) -> None:
@@ -122,6 +134,7 @@ RECORD = run(
         fault="down at +0.100 s for 1.000 s",
         close_codes=(1006,),
         worker="gw1",
+        timeline="#1 ws://h/ws?token=***\n  +  0.000s connect\n  +  0.004s opened in 3.2 ms",
     ),
     rec("t.py::b"),
     uid="run-1",
@@ -144,6 +157,47 @@ LOAD = RunRecord(
         (LoadStep("connect", 4, 0, 1.3, 2.5, 3.75, 4.0, 4.5), LoadStep("message", 116, 1, 38.6)),
     ),
 )
+
+
+def attempt(
+    test_id: str, url: str = "ws://h/ws?token=***", *, opened: bool = True
+) -> ConnectionAttempt:
+    """An attempt of ``test_id`` that opened in 3 ms and was then closed abnormally, or that was
+    refused."""
+    if opened:
+        made = ConnectionAttempt(url, 0.0, 10.0, Outcome.OPENED, 10.003, test_id=test_id)
+        made.close = CloseInfo(1006, "", False, None, False, 10.5)
+        return made
+    return ConnectionAttempt(
+        url,
+        0.0,
+        10.0,
+        Outcome.REFUSED,
+        10.001,
+        error_type="OSError",
+        error="refused",
+        test_id=test_id,
+    )
+
+
+class TestRecordTest:
+    def test_a_failing_test_keeps_its_timeline(self) -> None:
+        """A failed or erroring test keeps the report's timeline over its own attempts only."""
+        mine = [attempt("t::a"), attempt("t::a", opened=False)]
+        attempts = [mine[0], attempt("t::b"), mine[1]]
+        for outcome in ("failed", "error"):
+            record = record_test("t::a", outcome, 1.0, attempts)
+            assert record.timeline == timeline(mine)
+            assert record.attempts == 2 and "#" + str(mine[1].id) in (record.timeline or "")
+
+    @pytest.mark.parametrize("outcome", ["passed", "skipped"])
+    def test_a_passing_test_keeps_none(self, outcome: str) -> None:
+        """Only failures keep a timeline: a history of passing runs stays small."""
+        assert record_test("t::a", outcome, 1.0, [attempt("t::a")]).timeline is None
+
+    def test_a_failure_without_connections_keeps_none(self) -> None:
+        """A failing test that attempted no connection has no timeline, as in its report."""
+        assert record_test("t::a", "failed", 1.0, [attempt("t::b")]).timeline is None
 
 
 def _append_many(path: str, worker: str, count: int) -> None:
@@ -186,7 +240,40 @@ class TestStore:
             ("load-1", "load"),
         ]
         with sqlite3.connect(path) as db:
-            assert db.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 2
+            assert db.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 3
+
+    def test_a_schema_2_history_is_upgraded_in_place(self, tmp_path: Path) -> None:
+        """A history written before timelines were kept keeps its tests (no timeline) and
+        takes new tests with theirs."""
+        path = tmp_path / "h.sqlite"
+        with sqlite3.connect(path) as db:
+            for statement in store.MIGRATIONS[0] + store.MIGRATIONS[1]:
+                db.execute(statement)
+            db.execute("PRAGMA user_version = 2")
+            db.execute(
+                "INSERT INTO runs (run_uid, started, host, stack) VALUES ('old', 1, 'h', 's')"
+            )
+            db.execute(
+                "INSERT INTO tests (run_id, test_id, outcome, duration, attempts, categories, "
+                "handshakes_ms, close_codes) VALUES (1, 't.py::a', 'failed', 0.5, 1, "
+                "'[\"network\"]', '[2.5]', '[1006]')"
+            )
+        store.append(path, RECORD)
+        old, new = store.read(path)
+        assert old.tests == (
+            rec(
+                "t.py::a",
+                "failed",
+                duration=0.5,
+                attempts=1,
+                categories=("network",),
+                handshakes_ms=(2.5,),
+                close_codes=(1006,),
+            ),
+        )
+        assert new == RunRecord(**{**RECORD.__dict__, "id": 2})
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 3
 
     def test_schema_is_versioned(self, tmp_path: Path) -> None:
         """A new history is at the latest schema; one from a newer release is refused."""
@@ -270,6 +357,46 @@ class TestPluginHistory:
         runs = store.read(pytester.path / "h" / "x.db")
         assert [[t.test_id for t in r.tests] for r in runs] == [["test_user.py::test_a"]] * 2
         assert runs[0].run_uid != runs[1].run_uid
+
+    def test_a_failing_test_keeps_its_report_timeline(
+        self, pytester: pytest.Pytester, reference_service: Service
+    ) -> None:
+        """A test that connected and then failed is stored with its connection timeline as its
+        report shows it, token redacted, up to the close at teardown; the passing test with none."""
+        pytester.makepyfile(
+            test_user="""
+            import pytest
+
+            pytestmark = pytest.mark.asyncio
+
+            async def test_fails(wsconn_connect):
+                conn = await wsconn_connect()
+                assert await conn.echo("x", timeout=5) == "y"
+
+            async def test_passes(wsconn_connect):
+                await wsconn_connect()
+            """
+        )
+        url = f"{reference_service.url}?token={reference_service.token}"
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", f"--wsconn-url={url}", "--wsconn-history=h.db"
+        )
+        result.assert_outcomes(passed=1, failed=1)
+        (recorded,) = store.read(pytester.path / "h.db")
+        failed, passed = recorded.tests
+        assert (failed.outcome, passed.outcome, passed.timeline) == ("failed", "passed", None)
+        assert failed.timeline is not None
+        assert failed.timeline.startswith("#") and f"{reference_service.url}?token=***" in (
+            failed.timeline
+        )
+        assert reference_service.token not in failed.timeline
+        # The report's timeline was written when the test failed; the stored one goes on to
+        # the close at teardown.
+        lines = failed.timeline.splitlines()
+        report = result.stdout.lines
+        start = next(i for i, line in enumerate(report) if "wsconn connection timeline" in line)
+        assert lines[:3] == report[start + 1 : start + 4]
+        assert "was closed by us with 1000" in lines[3]
 
     def test_unwritable_history_is_a_usage_error(self, pytester: pytest.Pytester) -> None:
         """A history whose folder is a file stops the run before any test, naming the option."""

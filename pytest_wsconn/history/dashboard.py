@@ -9,7 +9,8 @@ health       ``circle[data-run][data-value]``: success rate per pytest run
 handshakes   ``circle[data-run][data-series=p50|p95][data-value]``: handshake ms per pytest run
 categories   ``rect[data-category][data-value]``: test records with that failure category
 flaky        ``tr[data-test][data-flips]``: outcome flips in the last runs
-last-failures ``tr[data-test][data-outcome]``: the last pytest run's failed tests
+last-failures ``tr[data-test][data-outcome]``: the last pytest run's failed tests, each with
+             its connection timeline in ``pre.timeline``
 chaos        ``td[data-test][data-fault][data-survived][data-failed]``: fault x test
 loads        ``tr[data-run][data-scenario][data-requests][data-failures][data-passed]``
 """
@@ -36,6 +37,7 @@ svg text { font-size: 11px; fill: #555; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 2px 8px; }
 td.survived { background: #d7f5dd; } td.failed { background: #f8d4d4; }
 td.mixed { background: #fbeec8; } .empty { color: #888; }
+pre.timeline { margin: 0; font-size: 12px; white-space: pre-wrap; }
 """
 SERIES_COLOURS = {"health": "#2a7d3f", "p50": "#3465a4", "p95": "#c4472a"}
 
@@ -187,18 +189,34 @@ def flaky_table(flaky: dict[str, int]) -> str:
     return _table("flaky", ("test", "outcome flips"), rows, "no test flipped")
 
 
+def _timeline_cell(timeline: str | None) -> str:
+    if timeline is None:
+        return '<td class="empty">no connection</td>'
+    return f'<td><pre class="timeline">{_e(timeline)}</pre></td>'
+
+
 def failures_table(run: RunRecord | None) -> str:
-    """The last run's failed tests: what went wrong, the fault and its timing, close codes."""
+    """The last run's failed tests: what went wrong, the fault and its timing, close codes, and
+    the test's connection timeline."""
     failed = [t for t in run.tests if t.outcome in FAILING] if run is not None else []
     rows = [
         f'<tr data-test="{_e(t.test_id)}" data-outcome="{_e(t.outcome)}">'
         f"<td>{_e(t.test_id)}</td><td>{_e(t.outcome)}</td><td>{t.duration:.3f} s</td>"
         f"<td>{t.attempts}</td><td>{_e(' '.join(t.categories) or '-')}</td>"
         f"<td>{_e(t.fault or '-')}</td><td>{_e(' '.join(map(str, t.close_codes)) or '-')}</td>"
-        "</tr>"
+        f"{_timeline_cell(t.timeline)}</tr>"
         for t in failed
     ]
-    header = ("test", "outcome", "duration", "attempts", "categories", "fault", "close codes")
+    header = (
+        "test",
+        "outcome",
+        "duration",
+        "attempts",
+        "categories",
+        "fault",
+        "close codes",
+        "connection timeline",
+    )
     return _table("last-failures", header, rows, "no failure in the last run")
 
 

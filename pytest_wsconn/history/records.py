@@ -1,7 +1,8 @@
 """What the run history keeps: one record per run, one per test in it. Pure.
 
 ``record_test`` turns what the plugin saw of a test (its outcome, its connection attempts, its
-fault) into the figures the history stores and the trends read.
+fault) into the figures the history stores and the trends read, and keeps a failing test's
+connection timeline (the report's, tokens already redacted) for the dashboard.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dataclasses
 import statistics
 from collections.abc import Sequence
 
-from pytest_wsconn.expect import ConnectionAttempt, classify
+from pytest_wsconn.expect import ConnectionAttempt, classify, timeline
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 FAILING = frozenset({FAILED, ERROR})
@@ -43,6 +44,7 @@ class TestRecord:
     fault: str | None = None  # its description, e.g. "down at +0.204 s for 0.876 s"
     close_codes: tuple[int, ...] = ()
     worker: str | None = None
+    timeline: str | None = None  # a failing test's connection timeline; None when it passed
 
     @property
     def handshake_p50(self) -> float | None:
@@ -128,4 +130,5 @@ def record_test(
         fault,
         tuple(a.close.code for a in mine if a.close is not None),
         worker,
+        timeline(mine) if outcome in FAILING and mine else None,
     )

@@ -73,6 +73,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             max_ms REAL
         )""",
     ),
+    (  # 3: a failing test's connection timeline, for the dashboard's last-run failures
+        "ALTER TABLE tests ADD COLUMN timeline TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -155,7 +158,7 @@ def append(path: Path, run: RunRecord) -> None:
         connection.executemany(
             "INSERT INTO tests (run_id, test_id, worker, outcome, duration, attempts, "
             "categories, handshakes_ms, handshake_p50, handshake_p95, fault_kind, fault, "
-            "close_codes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "close_codes, timeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     run_id,
@@ -171,6 +174,7 @@ def append(path: Path, run: RunRecord) -> None:
                     test.fault_kind,
                     test.fault,
                     json.dumps(test.close_codes),
+                    test.timeline,
                 )
                 for test in run.tests
             ],
@@ -230,7 +234,7 @@ def read(path: Path) -> list[RunRecord]:
         tests: dict[int, list[TestRecord]] = {}
         for row in connection.execute(
             "SELECT run_id, test_id, outcome, duration, attempts, categories, handshakes_ms, "
-            "fault_kind, fault, close_codes, worker FROM tests ORDER BY rowid"
+            "fault_kind, fault, close_codes, worker, timeline FROM tests ORDER BY rowid"
         ):
             tests.setdefault(row[0], []).append(
                 TestRecord(
@@ -244,6 +248,7 @@ def read(path: Path) -> list[RunRecord]:
                     row[8],
                     tuple(json.loads(row[9])),
                     row[10],
+                    row[11],
                 )
             )
         loads = _read_loads(connection)

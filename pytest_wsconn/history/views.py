@@ -35,6 +35,7 @@ CSV_COLUMNS = (
     "fault_kind",
     "fault",
     "close_codes",
+    "timeline",
 )
 
 
@@ -106,6 +107,7 @@ def to_csv(runs: Sequence[RunRecord]) -> str:
                     test.fault_kind or "",
                     test.fault or "",
                     " ".join(map(str, test.close_codes)),
+                    test.timeline or "",
                 ]
             )
     return out.getvalue()
