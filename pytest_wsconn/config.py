@@ -117,6 +117,14 @@ def parse_pushgateway_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def parse_health_url(text: str) -> str:
+    """A health endpoint's URL, ``http(s)://host[:port]/path``."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"invalid health URL {text!r}; valid: http://host:port/health")
+    return text
+
+
 def parse_origin(text: str) -> str:
     """A web page's origin, ``http(s)://host[:port]`` without a path."""
     parts = urlsplit(text.strip())
@@ -278,6 +286,7 @@ class Settings:
     metrics_instance: str | None = None  # None: the host name
     max_message: int = DEFAULT_MAX_MESSAGE
     broadcasts: bool = False
+    health_url: str | None = None  # GET after each abuse; None: the local stack's /health only
     chaos: ChaosSeed | None = None  # --wsconn-chaos[=SEED]: a seed, or "random"
     chaos_rounds: int = 1
     history: str | None = None  # --wsconn-history PATH (chaos mode: .wsconn/history.sqlite)
@@ -399,6 +408,13 @@ OPTIONS = (
         "battery's isolation check skips",
         parse_flag,
         flag=True,
+    ),
+    Option(
+        "health-url",
+        "health_url",
+        "your service's health endpoint, http(s)://host:port/path: the security battery "
+        "checks it answers 2xx after each abuse (local stack: the reference server's /health)",
+        parse_health_url,
     ),
     Option(
         "keep-stack",

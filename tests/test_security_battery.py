@@ -17,6 +17,15 @@ SECURITY = ("-m", "wsconn_security", "-rfs")
 ORIGIN = "--wsconn-origin=http://localhost"  # what tests/support/brokenserver.py allows
 
 
+def health_of(service: Service) -> str:
+    """``--wsconn-health-url`` of one of our servers: ``/health`` beside its ``/ws``."""
+    return (
+        "--wsconn-health-url="
+        + service.url.replace("ws://", "http://").removesuffix("/ws")
+        + ("/health")
+    )
+
+
 def failed_ids(result: pytest.RunResult) -> set[str]:
     """``test_name[id]`` of every FAILED line in the short summary."""
     return set(re.findall(r"^FAILED \S+::(\S+)", result.stdout.str(), re.M))
@@ -40,7 +49,8 @@ class TestSecurityBatteryPasses:
         self, pytester: pytest.Pytester, reference_service: Service
     ) -> None:
         """As a user's own service, with its allowed Origin given, the reference server passes."""
-        result = run_against(pytester, reference_service, *SECURITY, ORIGIN)
+        health = health_of(reference_service)
+        result = run_against(pytester, reference_service, *SECURITY, ORIGIN, health)
         outcomes = result.parseoutcomes()
         assert "failed" not in outcomes, result.stdout.str()
         assert outcomes["passed"] == 28, result.stdout.str()
@@ -209,6 +219,29 @@ class TestSecurityBatteryCatchesAbuse:
             ["after a text frame with invalid UTF-8 the service dropped the TCP connection*"]
         )
 
+    @pytest.mark.parametrize("health", [True, False], ids=["health-url", "no-health-url"])
+    def test_a_server_whose_health_fails_after_abuse(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service], health: bool
+    ) -> None:
+        """A service closing correctly but turning unhealthy fails once its health URL is given."""
+        service = broken_service("sick-after-abuse")
+        url = health_of(service)
+        args = (*SECURITY, ORIGIN, "-k", "test_abuse", *([url] if health else []))
+        result = run_against(pytester, service, *args)
+        if not health:  # the fresh connection alone cannot see it: the option is what catches it
+            assert failed_ids(result) == set(), result.stdout.str()
+            return
+        expected = {f"test_protocol_abuse_closed[{case}]" for case in ABUSE_IDS}
+        assert failed_ids(result) == expected | {"test_oversized_message_refused"}
+        result.stdout.fnmatch_lines(
+            [
+                "after a* the service is not healthy: the health endpoint "
+                f"{url.partition('=')[2]} answered HTTP 503",
+                "*(CWE-20 improper input validation*",
+            ],
+            consecutive=False,
+        )
+
     def test_a_broadcasting_service_says_so(
         self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
     ) -> None:
@@ -232,7 +265,7 @@ class TestOnStarlette:
         args = (str(REPO_ROOT / "tests" / "support" / "starletteapp.py"), mode)
         with ReferenceProcess(args) as server:
             service = Service(server.wait_ready(scaled(15)), "starlette-token")
-            result = run_against(pytester, service, *SECURITY, ORIGIN)
+            result = run_against(pytester, service, *SECURITY, ORIGIN, health_of(service))
         expected = set() if mode == "correct" else CAUGHT["short-compare"][0]
         assert failed_ids(result) == expected, result.stdout.str()
         assert result.parseoutcomes()["passed"] == 28 - len(expected)

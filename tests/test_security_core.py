@@ -11,6 +11,8 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import SERVER, Protocol
 
 from pytest_wsconn.closecodes import Outcome
+from pytest_wsconn.config import parse_health_url
+from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.expect import CloseInfo, ConnectionAttempt
 from pytest_wsconn.security import (
     ABUSES,
@@ -172,3 +174,16 @@ class TestAbuses:
         server.receive_data(chosen.frames())
         assert server.close_sent is not None
         assert server.close_sent.code in chosen.codes
+
+
+class TestHealthUrl:
+    @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/health", "https://api.example/hz"])
+    def test_accepted(self, url: str) -> None:
+        """An http(s) URL with a host is a health endpoint."""
+        assert parse_health_url(url) == url
+
+    @pytest.mark.parametrize("url", ["ws://host/health", "/health", "http:///health"])
+    def test_refused_naming_the_valid_form(self, url: str) -> None:
+        """Anything else is a usage error that shows the valid form."""
+        with pytest.raises(ConfigError, match="valid: http://host:port/health"):
+            parse_health_url(url)

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from pytest_wsconn import ConnectFailed, Connector, Proxy, Tokens, assert_connects
+from pytest_wsconn import Connector, Proxy, Tokens, assert_connects
+from pytest_wsconn.checks.survival import ANSWER_WITHIN, assert_still_serves, health_url
 from pytest_wsconn.checks.test_security import allowed_origin
 from pytest_wsconn.client import InstrumentedConnection, apply_auth
 from pytest_wsconn.config import Settings
@@ -26,22 +27,7 @@ from pytest_wsconn.timing import scaled
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.wsconn_security]
 
-ANSWER_WITHIN = 5.0  # seconds for a close frame after an abuse, or an echo
 CROSSTALK_WITHIN = 0.5  # seconds the second connection is watched after the first's echo
-
-
-async def assert_still_serves(connect: Connector, after: str) -> None:
-    """Fail unless a fresh connection opens and echoes: the service survived ``after``."""
-    __tracebackhide__ = True
-    try:
-        conn = await connect()
-        await conn.echo(timeout=scaled(ANSWER_WITHIN))
-    except (ConnectFailed, TimeoutError, ConnectionClosed) as exc:
-        pytest.fail(
-            f"after {after} the service no longer serves: a fresh connection {exc}\n"
-            + PROTOCOL_ABUSE.explain(),
-            pytrace=False,
-        )
 
 
 async def _reply_or_close(conn: InstrumentedConnection, size: int, within: float) -> str | None:
@@ -63,8 +49,14 @@ async def _reply_or_close(conn: InstrumentedConnection, size: int, within: float
     return None
 
 
+@pytest.fixture
+def health(wsconn_settings: Settings, wsconn_stack: Stack) -> str | None:
+    """The health endpoint checked after each abuse (``--wsconn-health-url``), or None."""
+    return health_url(wsconn_settings, wsconn_stack)
+
+
 async def test_oversized_message_refused(
-    wsconn_connect: Connector, wsconn_settings: Settings
+    wsconn_connect: Connector, wsconn_settings: Settings, health: str | None
 ) -> None:
     """A message one byte above --wsconn-max-message (16 MiB) is refused, ideally close 1009."""
     size = wsconn_settings.max_message + 1
@@ -78,7 +70,7 @@ async def test_oversized_message_refused(
             f"service {verdict}; expected close 1009 (message too big)\n{NO_LIMIT.explain()}",
             pytrace=False,
         )
-    await assert_still_serves(wsconn_connect, f"a {size:,}-byte message")
+    await assert_still_serves(wsconn_connect, f"a {size:,}-byte message", health)
 
 
 @pytest.fixture
@@ -101,7 +93,7 @@ def raw_target(
 
 @pytest.mark.parametrize("case", ABUSE_IDS)
 async def test_protocol_abuse_closed(
-    wsconn_connect: Connector, raw_target: dict[str, Any], case: str
+    wsconn_connect: Connector, raw_target: dict[str, Any], health: str | None, case: str
 ) -> None:
     """A frame that breaks RFC 6455 gets close 1002 (1007 for invalid UTF-8), and nothing dies."""
     chosen = abuse(case)
@@ -116,7 +108,7 @@ async def test_protocol_abuse_closed(
             + PROTOCOL_ABUSE.explain(),
             pytrace=False,
         )
-    await assert_still_serves(wsconn_connect, chosen.what)
+    await assert_still_serves(wsconn_connect, chosen.what, health)
 
 
 async def _arrives(conn: InstrumentedConnection, message: str, within: float) -> bool:

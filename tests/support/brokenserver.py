@@ -13,7 +13,9 @@ the token over the shorter length only: empty, truncated and extended tokens pas
 parameter or cookie), ``loose-origin`` (an Origin containing ``localhost`` anywhere, and
 ``null``) and ``reflects-token`` (the refused token in the 401 body). Limits and framing:
 ``no-limit`` (takes messages of any size), ``drops-on-bad-frames`` (drops the TCP connection
-instead of closing with 1002/1007) and ``dies-on-bad-utf8`` (the process exits). Otherwise
+instead of closing with 1002/1007), ``dies-on-bad-utf8`` (the process exits) and
+``sick-after-abuse`` (closes a bad frame correctly, but its ``/health`` answers 503 from then
+on). Every mode answers ``GET /health`` (200 unless sick). Otherwise
 each behaves like the reference server: echo, token ``TOKEN`` in the ``token`` query
 parameter, Origin allow-list.
 Prints the reference server's ready line, then serves until SIGTERM.
@@ -57,6 +59,7 @@ MODES = (
     "no-limit",
     "drops-on-bad-frames",
     "dies-on-bad-utf8",
+    "sick-after-abuse",
 )
 TICK_SECONDS = 0.01
 
@@ -88,7 +91,17 @@ def token_ok(mode: str, token: str) -> bool:
     return token == TOKEN
 
 
+class Health:
+    """Whether ``/health`` answers 200; ``sick-after-abuse`` turns it off at the first bad frame."""
+
+    sick = False
+
+
 def check_request(mode: str, connection: ServerConnection, request: Request) -> Response | None:
+    if urlsplit(request.path).path == "/health":
+        if Health.sick:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "sick\n")
+        return connection.respond(HTTPStatus.OK, "ok\n")
     if mode == "accept-anything":
         return None
     if not origin_ok(mode, request.headers.get("Origin")):
@@ -122,6 +135,7 @@ def break_frames(mode: str, connection: ServerConnection) -> None:
         elif mode == "dies-on-bad-utf8" and code == CloseCode.INVALID_DATA:
             os._exit(3)
         else:
+            Health.sick = Health.sick or mode == "sick-after-abuse"
             fail(code, reason)
 
     protocol.fail = fail_badly  # type: ignore[method-assign]

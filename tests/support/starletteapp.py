@@ -7,6 +7,7 @@ endpoint that closes before ``accept()``: a 403 alone says nothing about why. Ro
 
 - ``/ws``: closes before accepting (HTTP 403) a foreign Origin (allowed: ``http://localhost``
   or none) or a token other than ``TOKEN`` in the ``token`` query parameter; then echoes.
+- ``/health``: HTTP 200 ``ok``.
 - ``/admin``: refuses a missing token with HTTP 401 and a token other than ``ADMIN_TOKEN``
   with HTTP 403 (a token without permission); then echoes.
 
@@ -23,8 +24,9 @@ import sys
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.routing import WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from pytest_wsconn.reference.server import READY_PREFIX
@@ -69,7 +71,17 @@ async def admin(websocket: WebSocket) -> None:
     await echo(websocket)
 
 
-app = Starlette(routes=[WebSocketRoute("/ws", chat), WebSocketRoute("/admin", admin)])
+async def health(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok\n")
+
+
+app = Starlette(
+    routes=[
+        WebSocketRoute("/ws", chat),
+        WebSocketRoute("/admin", admin),
+        Route("/health", health),
+    ]
+)
 
 
 async def main() -> None:
