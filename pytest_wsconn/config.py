@@ -27,6 +27,7 @@ STACKS: tuple[StackKind, ...] = ("local", "external", "compose")
 DEFAULT_AUTH = "query:token"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_MESSAGE = 16 * 2**20  # bytes; the security battery's limit check sends one more
+DEFAULT_HANDSHAKE_DEADLINE = 15.0  # seconds a stalled handshake may stay open (slow checks)
 AUTH_SYNTAX = "query:<param>, header, subprotocol[:<prefix>], cookie:<name>, none"
 
 
@@ -287,6 +288,9 @@ class Settings:
     max_message: int = DEFAULT_MAX_MESSAGE
     broadcasts: bool = False
     health_url: str | None = None  # GET after each abuse; None: the local stack's /health only
+    slow: bool = False  # run the slow security checks (marker wsconn_slow)
+    handshake_deadline: float = DEFAULT_HANDSHAKE_DEADLINE
+    max_connections: int | None = None  # the service's connection maximum, when it has one
     chaos: ChaosSeed | None = None  # --wsconn-chaos[=SEED]: a seed, or "random"
     chaos_rounds: int = 1
     history: str | None = None  # --wsconn-history PATH (chaos mode: .wsconn/history.sqlite)
@@ -415,6 +419,25 @@ OPTIONS = (
         "your service's health endpoint, http(s)://host:port/path: the security battery "
         "checks it answers 2xx after each abuse (local stack: the reference server's /health)",
         parse_health_url,
+    ),
+    Option(
+        "slow",
+        "slow",
+        "run the slow security checks too (marker wsconn_slow)",
+        parse_flag,
+        flag=True,
+    ),
+    Option(
+        "handshake-deadline",
+        "handshake_deadline",
+        "seconds within which your service must close a stalled opening handshake (default 15)",
+        parse_seconds,
+    ),
+    Option(
+        "max-connections",
+        "max_connections",
+        "your service's connection maximum: the slow checks open one more and expect a refusal",
+        parse_positive_int,
     ),
     Option(
         "keep-stack",

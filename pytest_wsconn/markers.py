@@ -18,6 +18,8 @@ MARKERS = (
     "service='backend') (pytest-wsconn)",
     "wsconn_security: a check of the security battery: run only them with -m wsconn_security "
     "(pytest-wsconn)",
+    "wsconn_slow: a slow security check (stalled handshake, connection maximum): deselected "
+    "unless --wsconn-slow (pytest-wsconn)",
     "wsconn_chaos(survives=[kinds], off=False): under --wsconn-chaos, draw this test's faults "
     "only from the kinds it must survive, e.g. wsconn_chaos(survives=['latency', 'down']); "
     "off=True leaves it out of chaos runs (pytest-wsconn)",
@@ -76,6 +78,16 @@ def marked_container_fault(item: pytest.Item) -> ContainerFaultSpec | None:
         )
     service = params.pop("service", None)
     return check_container_fault(str(args[0]), service, params)
+
+
+def deselect_slow(config: pytest.Config, items: list[pytest.Item], run_slow: bool) -> None:
+    """Leave the ``wsconn_slow`` checks out (reported as deselected) unless ``run_slow``."""
+    if run_slow:
+        return
+    slow = [item for item in items if item.get_closest_marker("wsconn_slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("wsconn_slow") is None]
 
 
 def check_markers(items: list[pytest.Item]) -> None:

@@ -29,7 +29,7 @@ from pytest_wsconn.events import logger as events_logger
 from pytest_wsconn.exceptions import WsconnError
 from pytest_wsconn.expect import ATTEMPT_IDS, fresh_attempt_ids
 from pytest_wsconn.history.recorder import history_path, record_history
-from pytest_wsconn.markers import MARKERS, check_markers
+from pytest_wsconn.markers import MARKERS, check_markers, deselect_slow
 from pytest_wsconn.redact import redact_url
 from pytest_wsconn.report_sections import child_exits_report, failure_sections
 from pytest_wsconn.session_metrics import publish, session_samples
@@ -171,8 +171,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         handler.close()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     check_markers(items)
+    deselect_slow(config, items, session_of(config).settings.slow)
 
 
 @pytest.hookimpl(optionalhook=True)

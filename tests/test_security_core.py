@@ -25,6 +25,7 @@ from pytest_wsconn.security import (
     credential_variant,
     got_through,
     origin_variant,
+    over_capacity_verdict,
     reflected_in,
 )
 
@@ -154,6 +155,36 @@ class TestVerdicts:
         places = {"the HTTP body": "bad token abc123", "the close reason": "nope"}
         assert reflected_in("abc123", places) == ["the HTTP body"]
         assert reflected_in("", places) == []
+
+
+class TestOverCapacity:
+    @pytest.mark.parametrize(
+        "refused",
+        [
+            attempt(Outcome.HTTP_REJECTED, 429),
+            attempt(Outcome.HTTP_REJECTED, 503),
+            attempt(Outcome.OPENED, close=closed(1013)),
+        ],
+    )
+    def test_refusals(self, refused: ConnectionAttempt) -> None:
+        """HTTP 429/503 and close 1013 refuse a connection above the maximum."""
+        assert over_capacity_verdict(refused) is None
+
+    @pytest.mark.parametrize(
+        ("let_in", "words"),
+        [
+            (attempt(Outcome.OPENED), "accepted and stayed open"),
+            (attempt(Outcome.OPENED, close=closed(1013, by_us=True)), "accepted and stayed open"),
+            (attempt(Outcome.HTTP_REJECTED, 403), "HTTP 403, not 429 or 503"),
+            (attempt(Outcome.OPENED, close=closed(1008)), "closed with 1008, not 1013"),
+            (attempt(Outcome.TIMEOUT), "not with a refusal"),
+        ],
+    )
+    def test_not_refusals(self, let_in: ConnectionAttempt, words: str) -> None:
+        """Anything else says what the service did instead."""
+        verdict = over_capacity_verdict(let_in)
+        assert verdict is not None
+        assert words in verdict
 
 
 class TestAbuses:
