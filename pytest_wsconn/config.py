@@ -28,6 +28,8 @@ DEFAULT_AUTH = "query:token"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_MESSAGE = 16 * 2**20  # bytes; the security battery's limit check sends one more
 DEFAULT_HANDSHAKE_DEADLINE = 15.0  # seconds a stalled handshake may stay open (slow checks)
+DEFAULT_FUZZ_EXAMPLES = 50  # frame sequences the fuzz check sends at most, within:
+DEFAULT_FUZZ_SECONDS = 3.0
 AUTH_SYNTAX = "query:<param>, header, subprotocol[:<prefix>], cookie:<name>, none"
 
 
@@ -291,6 +293,9 @@ class Settings:
     slow: bool = False  # run the slow security checks (marker wsconn_slow)
     handshake_deadline: float = DEFAULT_HANDSHAKE_DEADLINE
     max_connections: int | None = None  # the service's connection maximum, when it has one
+    fuzz_examples: int = DEFAULT_FUZZ_EXAMPLES
+    fuzz_seconds: float = DEFAULT_FUZZ_SECONDS
+    fuzz_seed: int | None = None  # None: drawn per run, printed to replay
     chaos: ChaosSeed | None = None  # --wsconn-chaos[=SEED]: a seed, or "random"
     chaos_rounds: int = 1
     history: str | None = None  # --wsconn-history PATH (chaos mode: .wsconn/history.sqlite)
@@ -438,6 +443,21 @@ OPTIONS = (
         "max_connections",
         "your service's connection maximum: the slow checks open one more and expect a refusal",
         parse_positive_int,
+    ),
+    Option(
+        "fuzz-examples",
+        "fuzz_examples",
+        "frame sequences the fuzz check sends at most (default 50)",
+        parse_positive_int,
+    ),
+    Option(
+        "fuzz-seconds", "fuzz_seconds", "seconds the fuzz check may take (default 3)", parse_seconds
+    ),
+    Option(
+        "fuzz-seed",
+        "fuzz_seed",
+        "seed of the fuzz check, to replay a run (default: drawn, and printed)",
+        parse_non_negative_int,
     ),
     Option(
         "keep-stack",

@@ -64,6 +64,7 @@ PURE_MODULES = [
     "config",
     "expect",
     "faults",
+    "fuzzing",
     "history/records",
     "history/trends",
     "history/views",

@@ -6,20 +6,11 @@ from collections.abc import Callable
 
 import pytest
 from support import REPO_ROOT, Service
-from support.battery import ORIGIN, SECURITY, failed_ids, run_against, run_battery
+from support.battery import ORIGIN, SECURITY, failed_ids, health_of, run_against, run_battery
 
 from pytest_wsconn.security import ABUSE_IDS
 from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.timing import scaled
-
-
-def health_of(service: Service) -> str:
-    """``--wsconn-health-url`` of one of our servers: ``/health`` beside its ``/ws``."""
-    return (
-        "--wsconn-health-url="
-        + service.url.replace("ws://", "http://").removesuffix("/ws")
-        + ("/health")
-    )
 
 
 @pytest.mark.usefixtures("user_env")
@@ -27,7 +18,7 @@ class TestSecurityBatteryPasses:
     def test_on_the_embedded_stack(self, pytester: pytest.Pytester) -> None:
         """The reference server refuses every variant; only checks it cannot be given skip."""
         result = run_battery(pytester, *SECURITY)
-        result.assert_outcomes(passed=29, skipped=2, deselected=13)
+        result.assert_outcomes(passed=30, skipped=2, deselected=13)
         result.stdout.fnmatch_lines(
             [
                 "SKIPPED * no not-yet-valid token for this service (implement pytest_wsconn_token)",
@@ -44,21 +35,21 @@ class TestSecurityBatteryPasses:
         result = run_against(pytester, reference_service, *SECURITY, ORIGIN, health)
         outcomes = result.parseoutcomes()
         assert "failed" not in outcomes, result.stdout.str()
-        assert outcomes["passed"] == 28, result.stdout.str()
+        assert outcomes["passed"] == 29, result.stdout.str()
         assert reference_service.token not in result.stdout.str()
 
     def test_with_cookie_auth(self, pytester: pytest.Pytester) -> None:
         """With cookie auth the reference server refuses a handshake without Origin too."""
         cookie = ("--wsconn-auth=cookie:wsconn_token", "--wsconn-origin=http://localhost")
         result = run_battery(pytester, *SECURITY, *cookie, "-k", "cookie")
-        result.assert_outcomes(passed=2, deselected=42)  # the decoy cookie and this one
+        result.assert_outcomes(passed=2, deselected=43)  # the decoy cookie and this one
 
     def test_without_the_allowed_origin_the_origin_checks_skip(
         self, pytester: pytest.Pytester, reference_service: Service
     ) -> None:
         """An external service's allowed Origin is not guessed: the Origin checks say to pass it."""
         result = run_against(pytester, reference_service, *SECURITY, "-k", "origin_variant")
-        result.assert_outcomes(skipped=5, deselected=39)
+        result.assert_outcomes(skipped=5, deselected=40)
         result.stdout.fnmatch_lines(
             ["SKIPPED [[]5[]] *: the allowed Origin is not known (pass --wsconn-origin)"]
         )
@@ -138,7 +129,7 @@ class TestSecurityBatteryCatches:
             pytester, broken_service("any-param"), *SECURITY, "-k", "cookie_auth",
             "--wsconn-auth=cookie:session", ORIGIN,
         )  # fmt: skip
-        result.assert_outcomes(failed=1, deselected=43)
+        result.assert_outcomes(failed=1, deselected=44)
         result.stdout.fnmatch_lines(
             [
                 "a cookie-authenticated handshake without Origin got through: the connection "
@@ -205,7 +196,7 @@ class TestSecurityBatteryCatchesAbuse:
         """A service that exits on invalid UTF-8 fails that check, which names the abuse."""
         service = broken_service("dies-on-bad-utf8")
         result = run_against(pytester, service, *SECURITY, "-k", "invalid-utf8")
-        result.assert_outcomes(failed=1, deselected=43)
+        result.assert_outcomes(failed=1, deselected=44)
         result.stdout.fnmatch_lines(
             ["after a text frame with invalid UTF-8 the service dropped the TCP connection*"]
         )
@@ -240,7 +231,7 @@ class TestSecurityBatteryCatchesAbuse:
         result = run_against(
             pytester, broken_service("chat"), *SECURITY, "-k", "crosstalk", "--wsconn-broadcasts"
         )
-        result.assert_outcomes(skipped=1, deselected=43)
+        result.assert_outcomes(skipped=1, deselected=44)
         result.stdout.fnmatch_lines(
             ["SKIPPED * the service broadcasts every message by design (--wsconn-broadcasts)"]
         )
@@ -259,4 +250,4 @@ class TestOnStarlette:
             result = run_against(pytester, service, *SECURITY, ORIGIN, health_of(service))
         expected = set() if mode == "correct" else CAUGHT["short-compare"][0]
         assert failed_ids(result) == expected, result.stdout.str()
-        assert result.parseoutcomes()["passed"] == 28 - len(expected)
+        assert result.parseoutcomes()["passed"] == 29 - len(expected)

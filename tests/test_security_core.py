@@ -14,6 +14,8 @@ from pytest_wsconn.closecodes import Outcome
 from pytest_wsconn.config import parse_health_url
 from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.expect import CloseInfo, ConnectionAttempt
+from pytest_wsconn.fuzz_strategies import frame_sequences
+from pytest_wsconn.fuzzing import FuzzFrame, describe, fragments, serialize
 from pytest_wsconn.security import (
     ABUSES,
     AUTH_BYPASS,
@@ -218,3 +220,28 @@ class TestHealthUrl:
         """Anything else is a usage error that shows the valid form."""
         with pytest.raises(ConfigError, match="valid: http://host:port/health"):
             parse_health_url(url)
+
+
+class TestFuzzFrames:
+    @given(frame_sequences())
+    def test_each_frame_is_written_as_drawn(self, frames: list[FuzzFrame]) -> None:
+        """The first two bytes carry the drawn FIN, RSV bits, opcode and mask bit; then a close."""
+        for frame in frames:
+            head = frame.serialize()[:2]
+            rsv = sum(bit << (6 - n) for n, bit in enumerate(frame.rsv))
+            assert head[0] == (frame.fin << 7) | rsv | frame.opcode
+            assert head[1] >> 7 == frame.masked
+        assert describe(frames)
+
+    @given(st.sampled_from([Opcode.TEXT, Opcode.BINARY]), st.lists(st.binary(), min_size=1))
+    def test_fragments_make_one_message(self, opcode: Opcode, pieces: list[bytes]) -> None:
+        """A fragmented message starts with its opcode, continues, and ends with FIN once."""
+        frames = fragments(opcode, pieces, ping_at=None)
+        assert frames[0].opcode == opcode
+        assert all(f.opcode == Opcode.CONT for f in frames[1:])
+        assert [f.fin for f in frames] == [False] * (len(pieces) - 1) + [True]
+        assert b"".join(f.payload for f in frames) == b"".join(pieces)
+
+    def test_every_sequence_ends_with_a_normal_close(self) -> None:
+        """The service is asked to close normally after the fuzzed frames."""
+        assert serialize([])[:2] == bytes([0x88, 0x82])

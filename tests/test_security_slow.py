@@ -22,7 +22,7 @@ class TestSlowChecks:
     def test_off_by_default(self, pytester: pytest.Pytester) -> None:
         """Without --wsconn-slow the slow checks are deselected, not run and not passed."""
         result = run_battery(pytester, "-m", "wsconn_slow")
-        result.assert_outcomes(deselected=44)
+        result.assert_outcomes(deselected=45)
         assert "test_slow" not in result.stdout.str()
 
     def test_the_reference_server_passes(self, pytester: pytest.Pytester) -> None:
@@ -31,7 +31,7 @@ class TestSlowChecks:
             url = server.wait_ready(scaled(10))
             service = Service(url, reference_token(server.secret, "valid"))
             result = run_against(pytester, service, *SLOW, "--wsconn-max-connections=3", "-rP")
-        result.assert_outcomes(passed=2, deselected=42)
+        result.assert_outcomes(passed=2, deselected=43)
         result.stdout.fnmatch_lines(["*the stalled handshake was closed after *s*"])
 
     def test_a_server_without_limits_fails_both(
@@ -59,7 +59,7 @@ class TestSlowChecks:
         """Refusing the extra connection is not enough: the ones already open must keep working."""
         args = ("--wsconn-max-connections=3", "-k", "maximum")
         result = run_against(pytester, broken_service("evicts-oldest"), *SLOW, *args)
-        result.assert_outcomes(failed=1, deselected=43)
+        result.assert_outcomes(failed=1, deselected=44)
         result.stdout.fnmatch_lines(
             ["after connection 4 was refused, connection(s) 1 of the 3 already open no longer echo"]
         )
@@ -69,7 +69,7 @@ class TestSlowChecks:
     ) -> None:
         """Without --wsconn-max-connections the maximum check skips, naming the option."""
         result = run_against(pytester, broken_service("unlimited"), *SLOW, "-k", "maximum")
-        result.assert_outcomes(skipped=1, deselected=43)
+        result.assert_outcomes(skipped=1, deselected=44)
         result.stdout.fnmatch_lines(
             [
                 "SKIPPED * the service's connection maximum is not known "
@@ -88,5 +88,5 @@ class TestSlowChecksOnStarlette:
             limits = ("--wsconn-handshake-deadline=2", "--wsconn-max-connections=3")
             result = run_against(pytester, service, *SLOW, *limits)
         assert failed_ids(result) == {"test_stalled_handshake_closed"}, result.stdout.str()
-        result.assert_outcomes(passed=1, failed=1, deselected=42)
+        result.assert_outcomes(passed=1, failed=1, deselected=43)
         result.stdout.fnmatch_lines(["*was still open after 2 s (--wsconn-handshake-deadline)"])

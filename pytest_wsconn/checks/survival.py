@@ -41,22 +41,21 @@ async def health_problem(url: str) -> str | None:
     return None
 
 
-async def assert_still_serves(connect: Connector, after: str, health: str | None) -> None:
-    """Fail unless a fresh connection opens and echoes, and ``health`` (if any) answers 2xx."""
-    __tracebackhide__ = True
+async def serving_problem(connect: Connector, health: str | None) -> str | None:
+    """Why the service no longer serves (a fresh connection, ``health``), or None when it does."""
     try:
         conn = await connect()
         await conn.echo(timeout=scaled(ANSWER_WITHIN))
     except (ConnectFailed, TimeoutError, ConnectionClosed) as exc:
-        pytest.fail(
-            f"after {after} the service no longer serves: a fresh connection {exc}\n"
-            + PROTOCOL_ABUSE.explain(),
-            pytrace=False,
-        )
+        return f"the service no longer serves: a fresh connection {exc}"
     await conn.close()
     problem = await health_problem(health) if health else None
+    return f"the service is not healthy: {problem}" if problem else None
+
+
+async def assert_still_serves(connect: Connector, after: str, health: str | None) -> None:
+    """Fail unless a fresh connection opens and echoes, and ``health`` (if any) answers 2xx."""
+    __tracebackhide__ = True
+    problem = await serving_problem(connect, health)
     if problem is not None:
-        pytest.fail(
-            f"after {after} the service is not healthy: {problem}\n" + PROTOCOL_ABUSE.explain(),
-            pytrace=False,
-        )
+        pytest.fail(f"after {after} {problem}\n{PROTOCOL_ABUSE.explain()}", pytrace=False)

@@ -15,14 +15,12 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from pytest_wsconn import Connector, Proxy, Tokens, assert_connects
-from pytest_wsconn.checks.survival import ANSWER_WITHIN, assert_still_serves, health_url
-from pytest_wsconn.checks.test_security import allowed_origin
-from pytest_wsconn.client import InstrumentedConnection, apply_auth
+from pytest_wsconn import Connector, assert_connects
+from pytest_wsconn.checks.survival import ANSWER_WITHIN, assert_still_serves
+from pytest_wsconn.client import InstrumentedConnection
 from pytest_wsconn.config import Settings
 from pytest_wsconn.rawclient import HandshakeRefused, send_raw
 from pytest_wsconn.security import ABUSE_IDS, CROSSTALK, NO_LIMIT, PROTOCOL_ABUSE, abuse
-from pytest_wsconn.stack import Stack
 from pytest_wsconn.timing import scaled
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.wsconn_security]
@@ -49,12 +47,6 @@ async def _reply_or_close(conn: InstrumentedConnection, size: int, within: float
     return None
 
 
-@pytest.fixture
-def health(wsconn_settings: Settings, wsconn_stack: Stack) -> str | None:
-    """The health endpoint checked after each abuse (``--wsconn-health-url``), or None."""
-    return health_url(wsconn_settings, wsconn_stack)
-
-
 async def test_oversized_message_refused(
     wsconn_connect: Connector, wsconn_settings: Settings, health: str | None
 ) -> None:
@@ -71,24 +63,6 @@ async def test_oversized_message_refused(
             pytrace=False,
         )
     await assert_still_serves(wsconn_connect, f"a {size:,}-byte message", health)
-
-
-@pytest.fixture
-def raw_target(
-    wsconn_proxy: Proxy, wsconn_stack: Stack, wsconn_settings: Settings, wsconn_token: Tokens
-) -> dict[str, Any]:
-    """``send_raw`` keywords: the service's URL through the proxy, with the valid token."""
-    token = wsconn_token.get("valid")
-    url, headers, protocols = apply_auth(
-        wsconn_stack.url, wsconn_settings.auth, token.reveal() if token else None, ()
-    )
-    return {
-        "url": url,
-        "dial": wsconn_proxy.listen_address,
-        "origin": allowed_origin(wsconn_settings, wsconn_stack),
-        "headers": headers,
-        "subprotocols": protocols,
-    }
 
 
 @pytest.mark.parametrize("case", ABUSE_IDS)

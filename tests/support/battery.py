@@ -31,3 +31,9 @@ def run_against(pytester: pytest.Pytester, service: Service, *args: str) -> pyte
 def failed_ids(result: pytest.RunResult) -> set[str]:
     """``test_name[id]`` of every FAILED line in the short summary."""
     return set(re.findall(r"^FAILED \S+::(\S+)", result.stdout.str(), re.M))
+
+
+def health_of(service: Service) -> str:
+    """``--wsconn-health-url`` of one of our servers: ``/health`` beside its ``/ws``."""
+    base = service.url.replace("ws://", "http://").removesuffix("/ws")
+    return f"--wsconn-health-url={base}/health"
