@@ -159,34 +159,26 @@ class TestVerdicts:
         assert reflected_in("", places) == []
 
 
-class TestOverCapacity:
-    @pytest.mark.parametrize(
-        "refused",
-        [
-            attempt(Outcome.HTTP_REJECTED, 429),
-            attempt(Outcome.HTTP_REJECTED, 503),
-            attempt(Outcome.OPENED, close=closed(1013)),
-        ],
-    )
-    def test_refusals(self, refused: ConnectionAttempt) -> None:
-        """HTTP 429/503 and close 1013 refuse a connection above the maximum."""
-        assert over_capacity_verdict(refused) is None
+OVER_CAPACITY_ANSWERS = [  # what the service did with connection N + 1 -> the verdict's words
+    (attempt(Outcome.HTTP_REJECTED, 429), None),
+    (attempt(Outcome.HTTP_REJECTED, 503), None),
+    (attempt(Outcome.OPENED, close=closed(1013)), None),
+    (attempt(Outcome.OPENED), "accepted and stayed open"),
+    (attempt(Outcome.OPENED, close=closed(1013, by_us=True)), "accepted and stayed open"),
+    (attempt(Outcome.HTTP_REJECTED, 403), "HTTP 403, not 429 or 503"),
+    (attempt(Outcome.OPENED, close=closed(1008)), "closed with 1008, not 1013"),
+    (attempt(Outcome.TIMEOUT), "not with a refusal"),
+]
 
-    @pytest.mark.parametrize(
-        ("let_in", "words"),
-        [
-            (attempt(Outcome.OPENED), "accepted and stayed open"),
-            (attempt(Outcome.OPENED, close=closed(1013, by_us=True)), "accepted and stayed open"),
-            (attempt(Outcome.HTTP_REJECTED, 403), "HTTP 403, not 429 or 503"),
-            (attempt(Outcome.OPENED, close=closed(1008)), "closed with 1008, not 1013"),
-            (attempt(Outcome.TIMEOUT), "not with a refusal"),
-        ],
-    )
-    def test_not_refusals(self, let_in: ConnectionAttempt, words: str) -> None:
-        """Anything else says what the service did instead."""
-        verdict = over_capacity_verdict(let_in)
-        assert verdict is not None
-        assert words in verdict
+
+class TestOverCapacity:
+    @pytest.mark.parametrize(("answer", "words"), OVER_CAPACITY_ANSWERS)
+    def test_only_1013_429_and_503_refuse(
+        self, answer: ConnectionAttempt, words: str | None
+    ) -> None:
+        """Close 1013 and HTTP 429/503 refuse; anything else says what the service did."""
+        verdict = over_capacity_verdict(answer)
+        assert verdict is None if words is None else verdict is not None and words in verdict
 
 
 class TestAbuses:

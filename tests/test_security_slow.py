@@ -25,6 +25,12 @@ class TestSlowChecks:
         result.assert_outcomes(deselected=45)
         assert "test_slow" not in result.stdout.str()
 
+    def test_the_ini_key_opts_in(self, pytester: pytest.Pytester) -> None:
+        """``wsconn_slow = true`` in the ini file selects them as --wsconn-slow does."""
+        pytester.makeini("[pytest]\nwsconn_slow = true\n")
+        result = run_battery(pytester, "-m", "wsconn_slow", "-k", "maximum", "-rs")
+        result.assert_outcomes(skipped=1, deselected=44)
+
     def test_the_reference_server_passes(self, pytester: pytest.Pytester) -> None:
         """The reference server closes a stalled handshake (10 s) and refuses above its maximum."""
         with ReferenceProcess(ReferenceOptions(max_connections=3).command) as server:
