@@ -104,28 +104,27 @@ def parse_ws_url(text: str) -> str:
     return text
 
 
-def parse_http_url(text: str) -> str:
-    """Validate an ``http://host:port`` URL (a running Toxiproxy API)."""
+def _http_url(text: str, what: str, example: str) -> str:
+    """``text`` if it is an ``http(s)://host…`` URL, else a ``ConfigError`` showing ``example``."""
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"invalid Toxiproxy URL {text!r}; valid: http://host:port")
-    return text.rstrip("/")
+        raise ConfigError(f"invalid {what} {text!r}; valid: {example}")
+    return text
+
+
+def parse_http_url(text: str) -> str:
+    """Validate an ``http://host:port`` URL (a running Toxiproxy API)."""
+    return _http_url(text, "Toxiproxy URL", "http://host:port").rstrip("/")
 
 
 def parse_pushgateway_url(text: str) -> str:
     """A Pushgateway's base URL, ``http(s)://host:port``."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"invalid Pushgateway URL {text!r}; valid: http://host:9091")
-    return text.rstrip("/")
+    return _http_url(text, "Pushgateway URL", "http://host:9091").rstrip("/")
 
 
 def parse_health_url(text: str) -> str:
     """A health endpoint's URL, ``http(s)://host[:port]/path``."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"invalid health URL {text!r}; valid: http://host:port/health")
-    return text
+    return _http_url(text, "health URL", "http://host:port/health")
 
 
 def parse_origin(text: str) -> str:
