@@ -80,14 +80,18 @@ def marked_container_fault(item: pytest.Item) -> ContainerFaultSpec | None:
     return check_container_fault(str(args[0]), service, params)
 
 
-def deselect_slow(config: pytest.Config, items: list[pytest.Item], run_slow: bool) -> None:
-    """Leave the ``wsconn_slow`` checks out (reported as deselected) unless ``run_slow``."""
+def deselect_slow(config: pytest.Config, items: list[pytest.Item], run_slow: bool) -> int:
+    """Leave the ``wsconn_slow`` checks out (reported as deselected) unless ``run_slow``.
+
+    Returns how many were left out.
+    """
     if run_slow:
-        return
+        return 0
     slow = [item for item in items if item.get_closest_marker("wsconn_slow") is not None]
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if item.get_closest_marker("wsconn_slow") is None]
+    return len(slow)
 
 
 def check_markers(items: list[pytest.Item]) -> None:

@@ -173,7 +173,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     check_markers(items)
-    deselect_slow(config, items, session_of(config).settings.slow)
+    session = session_of(config)
+    session.slow_deselected = deselect_slow(config, items, session.settings.slow)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -275,6 +276,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if session.history_error:
         terminalreporter.write_line(
             f"wsconn: the run history was not written: {session.history_error}"
+        )
+    if session.slow_deselected:
+        terminalreporter.write_line(
+            f"wsconn: {session.slow_deselected} slow security check(s) deselected "
+            "(--wsconn-slow runs them)"
         )
     if session.tested is None and session.stack_failure is None:
         return

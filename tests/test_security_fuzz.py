@@ -57,6 +57,18 @@ class TestFuzzPasses:
 
 
 @pytest.mark.usefixtures("user_env")
+class TestWithoutHypothesis:
+    def test_the_fuzz_check_skips_naming_the_extra(self, pytester: pytest.Pytester) -> None:
+        """Where hypothesis cannot be imported the fuzz check skips, saying what to install."""
+        pytester.makeconftest("import sys\n\nsys.modules['hypothesis'] = None\n")
+        result = run_battery(pytester, *FUZZ, "-rs", "-p", "no:hypothesispytest")
+        result.assert_outcomes(skipped=1)
+        result.stdout.fnmatch_lines(
+            ["SKIPPED * the fuzz check needs pip install 'pytest-wsconn[[]fuzz[]]'"]
+        )
+
+
+@pytest.mark.usefixtures("user_env")
 class TestFuzzCatches:
     def test_a_server_that_drops_bad_frames_and_the_seed_replays(
         self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]

@@ -24,6 +24,9 @@ class TestSlowChecks:
         result = run_battery(pytester, "-m", "wsconn_slow")
         result.assert_outcomes(deselected=45)
         assert "test_slow" not in result.stdout.str()
+        result.stdout.fnmatch_lines(
+            ["wsconn: 2 slow security check(s) deselected (--wsconn-slow runs them)"]
+        )
 
     def test_the_ini_key_opts_in(self, pytester: pytest.Pytester) -> None:
         """``wsconn_slow = true`` in the ini file selects them as --wsconn-slow does."""

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-pytest.importorskip("hypothesis", reason="the fuzz check needs hypothesis installed")
+pytest.importorskip("hypothesis", reason="the fuzz check needs pip install 'pytest-wsconn[fuzz]'")
 
 import hypothesis
 
