@@ -28,6 +28,9 @@ DEFAULT_AUTH = "query:token"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"  # Debian's; wsconn_browser and diagnose --browser drive it
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_MESSAGE = 16 * 2**20  # bytes; the security battery's limit check sends one more
+DEFAULT_HANDSHAKE_DEADLINE = 15.0  # seconds a stalled handshake may stay open (slow checks)
+DEFAULT_FUZZ_EXAMPLES = 50  # frame sequences the fuzz check sends at most, within:
+DEFAULT_FUZZ_SECONDS = 3.0
 AUTH_SYNTAX = "query:<param>, header, subprotocol[:<prefix>], cookie:<name>, none"
 
 
@@ -102,12 +105,17 @@ def parse_ws_url(text: str) -> str:
     return text
 
 
-def parse_http_url(text: str) -> str:
-    """Validate an ``http://host:port`` URL (a running Toxiproxy API)."""
+def _http_url(text: str, what: str, example: str) -> str:
+    """``text`` if it is an ``http(s)://host…`` URL, else a ``ConfigError`` showing ``example``."""
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"invalid Toxiproxy URL {text!r}; valid: http://host:port")
-    return text.rstrip("/")
+        raise ConfigError(f"invalid {what} {text!r}; valid: {example}")
+    return text
+
+
+def parse_http_url(text: str) -> str:
+    """Validate an ``http://host:port`` URL (a running Toxiproxy API)."""
+    return _http_url(text, "Toxiproxy URL", "http://host:port").rstrip("/")
 
 
 def parse_page_origin(text: str) -> str:
@@ -120,10 +128,12 @@ def parse_page_origin(text: str) -> str:
 
 def parse_pushgateway_url(text: str) -> str:
     """A Pushgateway's base URL, ``http(s)://host:port``."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"invalid Pushgateway URL {text!r}; valid: http://host:9091")
-    return text.rstrip("/")
+    return _http_url(text, "Pushgateway URL", "http://host:9091").rstrip("/")
+
+
+def parse_health_url(text: str) -> str:
+    """A health endpoint's URL, ``http(s)://host[:port]/path``."""
+    return _http_url(text, "health URL", "http://host:port/health")
 
 
 def parse_origin(text: str) -> str:
@@ -287,6 +297,13 @@ class Settings:
     metrics_instance: str | None = None  # None: the host name
     max_message: int = DEFAULT_MAX_MESSAGE
     broadcasts: bool = False
+    health_url: str | None = None  # GET after each abuse; None: the local stack's /health only
+    slow: bool = False  # run the slow security checks (marker wsconn_slow)
+    handshake_deadline: float = DEFAULT_HANDSHAKE_DEADLINE
+    max_connections: int | None = None  # the service's connection maximum, when it has one
+    fuzz_examples: int = DEFAULT_FUZZ_EXAMPLES
+    fuzz_seconds: float = DEFAULT_FUZZ_SECONDS
+    fuzz_seed: int | None = None  # None: drawn per run, printed to replay
     chaos: ChaosSeed | None = None  # --wsconn-chaos[=SEED]: a seed, or "random"
     chaos_rounds: int = 1
     chaos_containers: tuple[str, ...] = ()  # compose services chaos may restart, kill, pause …
@@ -422,6 +439,47 @@ OPTIONS = (
         "battery's isolation check skips",
         parse_flag,
         flag=True,
+    ),
+    Option(
+        "health-url",
+        "health_url",
+        "your service's health endpoint, http(s)://host:port/path: the security battery "
+        "checks it answers 2xx after each abuse (local stack: the reference server's /health)",
+        parse_health_url,
+    ),
+    Option(
+        "slow",
+        "slow",
+        "run the slow security checks too (marker wsconn_slow)",
+        parse_flag,
+        flag=True,
+    ),
+    Option(
+        "handshake-deadline",
+        "handshake_deadline",
+        "seconds within which your service must close a stalled opening handshake (default 15)",
+        parse_seconds,
+    ),
+    Option(
+        "max-connections",
+        "max_connections",
+        "your service's connection maximum: the slow checks open one more and expect a refusal",
+        parse_positive_int,
+    ),
+    Option(
+        "fuzz-examples",
+        "fuzz_examples",
+        "frame sequences the fuzz check sends at most (default 50)",
+        parse_positive_int,
+    ),
+    Option(
+        "fuzz-seconds", "fuzz_seconds", "seconds the fuzz check may take (default 3)", parse_seconds
+    ),
+    Option(
+        "fuzz-seed",
+        "fuzz_seed",
+        "seed of the fuzz check, to replay a run (default: drawn, and printed)",
+        parse_non_negative_int,
     ),
     Option(
         "keep-stack",

@@ -20,6 +20,8 @@ MARKERS = (
     "(pytest-wsconn)",
     "wsconn_browser_check: a browser check of the battery, opt-in: deselected unless "
     "--wsconn-frontend-origin is given (pytest-wsconn)",
+    "wsconn_slow: a slow security check (stalled handshake, connection maximum): deselected "
+    "unless --wsconn-slow (pytest-wsconn)",
     "wsconn_chaos(survives=[kinds], off=False): under --wsconn-chaos, draw this test's faults "
     "only from the kinds it must survive, e.g. wsconn_chaos(survives=['latency', 'down']); "
     "off=True leaves it out of chaos runs (pytest-wsconn)",
@@ -80,17 +82,18 @@ def marked_container_fault(item: pytest.Item) -> ContainerFaultSpec | None:
     return check_container_fault(str(args[0]), service, params)
 
 
-def opt_in_browser_checks(
-    items: list[pytest.Item], enabled: bool
-) -> tuple[list[pytest.Item], list[pytest.Item]]:
-    """The items to run and those left out: ``wsconn_browser_check`` ones unless ``enabled``."""
+def deselect_unless(
+    config: pytest.Config, items: list[pytest.Item], marker: str, enabled: bool
+) -> int:
+    """Leave the tests marked ``marker`` out, reported as deselected, unless ``enabled`` (the
+    opt-in groups of the battery); return how many were left out."""
     if enabled:
-        return items, []
-    kept: list[pytest.Item] = []
-    off: list[pytest.Item] = []
-    for item in items:
-        (off if item.get_closest_marker("wsconn_browser_check") else kept).append(item)
-    return kept, off
+        return 0
+    off = [item for item in items if item.get_closest_marker(marker) is not None]
+    if off:
+        config.hook.pytest_deselected(items=off)
+        items[:] = [item for item in items if item.get_closest_marker(marker) is None]
+    return len(off)
 
 
 def check_markers(items: list[pytest.Item]) -> None:

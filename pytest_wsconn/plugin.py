@@ -29,7 +29,7 @@ from pytest_wsconn.events import logger as events_logger
 from pytest_wsconn.exceptions import WsconnError
 from pytest_wsconn.expect import ATTEMPT_IDS, fresh_attempt_ids
 from pytest_wsconn.history.recorder import history_path, record_history
-from pytest_wsconn.markers import MARKERS, check_markers, opt_in_browser_checks
+from pytest_wsconn.markers import MARKERS, check_markers, deselect_unless
 from pytest_wsconn.redact import redact_url
 from pytest_wsconn.report_sections import child_exits_report, failure_sections
 from pytest_wsconn.session_metrics import publish, session_samples
@@ -173,11 +173,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     check_markers(items)
-    enabled = session_of(config).settings.frontend_origin is not None
-    kept, off = opt_in_browser_checks(items, enabled)
-    if off:
-        config.hook.pytest_deselected(items=off)
-        items[:] = kept
+    session = session_of(config)
+    browser_checks = session.settings.frontend_origin is not None
+    deselect_unless(config, items, "wsconn_browser_check", browser_checks)
+    session.slow_deselected = deselect_unless(config, items, "wsconn_slow", session.settings.slow)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -279,6 +278,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if session.history_error:
         terminalreporter.write_line(
             f"wsconn: the run history was not written: {session.history_error}"
+        )
+    if session.slow_deselected:
+        terminalreporter.write_line(
+            f"wsconn: {session.slow_deselected} slow security check(s) deselected "
+            "(--wsconn-slow runs them)"
         )
     if session.tested is None and session.stack_failure is None:
         return

@@ -117,3 +117,36 @@ async def _ending(
         writer.write(b"".join(protocol.data_to_send()))  # our close frame, in answer
     close = protocol.close_rcvd
     return Ending(close.code, close.reason, dropped=False, waited=within)
+
+
+async def stall(url: str, *, deadline: float, dial: tuple[str, int] | None = None) -> float | None:
+    """Open a TCP connection, send half an opening handshake, and never finish it.
+
+    Returns the seconds until the server closed the connection, or None when it was still open
+    after ``deadline`` seconds.
+    """
+    host, port = dial or target_address(url)
+    wsuri = parse_uri(url)
+    context = ssl.create_default_context() if wsuri.secure else None
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(
+            host, port, ssl=context, server_hostname=wsuri.host if context else None
+        ),
+        deadline,
+    )
+    try:
+        # The request line and Host, then nothing: the headers never end.
+        writer.write(f"GET {wsuri.resource_name} HTTP/1.1\r\nHost: {wsuri.host}\r\n".encode())
+        async with asyncio.timeout(deadline - (loop.time() - started)):
+            with contextlib.suppress(ConnectionError, OSError):
+                while await reader.read(65536):
+                    pass
+    except TimeoutError:
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+    return loop.time() - started

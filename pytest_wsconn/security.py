@@ -75,6 +75,38 @@ CROSSTALK = Weakness(
     "(then pass --wsconn-broadcasts)",
     f"CWE-200 exposure of information to an unauthorized actor, {OWASP}: authorization",
 )
+STALLED_HANDSHAKE = Weakness(
+    "a few clients that open TCP connections and never finish the request hold the service's "
+    "sockets and memory until nobody else can connect (slowloris)",
+    "close an opening handshake that has not completed within a deadline (websockets "
+    "open_timeout, nginx client_header_timeout, a proxy's request header timeout)",
+    f"CWE-400 uncontrolled resource consumption, {OWASP}: denial of service",
+)
+NO_MAXIMUM = Weakness(
+    "with no connection maximum, or one enforced by dropping existing clients, one client can "
+    "exhaust the service or push everyone else off it",
+    "refuse connections over the maximum with close 1013 (try again later) or HTTP 429/503, "
+    "and leave the connections already open alone",
+    f"CWE-770 allocation of resources without limits, {OWASP}: denial of service",
+)
+OVER_CAPACITY_CODES: Final = frozenset({1013})
+OVER_CAPACITY_STATUSES: Final = frozenset({429, 503})
+
+
+def over_capacity_verdict(attempt: ConnectionAttempt) -> str | None:
+    """What the service did with a connection above its maximum; None for a proper refusal."""
+    if attempt.outcome is Outcome.HTTP_REJECTED:
+        if attempt.http_status in OVER_CAPACITY_STATUSES:
+            return None
+        return f"it was refused with HTTP {attempt.http_status}, not 429 or 503"
+    if attempt.outcome is not Outcome.OPENED:
+        return f"it failed as {classify(attempt)}, not with a refusal"
+    close = attempt.close
+    if close is None or close.initiated_by_us:
+        return "the connection was accepted and stayed open"
+    if close.received and close.code in OVER_CAPACITY_CODES:
+        return None
+    return f"it was closed with {close.code}, not 1013 (try again later)"
 
 
 # The auth matrix

@@ -50,6 +50,7 @@ class WsconnSession:
     history: Path | None = None  # the run history this session appends to
     history_error: str | None = None  # why it could not, for the summary
     xdist_controller: bool = False  # its workers run the tests (and write the history)
+    slow_deselected: int = 0  # wsconn_slow checks left out (no --wsconn-slow), for the summary
 
     def record_stack(self, stack: Stack) -> None:
         """Remember the session's stack (the fixture may be the user's own) and what it tests."""

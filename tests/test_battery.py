@@ -12,8 +12,9 @@ from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.timing import scaled
 
 CHECKS = 14  # without the security checks (tests/test_security_battery.py runs those)
-SECURITY_CHECKS = 28
-WITHOUT_SECURITY = ("-k", "not test_security and not test_abuse")
+SECURITY_CHECKS = 29  # by default; the two slow ones (tests/test_security_slow.py) deselected
+SLOW_CHECKS = 2
+WITHOUT_SECURITY = ("-k", "not test_security and not test_abuse and not test_fuzz")
 
 
 @pytest.mark.usefixtures("user_env")
@@ -21,7 +22,9 @@ class TestBatteryPasses:
     def test_on_the_embedded_stack(self, pytester: pytest.Pytester) -> None:
         """Every check passes on the default local stack; two it cannot be given skip."""
         result = run_battery(pytester)
-        result.assert_outcomes(passed=CHECKS + SECURITY_CHECKS - 2, skipped=2)
+        result.assert_outcomes(
+            passed=CHECKS + SECURITY_CHECKS - 2, skipped=2, deselected=SLOW_CHECKS
+        )
         result.stdout.fnmatch_lines(["*wsconn: stack=local*toxiproxy-server 2.12.0*"])
 
     def test_on_an_external_reference_server(
@@ -33,7 +36,9 @@ class TestBatteryPasses:
         hook) and the cookie check (query auth).
         """
         result = run_against(pytester, reference_service)
-        result.assert_outcomes(passed=CHECKS + SECURITY_CHECKS - 8, skipped=8)
+        result.assert_outcomes(
+            passed=CHECKS + SECURITY_CHECKS - 8, skipped=8, deselected=SLOW_CHECKS
+        )
         assert reference_service.token not in result.stdout.str()
 
     def test_without_a_token_the_token_checks_skip(

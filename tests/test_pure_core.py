@@ -66,6 +66,7 @@ PURE_MODULES = [
     "config",
     "expect",
     "faults",
+    "fuzzing",
     "history/dashboard",
     "history/loads",
     "history/records",

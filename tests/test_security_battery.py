@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import pytest
 from support import REPO_ROOT, Service
-from support.battery import run_against, run_battery
+from support.battery import ORIGIN, SECURITY, failed_ids, health_of, run_against, run_battery
 
 from pytest_wsconn.security import ABUSE_IDS
 from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.timing import scaled
-
-SECURITY = ("-m", "wsconn_security", "-rfs")
-ORIGIN = "--wsconn-origin=http://localhost"  # what tests/support/brokenserver.py allows
-
-
-def failed_ids(result: pytest.RunResult) -> set[str]:
-    """``test_name[id]`` of every FAILED line in the short summary."""
-    return set(re.findall(r"^FAILED \S+::(\S+)", result.stdout.str(), re.M))
 
 
 @pytest.mark.usefixtures("user_env")
@@ -27,7 +18,7 @@ class TestSecurityBatteryPasses:
     def test_on_the_embedded_stack(self, pytester: pytest.Pytester) -> None:
         """The reference server refuses every variant; only checks it cannot be given skip."""
         result = run_battery(pytester, *SECURITY)
-        result.assert_outcomes(passed=29, skipped=2, deselected=11)
+        result.assert_outcomes(passed=30, skipped=2, deselected=13)
         result.stdout.fnmatch_lines(
             [
                 "SKIPPED * no not-yet-valid token for this service (implement pytest_wsconn_token)",
@@ -40,24 +31,25 @@ class TestSecurityBatteryPasses:
         self, pytester: pytest.Pytester, reference_service: Service
     ) -> None:
         """As a user's own service, with its allowed Origin given, the reference server passes."""
-        result = run_against(pytester, reference_service, *SECURITY, ORIGIN)
+        health = health_of(reference_service)
+        result = run_against(pytester, reference_service, *SECURITY, ORIGIN, health)
         outcomes = result.parseoutcomes()
         assert "failed" not in outcomes, result.stdout.str()
-        assert outcomes["passed"] == 28, result.stdout.str()
+        assert outcomes["passed"] == 29, result.stdout.str()
         assert reference_service.token not in result.stdout.str()
 
     def test_with_cookie_auth(self, pytester: pytest.Pytester) -> None:
         """With cookie auth the reference server refuses a handshake without Origin too."""
         cookie = ("--wsconn-auth=cookie:wsconn_token", "--wsconn-origin=http://localhost")
         result = run_battery(pytester, *SECURITY, *cookie, "-k", "cookie")
-        result.assert_outcomes(passed=2, deselected=40)  # the decoy cookie and this one
+        result.assert_outcomes(passed=2, deselected=43)  # the decoy cookie and this one
 
     def test_without_the_allowed_origin_the_origin_checks_skip(
         self, pytester: pytest.Pytester, reference_service: Service
     ) -> None:
         """An external service's allowed Origin is not guessed: the Origin checks say to pass it."""
         result = run_against(pytester, reference_service, *SECURITY, "-k", "origin_variant")
-        result.assert_outcomes(skipped=5, deselected=37)
+        result.assert_outcomes(skipped=5, deselected=40)
         result.stdout.fnmatch_lines(
             ["SKIPPED [[]5[]] *: the allowed Origin is not known (pass --wsconn-origin)"]
         )
@@ -137,7 +129,7 @@ class TestSecurityBatteryCatches:
             pytester, broken_service("any-param"), *SECURITY, "-k", "cookie_auth",
             "--wsconn-auth=cookie:session", ORIGIN,
         )  # fmt: skip
-        result.assert_outcomes(failed=1, deselected=41)
+        result.assert_outcomes(failed=1, deselected=44)
         result.stdout.fnmatch_lines(
             [
                 "a cookie-authenticated handshake without Origin got through: the connection "
@@ -204,9 +196,47 @@ class TestSecurityBatteryCatchesAbuse:
         """A service that exits on invalid UTF-8 fails that check, which names the abuse."""
         service = broken_service("dies-on-bad-utf8")
         result = run_against(pytester, service, *SECURITY, "-k", "invalid-utf8")
-        result.assert_outcomes(failed=1, deselected=41)
+        result.assert_outcomes(failed=1, deselected=44)
         result.stdout.fnmatch_lines(
             ["after a text frame with invalid UTF-8 the service dropped the TCP connection*"]
+        )
+
+    @pytest.mark.parametrize("health", [True, False], ids=["health-url", "no-health-url"])
+    def test_a_server_whose_health_fails_after_abuse(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service], health: bool
+    ) -> None:
+        """A service closing correctly but turning unhealthy fails once its health URL is given."""
+        service = broken_service("sick-after-abuse")
+        url = health_of(service)
+        args = (*SECURITY, ORIGIN, "-k", "unmasked", *([url] if health else []))
+        result = run_against(pytester, service, *args)
+        if not health:  # the fresh connection alone cannot see it: the option is what catches it
+            result.assert_outcomes(passed=1, deselected=44)
+            return
+        result.assert_outcomes(failed=1, deselected=44)
+        result.stdout.fnmatch_lines(
+            [
+                "after an unmasked client frame the service is not healthy: the health endpoint "
+                f"{url.partition('=')[2]} answered HTTP 503",
+                "*(CWE-20 improper input validation*",
+            ],
+            consecutive=False,
+        )
+
+    def test_a_health_url_that_fails_before_any_abuse(
+        self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
+    ) -> None:
+        """A health URL that is not healthy to begin with fails the checks that use it, first."""
+        service = broken_service("sick-after-abuse")
+        wrong = health_of(service).replace("/health", "/nope")
+        result = run_against(pytester, service, *SECURITY, ORIGIN, "-k", "unmasked", wrong)
+        result.assert_outcomes(errors=1, deselected=44)
+        result.stdout.fnmatch_lines(
+            [
+                "before this check's abuse the health endpoint http://127.0.0.1:*/nope answered "
+                "HTTP 401: nothing after it could be told from that (an earlier check may have "
+                "left the service unhealthy; check --wsconn-health-url)"
+            ]
         )
 
     def test_a_broadcasting_service_says_so(
@@ -216,7 +246,7 @@ class TestSecurityBatteryCatchesAbuse:
         result = run_against(
             pytester, broken_service("chat"), *SECURITY, "-k", "crosstalk", "--wsconn-broadcasts"
         )
-        result.assert_outcomes(skipped=1, deselected=41)
+        result.assert_outcomes(skipped=1, deselected=44)
         result.stdout.fnmatch_lines(
             ["SKIPPED * the service broadcasts every message by design (--wsconn-broadcasts)"]
         )
@@ -232,7 +262,7 @@ class TestOnStarlette:
         args = (str(REPO_ROOT / "tests" / "support" / "starletteapp.py"), mode)
         with ReferenceProcess(args) as server:
             service = Service(server.wait_ready(scaled(15)), "starlette-token")
-            result = run_against(pytester, service, *SECURITY, ORIGIN)
+            result = run_against(pytester, service, *SECURITY, ORIGIN, health_of(service))
         expected = set() if mode == "correct" else CAUGHT["short-compare"][0]
         assert failed_ids(result) == expected, result.stdout.str()
-        assert result.parseoutcomes()["passed"] == 28 - len(expected)
+        assert result.parseoutcomes()["passed"] == 29 - len(expected)

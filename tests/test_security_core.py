@@ -11,7 +11,11 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import SERVER, Protocol
 
 from pytest_wsconn.closecodes import Outcome
+from pytest_wsconn.config import parse_health_url
+from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.expect import CloseInfo, ConnectionAttempt
+from pytest_wsconn.fuzz_strategies import frame_sequences
+from pytest_wsconn.fuzzing import FuzzFrame, describe, fragments, serialize
 from pytest_wsconn.security import (
     ABUSES,
     AUTH_BYPASS,
@@ -23,6 +27,7 @@ from pytest_wsconn.security import (
     credential_variant,
     got_through,
     origin_variant,
+    over_capacity_verdict,
     reflected_in,
 )
 
@@ -154,6 +159,28 @@ class TestVerdicts:
         assert reflected_in("", places) == []
 
 
+OVER_CAPACITY_ANSWERS = [  # what the service did with connection N + 1 -> the verdict's words
+    (attempt(Outcome.HTTP_REJECTED, 429), None),
+    (attempt(Outcome.HTTP_REJECTED, 503), None),
+    (attempt(Outcome.OPENED, close=closed(1013)), None),
+    (attempt(Outcome.OPENED), "accepted and stayed open"),
+    (attempt(Outcome.OPENED, close=closed(1013, by_us=True)), "accepted and stayed open"),
+    (attempt(Outcome.HTTP_REJECTED, 403), "HTTP 403, not 429 or 503"),
+    (attempt(Outcome.OPENED, close=closed(1008)), "closed with 1008, not 1013"),
+    (attempt(Outcome.TIMEOUT), "not with a refusal"),
+]
+
+
+class TestOverCapacity:
+    @pytest.mark.parametrize(("answer", "words"), OVER_CAPACITY_ANSWERS)
+    def test_only_1013_429_and_503_refuse(
+        self, answer: ConnectionAttempt, words: str | None
+    ) -> None:
+        """Close 1013 and HTTP 429/503 refuse; anything else says what the service did."""
+        verdict = over_capacity_verdict(answer)
+        assert verdict is None if words is None else verdict is not None and words in verdict
+
+
 class TestAbuses:
     def test_invalid_utf8_is_a_well_formed_text_frame(self) -> None:
         """Framing is right and only the payload is wrong (websockets checks it when decoding)."""
@@ -172,3 +199,41 @@ class TestAbuses:
         server.receive_data(chosen.frames())
         assert server.close_sent is not None
         assert server.close_sent.code in chosen.codes
+
+
+class TestHealthUrl:
+    @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/health", "https://api.example/hz"])
+    def test_accepted(self, url: str) -> None:
+        """An http(s) URL with a host is a health endpoint."""
+        assert parse_health_url(url) == url
+
+    @pytest.mark.parametrize("url", ["ws://host/health", "/health", "http:///health"])
+    def test_refused_naming_the_valid_form(self, url: str) -> None:
+        """Anything else is a usage error that shows the valid form."""
+        with pytest.raises(ConfigError, match="valid: http://host:port/health"):
+            parse_health_url(url)
+
+
+class TestFuzzFrames:
+    @given(frame_sequences())
+    def test_each_frame_is_written_as_drawn(self, frames: list[FuzzFrame]) -> None:
+        """The first two bytes carry the drawn FIN, RSV bits, opcode and mask bit; then a close."""
+        for frame in frames:
+            head = frame.serialize()[:2]
+            rsv = sum(bit << (6 - n) for n, bit in enumerate(frame.rsv))
+            assert head[0] == (frame.fin << 7) | rsv | frame.opcode
+            assert head[1] >> 7 == frame.masked
+        assert describe(frames)
+
+    @given(st.sampled_from([Opcode.TEXT, Opcode.BINARY]), st.lists(st.binary(), min_size=1))
+    def test_fragments_make_one_message(self, opcode: Opcode, pieces: list[bytes]) -> None:
+        """A fragmented message starts with its opcode, continues, and ends with FIN once."""
+        frames = fragments(opcode, pieces, ping_at=None)
+        assert frames[0].opcode == opcode
+        assert all(f.opcode == Opcode.CONT for f in frames[1:])
+        assert [f.fin for f in frames] == [False] * (len(pieces) - 1) + [True]
+        assert b"".join(f.payload for f in frames) == b"".join(pieces)
+
+    def test_every_sequence_ends_with_a_normal_close(self) -> None:
+        """The service is asked to close normally after the fuzzed frames."""
+        assert serialize([])[:2] == bytes([0x88, 0x82])

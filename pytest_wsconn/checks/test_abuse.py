@@ -15,33 +15,17 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from pytest_wsconn import ConnectFailed, Connector, Proxy, Tokens, assert_connects
-from pytest_wsconn.checks.test_security import allowed_origin
-from pytest_wsconn.client import InstrumentedConnection, apply_auth
+from pytest_wsconn import Connector, assert_connects
+from pytest_wsconn.checks.survival import ANSWER_WITHIN, assert_still_serves
+from pytest_wsconn.client import InstrumentedConnection
 from pytest_wsconn.config import Settings
 from pytest_wsconn.rawclient import HandshakeRefused, send_raw
 from pytest_wsconn.security import ABUSE_IDS, CROSSTALK, NO_LIMIT, PROTOCOL_ABUSE, abuse
-from pytest_wsconn.stack import Stack
 from pytest_wsconn.timing import scaled
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.wsconn_security]
 
-ANSWER_WITHIN = 5.0  # seconds for a close frame after an abuse, or an echo
 CROSSTALK_WITHIN = 0.5  # seconds the second connection is watched after the first's echo
-
-
-async def assert_still_serves(connect: Connector, after: str) -> None:
-    """Fail unless a fresh connection opens and echoes: the service survived ``after``."""
-    __tracebackhide__ = True
-    try:
-        conn = await connect()
-        await conn.echo(timeout=scaled(ANSWER_WITHIN))
-    except (ConnectFailed, TimeoutError, ConnectionClosed) as exc:
-        pytest.fail(
-            f"after {after} the service no longer serves: a fresh connection {exc}\n"
-            + PROTOCOL_ABUSE.explain(),
-            pytrace=False,
-        )
 
 
 async def _reply_or_close(conn: InstrumentedConnection, size: int, within: float) -> str | None:
@@ -64,7 +48,7 @@ async def _reply_or_close(conn: InstrumentedConnection, size: int, within: float
 
 
 async def test_oversized_message_refused(
-    wsconn_connect: Connector, wsconn_settings: Settings
+    wsconn_connect: Connector, wsconn_settings: Settings, health: str | None
 ) -> None:
     """A message one byte above --wsconn-max-message (16 MiB) is refused, ideally close 1009."""
     size = wsconn_settings.max_message + 1
@@ -78,30 +62,12 @@ async def test_oversized_message_refused(
             f"service {verdict}; expected close 1009 (message too big)\n{NO_LIMIT.explain()}",
             pytrace=False,
         )
-    await assert_still_serves(wsconn_connect, f"a {size:,}-byte message")
-
-
-@pytest.fixture
-def raw_target(
-    wsconn_proxy: Proxy, wsconn_stack: Stack, wsconn_settings: Settings, wsconn_token: Tokens
-) -> dict[str, Any]:
-    """``send_raw`` keywords: the service's URL through the proxy, with the valid token."""
-    token = wsconn_token.get("valid")
-    url, headers, protocols = apply_auth(
-        wsconn_stack.url, wsconn_settings.auth, token.reveal() if token else None, ()
-    )
-    return {
-        "url": url,
-        "dial": wsconn_proxy.listen_address,
-        "origin": allowed_origin(wsconn_settings, wsconn_stack),
-        "headers": headers,
-        "subprotocols": protocols,
-    }
+    await assert_still_serves(wsconn_connect, f"a {size:,}-byte message", health)
 
 
 @pytest.mark.parametrize("case", ABUSE_IDS)
 async def test_protocol_abuse_closed(
-    wsconn_connect: Connector, raw_target: dict[str, Any], case: str
+    wsconn_connect: Connector, raw_target: dict[str, Any], health: str | None, case: str
 ) -> None:
     """A frame that breaks RFC 6455 gets close 1002 (1007 for invalid UTF-8), and nothing dies."""
     chosen = abuse(case)
@@ -116,7 +82,7 @@ async def test_protocol_abuse_closed(
             + PROTOCOL_ABUSE.explain(),
             pytrace=False,
         )
-    await assert_still_serves(wsconn_connect, chosen.what)
+    await assert_still_serves(wsconn_connect, chosen.what, health)
 
 
 async def _arrives(conn: InstrumentedConnection, message: str, within: float) -> bool:

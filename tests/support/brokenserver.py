@@ -13,7 +13,11 @@ the token over the shorter length only: empty, truncated and extended tokens pas
 parameter or cookie), ``loose-origin`` (an Origin containing ``localhost`` anywhere, and
 ``null``) and ``reflects-token`` (the refused token in the 401 body). Limits and framing:
 ``no-limit`` (takes messages of any size), ``drops-on-bad-frames`` (drops the TCP connection
-instead of closing with 1002/1007) and ``dies-on-bad-utf8`` (the process exits). Otherwise
+instead of closing with 1002/1007), ``dies-on-bad-utf8`` (the process exits) and
+``sick-after-abuse`` (closes a bad frame correctly, but its ``/health`` answers 503 from then
+on). Slow checks: ``unlimited`` (no opening-handshake timeout, no connection maximum) and
+``evicts-oldest`` (at ``EVICT_AT`` connections a new one is refused with 1013, and the
+oldest closed with 1013 too). Every mode answers ``GET /health`` (200 unless sick). Otherwise
 each behaves like the reference server: echo, token ``TOKEN`` in the ``token`` query
 parameter, Origin allow-list.
 Prints the reference server's ready line, then serves until SIGTERM.
@@ -57,7 +61,11 @@ MODES = (
     "no-limit",
     "drops-on-bad-frames",
     "dies-on-bad-utf8",
+    "sick-after-abuse",
+    "unlimited",
+    "evicts-oldest",
 )
+EVICT_AT = 3
 TICK_SECONDS = 0.01
 
 
@@ -88,7 +96,17 @@ def token_ok(mode: str, token: str) -> bool:
     return token == TOKEN
 
 
+class Health:
+    """Whether ``/health`` answers 200; ``sick-after-abuse`` turns it off at the first bad frame."""
+
+    sick = False
+
+
 def check_request(mode: str, connection: ServerConnection, request: Request) -> Response | None:
+    if urlsplit(request.path).path == "/health":
+        if Health.sick:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "sick\n")
+        return connection.respond(HTTPStatus.OK, "ok\n")
     if mode == "accept-anything":
         return None
     if not origin_ok(mode, request.headers.get("Origin")):
@@ -122,6 +140,7 @@ def break_frames(mode: str, connection: ServerConnection) -> None:
         elif mode == "dies-on-bad-utf8" and code == CloseCode.INVALID_DATA:
             os._exit(3)
         else:
+            Health.sick = Health.sick or mode == "sick-after-abuse"
             fail(code, reason)
 
     protocol.fail = fail_badly  # type: ignore[method-assign]
@@ -146,15 +165,19 @@ async def tick(connection: ServerConnection) -> None:
 
 
 async def main(mode: str) -> None:
-    connections: set[ServerConnection] = set()
+    connections: dict[ServerConnection, None] = {}  # in the order they opened
 
     async def handler(connection: ServerConnection) -> None:
         break_frames(mode, connection)
+        if mode == "evicts-oldest" and len(connections) >= EVICT_AT:
+            await next(iter(connections)).close(CloseCode.TRY_AGAIN_LATER, "evicted")
+            await connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
+            return
         pusher = None
         if mode in ("never-echoes", "pushes"):
             await connection.send("tick")  # before any echo: the first message is always a push
             pusher = asyncio.create_task(tick(connection))
-        connections.add(connection)
+        connections[connection] = None
         try:
             async for message in connection:
                 if mode == "chat":
@@ -164,7 +187,7 @@ async def main(mode: str) -> None:
                 elif mode != "never-echoes":
                     await connection.send(message)
         finally:
-            connections.discard(connection)
+            connections.pop(connection, None)
             if pusher is not None:
                 pusher.cancel()
 
@@ -177,6 +200,7 @@ async def main(mode: str) -> None:
         0,
         process_request=lambda conn, req: check_request(mode, conn, req),
         max_size=None if mode == "no-limit" else 2**20,
+        open_timeout=None if mode == "unlimited" else 10,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"{READY_PREFIX}ws://127.0.0.1:{port}/ws", flush=True)

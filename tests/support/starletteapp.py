@@ -1,18 +1,21 @@
 """A Starlette service served by uvicorn, refusing WebSockets the way FastAPI apps do.
 
-    python tests/support/starletteapp.py [short-compare]
+    python tests/support/starletteapp.py [short-compare] [limit=N]
 
 Starlette answers the upgrade to a path it has no route for with HTTP 403, and so does every
 endpoint that closes before ``accept()``: a 403 alone says nothing about why. Routes:
 
 - ``/ws``: closes before accepting (HTTP 403) a foreign Origin (allowed: ``http://localhost``
   or none) or a token other than ``TOKEN`` in the ``token`` query parameter; then echoes.
+- ``/health``: HTTP 200 ``ok``.
 - ``/admin``: refuses a missing token with HTTP 401 and a token other than ``ADMIN_TOKEN``
   with HTTP 403 (a token without permission); then echoes.
 
-With ``short-compare`` ``/ws`` compares the token over the shorter length only (the security
-battery's near-miss tokens get in). Prints the reference server's ready line (its URL is
-``/ws``), then serves until SIGTERM.
+With ``limit=N`` ``/ws`` and ``/admin`` take N connections and close any more with 1013
+(uvicorn's limit_concurrency does not count WebSockets, and uvicorn never times out a stalled
+handshake: the slow checks catch that). With ``short-compare`` ``/ws`` compares the token over
+the shorter length only (the security battery's near-miss tokens get in). Prints the reference
+server's ready line (its URL is ``/ws``), then serves until SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import sys
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.routing import WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from pytest_wsconn.reference.server import READY_PREFIX
@@ -34,10 +38,21 @@ ADMIN_TOKEN = "starlette-admin-token"
 ALLOWED_ORIGINS = {"http://localhost"}
 
 
+LIMIT = next((int(a.partition("=")[2]) for a in sys.argv[1:] if a.startswith("limit=")), None)
+OPEN: set[WebSocket] = set()
+
+
 async def echo(websocket: WebSocket) -> None:
     await websocket.accept()
-    async for message in websocket.iter_text():
-        await websocket.send_text(message)
+    if LIMIT is not None and len(OPEN) >= LIMIT:  # uvicorn's limit_concurrency skips WebSockets
+        await websocket.close(code=1013, reason="try again later")
+        return
+    OPEN.add(websocket)
+    try:
+        async for message in websocket.iter_text():
+            await websocket.send_text(message)
+    finally:
+        OPEN.discard(websocket)
 
 
 def token_ok(token: str) -> bool:
@@ -69,7 +84,17 @@ async def admin(websocket: WebSocket) -> None:
     await echo(websocket)
 
 
-app = Starlette(routes=[WebSocketRoute("/ws", chat), WebSocketRoute("/admin", admin)])
+async def health(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok\n")
+
+
+app = Starlette(
+    routes=[
+        WebSocketRoute("/ws", chat),
+        WebSocketRoute("/admin", admin),
+        Route("/health", health),
+    ]
+)
 
 
 async def main() -> None:
