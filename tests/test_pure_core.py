@@ -78,6 +78,7 @@ PURE_MODULES = [
     "load/recovery",
     "load/summary",
     "load/thresholds",
+    "parsers",
     "redact",
     "reference/controls",
     "reference/tokens",
