@@ -14,6 +14,7 @@ from pytest_wsconn.timing import scaled
 CHECKS = 14  # without the security checks (tests/test_security_battery.py runs those)
 SECURITY_CHECKS = 29  # by default; the two slow ones (tests/test_security_slow.py) deselected
 SLOW_CHECKS = 2
+BROWSER_CHECKS = 2  # opt-in (--wsconn-frontend-origin): tests/test_battery_browser.py runs them
 WITHOUT_SECURITY = ("-k", "not test_security and not test_abuse and not test_fuzz")
 
 
@@ -23,7 +24,7 @@ class TestBatteryPasses:
         """Every check passes on the default local stack; two it cannot be given skip."""
         result = run_battery(pytester)
         result.assert_outcomes(
-            passed=CHECKS + SECURITY_CHECKS - 2, skipped=2, deselected=SLOW_CHECKS
+            passed=CHECKS + SECURITY_CHECKS - 2, skipped=2, deselected=SLOW_CHECKS + BROWSER_CHECKS
         )
         result.stdout.fnmatch_lines(["*wsconn: stack=local*toxiproxy-server 2.12.0*"])
 
@@ -37,7 +38,7 @@ class TestBatteryPasses:
         """
         result = run_against(pytester, reference_service)
         result.assert_outcomes(
-            passed=CHECKS + SECURITY_CHECKS - 8, skipped=8, deselected=SLOW_CHECKS
+            passed=CHECKS + SECURITY_CHECKS - 8, skipped=8, deselected=SLOW_CHECKS + BROWSER_CHECKS
         )
         assert reference_service.token not in result.stdout.str()
 

@@ -18,7 +18,7 @@ class TestSecurityBatteryPasses:
     def test_on_the_embedded_stack(self, pytester: pytest.Pytester) -> None:
         """The reference server refuses every variant; only checks it cannot be given skip."""
         result = run_battery(pytester, *SECURITY)
-        result.assert_outcomes(passed=30, skipped=2, deselected=13)
+        result.assert_outcomes(passed=30, skipped=2, deselected=15)
         result.stdout.fnmatch_lines(
             [
                 "SKIPPED * no not-yet-valid token for this service (implement pytest_wsconn_token)",
@@ -42,14 +42,14 @@ class TestSecurityBatteryPasses:
         """With cookie auth the reference server refuses a handshake without Origin too."""
         cookie = ("--wsconn-auth=cookie:wsconn_token", "--wsconn-origin=http://localhost")
         result = run_battery(pytester, *SECURITY, *cookie, "-k", "cookie")
-        result.assert_outcomes(passed=2, deselected=43)  # the decoy cookie and this one
+        result.assert_outcomes(passed=2, deselected=45)  # the decoy cookie and this one
 
     def test_without_the_allowed_origin_the_origin_checks_skip(
         self, pytester: pytest.Pytester, reference_service: Service
     ) -> None:
         """An external service's allowed Origin is not guessed: the Origin checks say to pass it."""
         result = run_against(pytester, reference_service, *SECURITY, "-k", "origin_variant")
-        result.assert_outcomes(skipped=5, deselected=40)
+        result.assert_outcomes(skipped=5, deselected=42)
         result.stdout.fnmatch_lines(
             ["SKIPPED [[]5[]] *: the allowed Origin is not known (pass --wsconn-origin)"]
         )
@@ -129,7 +129,7 @@ class TestSecurityBatteryCatches:
             pytester, broken_service("any-param"), *SECURITY, "-k", "cookie_auth",
             "--wsconn-auth=cookie:session", ORIGIN,
         )  # fmt: skip
-        result.assert_outcomes(failed=1, deselected=44)
+        result.assert_outcomes(failed=1, deselected=46)
         result.stdout.fnmatch_lines(
             [
                 "a cookie-authenticated handshake without Origin got through: the connection "
@@ -196,7 +196,7 @@ class TestSecurityBatteryCatchesAbuse:
         """A service that exits on invalid UTF-8 fails that check, which names the abuse."""
         service = broken_service("dies-on-bad-utf8")
         result = run_against(pytester, service, *SECURITY, "-k", "invalid-utf8")
-        result.assert_outcomes(failed=1, deselected=44)
+        result.assert_outcomes(failed=1, deselected=46)
         result.stdout.fnmatch_lines(
             ["after a text frame with invalid UTF-8 the service dropped the TCP connection*"]
         )
@@ -211,9 +211,9 @@ class TestSecurityBatteryCatchesAbuse:
         args = (*SECURITY, ORIGIN, "-k", "unmasked", *([url] if health else []))
         result = run_against(pytester, service, *args)
         if not health:  # the fresh connection alone cannot see it: the option is what catches it
-            result.assert_outcomes(passed=1, deselected=44)
+            result.assert_outcomes(passed=1, deselected=46)
             return
-        result.assert_outcomes(failed=1, deselected=44)
+        result.assert_outcomes(failed=1, deselected=46)
         result.stdout.fnmatch_lines(
             [
                 "after an unmasked client frame the service is not healthy: the health endpoint "
@@ -230,7 +230,7 @@ class TestSecurityBatteryCatchesAbuse:
         service = broken_service("sick-after-abuse")
         wrong = health_of(service).replace("/health", "/nope")
         result = run_against(pytester, service, *SECURITY, ORIGIN, "-k", "unmasked", wrong)
-        result.assert_outcomes(errors=1, deselected=44)
+        result.assert_outcomes(errors=1, deselected=46)
         result.stdout.fnmatch_lines(
             [
                 "before this check's abuse the health endpoint http://127.0.0.1:*/nope answered "
@@ -246,7 +246,7 @@ class TestSecurityBatteryCatchesAbuse:
         result = run_against(
             pytester, broken_service("chat"), *SECURITY, "-k", "crosstalk", "--wsconn-broadcasts"
         )
-        result.assert_outcomes(skipped=1, deselected=44)
+        result.assert_outcomes(skipped=1, deselected=46)
         result.stdout.fnmatch_lines(
             ["SKIPPED * the service broadcasts every message by design (--wsconn-broadcasts)"]
         )

@@ -38,7 +38,7 @@ class TestFuzzPasses:
     def test_on_the_reference_server_with_the_seed_printed(self, pytester: pytest.Pytester) -> None:
         """The reference server answers every drawn sequence with a close frame and stays up."""
         result = run_battery(pytester, *FUZZ, "--wsconn-fuzz-seed=7")
-        result.assert_outcomes(passed=1, deselected=44)
+        result.assert_outcomes(passed=1, deselected=46)
         result.stdout.fnmatch_lines(["fuzz: * sent, *; seed 7 (replay with --wsconn-fuzz-seed=7)"])
         assert 1 <= sent(result) <= 50
 
@@ -53,7 +53,7 @@ class TestFuzzPasses:
         with ReferenceProcess(args) as server:
             service = Service(server.wait_ready(scaled(15)), "starlette-token")
             result = run_against(pytester, service, *FUZZ, ORIGIN, health_of(service))
-        result.assert_outcomes(passed=1, deselected=44)
+        result.assert_outcomes(passed=1, deselected=46)
 
 
 @pytest.mark.usefixtures("user_env")
@@ -79,7 +79,7 @@ class TestFuzzCatches:
             run_against(pytester, service, *FUZZ, ORIGIN, "--wsconn-fuzz-seed=11") for _ in range(2)
         ]
         for result in runs:
-            result.assert_outcomes(failed=1, deselected=44)
+            result.assert_outcomes(failed=1, deselected=46)
             result.stdout.fnmatch_lines(
                 [
                     "after fuzzed frames [[]*[]] the service dropped the TCP connection without a "
@@ -96,7 +96,7 @@ class TestFuzzCatches:
         """A service that closes correctly but whose health endpoint then fails is caught."""
         service = broken_service("sick-after-abuse")
         result = run_against(pytester, service, *FUZZ, ORIGIN, health_of(service))
-        result.assert_outcomes(failed=1, deselected=44)
+        result.assert_outcomes(failed=1, deselected=46)
         result.stdout.fnmatch_lines(
             ["after fuzzed frames [[]*[]] the service is not healthy: the health endpoint "
              "http://127.0.0.1:*/health answered HTTP 503"]

@@ -22,7 +22,7 @@ class TestSlowChecks:
     def test_off_by_default(self, pytester: pytest.Pytester) -> None:
         """Without --wsconn-slow the slow checks are deselected, not run and not passed."""
         result = run_battery(pytester, "-m", "wsconn_slow")
-        result.assert_outcomes(deselected=45)
+        result.assert_outcomes(deselected=47)
         assert "test_slow" not in result.stdout.str()
         result.stdout.fnmatch_lines(
             ["wsconn: 2 slow security check(s) deselected (--wsconn-slow runs them)"]
@@ -32,7 +32,7 @@ class TestSlowChecks:
         """``wsconn_slow = true`` in the ini file selects them as --wsconn-slow does."""
         pytester.makeini("[pytest]\nwsconn_slow = true\n")
         result = run_battery(pytester, "-m", "wsconn_slow", "-k", "maximum", "-rs")
-        result.assert_outcomes(skipped=1, deselected=44)
+        result.assert_outcomes(skipped=1, deselected=46)
 
     def test_the_reference_server_passes(self, pytester: pytest.Pytester) -> None:
         """The reference server closes a stalled handshake (10 s) and refuses above its maximum."""
@@ -40,7 +40,7 @@ class TestSlowChecks:
             url = server.wait_ready(scaled(10))
             service = Service(url, reference_token(server.secret, "valid"))
             result = run_against(pytester, service, *SLOW, "--wsconn-max-connections=3", "-rP")
-        result.assert_outcomes(passed=2, deselected=43)
+        result.assert_outcomes(passed=2, deselected=45)
         result.stdout.fnmatch_lines(["*the stalled handshake was closed after *s*"])
 
     def test_a_server_without_limits_fails_both(
@@ -68,7 +68,7 @@ class TestSlowChecks:
         """Refusing the extra connection is not enough: the ones already open must keep working."""
         args = ("--wsconn-max-connections=3", "-k", "maximum")
         result = run_against(pytester, broken_service("evicts-oldest"), *SLOW, *args)
-        result.assert_outcomes(failed=1, deselected=44)
+        result.assert_outcomes(failed=1, deselected=46)
         result.stdout.fnmatch_lines(
             ["after connection 4 was refused, connection(s) 1 of the 3 already open no longer echo"]
         )
@@ -78,7 +78,7 @@ class TestSlowChecks:
     ) -> None:
         """Without --wsconn-max-connections the maximum check skips, naming the option."""
         result = run_against(pytester, broken_service("unlimited"), *SLOW, "-k", "maximum")
-        result.assert_outcomes(skipped=1, deselected=44)
+        result.assert_outcomes(skipped=1, deselected=46)
         result.stdout.fnmatch_lines(
             [
                 "SKIPPED * the service's connection maximum is not known "
@@ -97,5 +97,5 @@ class TestSlowChecksOnStarlette:
             limits = ("--wsconn-handshake-deadline=2", "--wsconn-max-connections=3")
             result = run_against(pytester, service, *SLOW, *limits)
         assert failed_ids(result) == {"test_stalled_handshake_closed"}, result.stdout.str()
-        result.assert_outcomes(passed=1, failed=1, deselected=43)
+        result.assert_outcomes(passed=1, failed=1, deselected=45)
         result.stdout.fnmatch_lines(["*was still open after 2 s (--wsconn-handshake-deadline)"])
