@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import pytest
 from support import REPO_ROOT, Service
@@ -98,6 +99,11 @@ CAUGHT = {
         "the refused token is echoed back in the HTTP body of the refusal",
     ),
 }
+COOKIE_WITHOUT_ORIGIN = [
+    "a cookie-authenticated handshake without Origin got through: the connection was accepted "
+    "and stayed open*",
+    "*(CWE-1385 missing Origin validation in WebSockets*",
+]
 WHY = {
     "short-compare": "*CWE-287 improper authentication, OWASP WebSocket Security Cheat Sheet*",
     "length-only": "fix: refuse the upgrade with HTTP 401 unless the whole token verifies*",
@@ -130,13 +136,7 @@ class TestSecurityBatteryCatches:
             "--wsconn-auth=cookie:session", ORIGIN,
         )  # fmt: skip
         result.assert_outcomes(failed=1, deselected=46)
-        result.stdout.fnmatch_lines(
-            [
-                "a cookie-authenticated handshake without Origin got through: the connection "
-                "was accepted and stayed open*",
-                "*(CWE-1385 missing Origin validation in WebSockets*",
-            ]
-        )
+        result.stdout.fnmatch_lines(COOKIE_WITHOUT_ORIGIN)
 
     def test_stale_tokens_from_the_hook(
         self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
@@ -178,6 +178,15 @@ ABUSED = {
 }
 
 
+def sick_after_abuse(health_url: str) -> list[str]:
+    """The words of a service that closed an unmasked frame right but turned unhealthy."""
+    return [
+        "after an unmasked client frame the service is not healthy: the health endpoint "
+        f"{health_url.partition('=')[2]} answered HTTP 503",
+        "*(CWE-20 improper input validation*",
+    ]
+
+
 @pytest.mark.usefixtures("user_env")
 class TestSecurityBatteryCatchesAbuse:
     @pytest.mark.parametrize("mode", sorted(ABUSED))
@@ -214,14 +223,7 @@ class TestSecurityBatteryCatchesAbuse:
             result.assert_outcomes(passed=1, deselected=46)
             return
         result.assert_outcomes(failed=1, deselected=46)
-        result.stdout.fnmatch_lines(
-            [
-                "after an unmasked client frame the service is not healthy: the health endpoint "
-                f"{url.partition('=')[2]} answered HTTP 503",
-                "*(CWE-20 improper input validation*",
-            ],
-            consecutive=False,
-        )
+        result.stdout.fnmatch_lines(sick_after_abuse(url), consecutive=False)
 
     def test_a_health_url_that_fails_before_any_abuse(
         self, pytester: pytest.Pytester, broken_service: Callable[[str], Service]
@@ -264,14 +266,20 @@ ON_STARLETTE = {
 }
 
 
+@contextlib.contextmanager
+def starlette(mode: str) -> Iterator[Service]:
+    """tests/support/starletteapp.py in ``mode``, served by uvicorn until the block ends."""
+    with ReferenceProcess((STARLETTE_APP, mode)) as server:
+        yield Service(server.wait_ready(scaled(15)), "starlette-token")
+
+
 @pytest.mark.usefixtures("user_env")
 class TestOnStarlette:
     """A second server stack: Starlette on uvicorn, refusing by closing before accept (403)."""
 
     def test_a_correct_app_passes(self, pytester: pytest.Pytester) -> None:
         """A correct app passes every check it can be given."""
-        with ReferenceProcess((STARLETTE_APP, "correct")) as server:
-            service = Service(server.wait_ready(scaled(15)), "starlette-token")
+        with starlette("correct") as service:
             result = run_against(pytester, service, *SECURITY, ORIGIN, health_of(service))
         assert failed_ids(result) == set(), result.stdout.str()
         assert result.parseoutcomes()["passed"] == 29
@@ -279,8 +287,7 @@ class TestOnStarlette:
     @pytest.mark.parametrize("mode", sorted(ON_STARLETTE))
     def test_a_broken_app(self, pytester: pytest.Pytester, mode: str) -> None:
         """Each broken app fails exactly the checks its websockets twin fails, in the same words."""
-        with ReferenceProcess((STARLETTE_APP, mode)) as server:
-            service = Service(server.wait_ready(scaled(15)), "starlette-token")
+        with starlette(mode) as service:
             result = run_against(pytester, service, *SECURITY, ORIGIN, health_of(service))
         expected, words, why = ON_STARLETTE[mode]
         assert failed_ids(result) == expected, result.stdout.str()
@@ -290,30 +297,18 @@ class TestOnStarlette:
 
     def test_cookie_auth_without_origin(self, pytester: pytest.Pytester) -> None:
         """An app reading a cookie that takes a handshake without Origin is a CSWSH risk."""
-        with ReferenceProcess((STARLETTE_APP, "any-param")) as server:
-            service = Service(server.wait_ready(scaled(15)), "starlette-token")
+        with starlette("any-param") as service:
             result = run_against(
                 pytester, service, *SECURITY, "-k", "cookie_auth",
                 "--wsconn-auth=cookie:session", ORIGIN,
             )  # fmt: skip
         result.assert_outcomes(failed=1, deselected=46)
-        result.stdout.fnmatch_lines(
-            ["a cookie-authenticated handshake without Origin got through: the connection was "
-             "accepted and stayed open*", "*(CWE-1385 missing Origin validation in WebSockets*"]
-        )  # fmt: skip
+        result.stdout.fnmatch_lines(COOKIE_WITHOUT_ORIGIN)
 
     def test_an_app_whose_health_fails_after_abuse(self, pytester: pytest.Pytester) -> None:
         """uvicorn closes the bad frame correctly; an app turning unhealthy after it still fails."""
-        with ReferenceProcess((STARLETTE_APP, "sick-after-abuse")) as server:
-            service = Service(server.wait_ready(scaled(15)), "starlette-token")
+        with starlette("sick-after-abuse") as service:
             url = health_of(service)
             result = run_against(pytester, service, *SECURITY, ORIGIN, "-k", "unmasked", url)
         result.assert_outcomes(failed=1, deselected=46)
-        result.stdout.fnmatch_lines(
-            [
-                "after an unmasked client frame the service is not healthy: the health endpoint "
-                f"{url.partition('=')[2]} answered HTTP 503",
-                "*(CWE-20 improper input validation*",
-            ],
-            consecutive=False,
-        )
+        result.stdout.fnmatch_lines(sick_after_abuse(url), consecutive=False)
