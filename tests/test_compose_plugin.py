@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from support import REPO_ROOT
 from support.docker import BUNDLED, USER_COMPOSE, inner_pytest, labelled
 
 from pytest_wsconn.stack import compose
-from pytest_wsconn.timing import scaled
+from pytest_wsconn.timing import scaled, wait_until
 
 pytestmark = pytest.mark.usefixtures("compose_images")
 
@@ -337,13 +336,12 @@ class TestNoLeaks:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + scaled(90)
-        while not (out_dir / "project").is_file():
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                process.wait()
-                pytest.fail("the inner run never reached its test")
-            time.sleep(0.1)
+        reached = (out_dir / "project").is_file
+        wait_until(lambda: reached() or process.poll() is not None, scaled(90), interval=0.1)
+        if not reached():
+            process.kill()
+            process.wait()
+            pytest.fail("the inner run never reached its test")
         return process, (out_dir / "project").read_text()
 
     def test_ctrl_c(self, pytester: pytest.Pytester, out_dir: Path) -> None:

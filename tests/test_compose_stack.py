@@ -6,6 +6,7 @@ without them these tests skip, and with CI=true they fail.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import os
@@ -39,7 +40,7 @@ from pytest_wsconn.stack.compose import (
     open_compose_stack,
     parse_target,
 )
-from pytest_wsconn.timing import scaled
+from pytest_wsconn.timing import scaled, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,13 +96,7 @@ async def _open_eventually(open_ws: Opener, within: float) -> InstrumentedConnec
         except ConnectFailed:
             if time.monotonic() > deadline:
                 raise
-            await _sleep(0.1)
-
-
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
+            await asyncio.sleep(0.1)  # the retry's pause; the loop's deadline bounds it
 
 
 def _close_of(conn: InstrumentedConnection) -> tuple[int | None, bool | None]:
@@ -126,7 +121,7 @@ class TestBundledStack:
         deadline = time.monotonic() + scaled(5)
         while 'GET /ws HTTP/1.1" 101' not in (logs := bundled.logs(since))["nginx"]:
             assert time.monotonic() < deadline, logs
-            await _sleep(0.1)
+            await asyncio.sleep(0.1)
 
     @pytest.mark.asyncio
     async def test_second_proxy_bypasses_nginx(
@@ -554,9 +549,7 @@ class TestNoLeaks:
     def test_ctrl_c_during_up(self, drivers: Drivers) -> None:
         """SIGINT while `up` is still running stops it and takes down what it started."""
         process, project = drivers.start("wait", "upint")
-        deadline = time.monotonic() + scaled(30)
-        while not labelled(project) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: bool(labelled(project)), scaled(30), interval=0.05)
         process.send_signal(signal.SIGINT)
         drivers.finish(process)
         assert labelled(project) == []

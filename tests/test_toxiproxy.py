@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import FAKE_TOXIPROXY
+from support import FAKE_TOXIPROXY, unavailable
 
 from pytest_wsconn import faults
 from pytest_wsconn.exceptions import ConfigError, StackError, ToxiproxyError
@@ -513,9 +513,10 @@ class TestToxiproxyServer:
             server.start()
         assert not _alive(int(pid_file.read_text()))
 
-    @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
     def test_dies_with_killed_parent(self, toxiproxy_binary: Path, tmp_path: Path) -> None:
         """SIGKILLing the owning process (no cleanup runs) still takes the server down."""
+        if sys.platform != "linux":
+            unavailable("PR_SET_PDEATHSIG is Linux-only")
         pid_file = tmp_path / "pid"
         code = (
             "import sys, time\n"
