@@ -33,7 +33,7 @@ from pytest_wsconn.markers import MARKERS, check_markers, deselect_unless
 from pytest_wsconn.redact import redact_url
 from pytest_wsconn.report_sections import child_exits_report, failure_sections
 from pytest_wsconn.session_metrics import publish, session_samples
-from pytest_wsconn.session_report import build_report, summary_line
+from pytest_wsconn.session_report import build_report, per_worker, summary_line
 from pytest_wsconn.stack import (
     describe_stack,
 )
@@ -310,19 +310,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if wsconn is None:
         return
     record_history(session, wsconn)
-    samples = session_samples(wsconn.attempts, wsconn.outcomes, started=wsconn.started)
-    problem = publish(wsconn.settings, xdist_ids(session.config)[1], samples)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if problem and reporter is not None:
-        reporter.write_line(f"pytest-wsconn: session metrics: {problem}", yellow=True)
+    if wsconn.settings.metrics_file or wsconn.settings.pushgateway:
+        samples = session_samples(wsconn.attempts, wsconn.outcomes, started=wsconn.started)
+        problem = publish(wsconn.settings, xdist_ids(session.config)[1], samples)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if problem and reporter is not None:
+            reporter.write_line(f"pytest-wsconn: session metrics: {problem}", yellow=True)
     if wsconn.settings.report is None or not wsconn.event_handlers:
         return
     collector = wsconn.event_handlers[0]
     assert isinstance(collector, EventCollector)
-    path = Path(wsconn.settings.report)
-    _, worker = xdist_ids(session.config)
-    if worker:  # report.gw0.json, ...
-        path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
+    path = per_worker(Path(wsconn.settings.report), xdist_ids(session.config)[1])
     stack = wsconn.stack
     report = build_report(
         stack=wsconn.settings.stack,

@@ -18,7 +18,7 @@ from pytest_wsconn import config as cfg
 from pytest_wsconn.exceptions import ConfigError
 from pytest_wsconn.expect import ConnectionAttempt
 from pytest_wsconn.redact import redact_url
-from pytest_wsconn.session_report import summarize
+from pytest_wsconn.session_report import per_worker, summarize
 from pytest_wsconn.timing import scaled
 
 if TYPE_CHECKING:
@@ -145,9 +145,7 @@ def publish(settings: cfg.Settings, worker: str | None, samples: Sequence[Sample
     """
     problems = []
     if settings.metrics_file:
-        path = Path(settings.metrics_file)
-        if worker:
-            path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
+        path = per_worker(Path(settings.metrics_file), worker)
         try:
             write_textfile(path, samples)
         except (OSError, ConfigError) as exc:

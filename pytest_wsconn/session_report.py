@@ -9,6 +9,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pytest_wsconn.expect import ConnectionAttempt, classify
@@ -125,3 +126,8 @@ def build_report(
         "totals": totals,
         "tests": tests,
     }
+
+
+def per_worker(path: Path, worker: str | None) -> Path:
+    """A session output's path for one xdist worker (``report.gw0.json``); as given without one."""
+    return path.with_name(f"{path.stem}.{worker}{path.suffix}") if worker else path
