@@ -17,8 +17,10 @@ What ``open_compose_stack`` does, in order:
 3. writes an override file: those labels on every service, network and volume, and a Toxiproxy
    service on the target's networks when the project has none (a user's compose file works
    unchanged);
-4. ``up --wait`` with a deadline (v1: ``up -d`` and its own wait on the healthchecks), under a
-   file lock, so the xdist workers of one run share one stack;
+4. ``up --no-start``, which runs to its end even through Ctrl-C (a create request cut off may
+   still make its container after ``down``), then ``up --wait`` with a deadline (v1: ``up -d``
+   and its own wait on the healthchecks), under a file lock, so the xdist workers of one run
+   share one stack;
 5. makes this process's own Toxiproxy proxies on a pool of published ports, so a fault in one
    worker never reaches another;
 6. on exit, ``down -v --remove-orphans`` by the last process to leave, and its state folder

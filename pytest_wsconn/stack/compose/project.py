@@ -50,7 +50,7 @@ from pytest_wsconn.stack.compose.spec import (
     tail,
 )
 from pytest_wsconn.stack.compose.state import default_base
-from pytest_wsconn.timing import scaled, wait_until
+from pytest_wsconn.timing import scaled
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -259,12 +259,24 @@ class ComposeProject:
     # Lifecycle
 
     def up(self) -> None:
-        """``up`` until every service is healthy (or running, without a healthcheck)."""
+        """Create every container, then start them until healthy (or running, without a
+        healthcheck).
+
+        Creating runs to its end even through Ctrl-C: a create request cut off midway may still
+        make its container after ``down`` has looked, and that container would outlive the run.
+        Starting and waiting stay interruptible.
+        """
         deadline = time.monotonic() + self.up_timeout
-        args = ["up", "-d", "--remove-orphans"]
+        created = self.compose(
+            "up", "--no-start", "--remove-orphans", timeout=self.up_timeout, shield=True
+        )
+        if created.returncode != 0:
+            raise self.up_failure(created)
+        args = ["up", "-d", "--no-recreate"]
         if self.cli.v2:
-            args += ["--wait", "--wait-timeout", str(max(int(self.up_timeout), 1))]
-        result = self.compose(*args, timeout=self.up_timeout + scaled(30))
+            left = max(int(deadline - time.monotonic()), 1)
+            args += ["--wait", "--wait-timeout", str(left)]
+        result = self.compose(*args, timeout=max(deadline - time.monotonic(), 1) + scaled(30))
         if result.returncode != 0:
             raise self.up_failure(result)
         if not self.cli.v2:
@@ -382,24 +394,12 @@ class ComposeProject:
                 problems.append(f"  its last log lines:\n{indent(logs)}")
         return "\n".join(problems)
 
-    def down(self, *, settle: float = 0.0) -> None:
-        """``down -v --remove-orphans``; finishes even through Ctrl-C; reaps if it fails.
-
-        After an interrupted ``up``, a container whose creation the engine had begun appears
-        after ``down`` has looked: with ``settle``, watch that many seconds past the last one
-        seen (four times that at most) and remove those too.
-        """
+    def down(self) -> None:
+        """``down -v --remove-orphans``; finishes even through Ctrl-C; reaps if it fails."""
         result = self.compose(
             "down", "-v", "--remove-orphans", "-t", "5", timeout=scaled(120), shield=True
         )
         if result.returncode != 0 or self.containers():
-            remove_project(self.docker, self.name)
-        deadline = time.monotonic() + 4 * settle
-        while settle and wait_until(
-            lambda: bool(self.containers()),
-            min(settle, deadline - time.monotonic()),
-            interval=0.1,
-        ):
             remove_project(self.docker, self.name)
 
 

@@ -407,7 +407,7 @@ def _failed_up(
     """
     keep = project.options.keep
     if not keep:
-        project.down(settle=scaled(3))
+        project.down()
     if isinstance(exc, StackError) and (keep or shared_run):
         state["error"] = str(exc)
     elif not keep:
