@@ -171,7 +171,9 @@ CREDENTIAL_VARIANTS: Final = (
                       lambda t: t, AuthMode("cookie", DECOY)),
 )  # fmt: skip
 CREDENTIAL_IDS: Final = tuple(variant.id for variant in CREDENTIAL_VARIANTS)
-HOOK_KINDS: Final = ("expired", "not-yet-valid")  # from the pytest_wsconn_token hook
+STALE_TOKENS: Final = {"expired": "an expired token", "not-yet-valid": "a token not valid yet"}
+"""The kinds of token only the pytest_wsconn_token hook gives, and what a failure calls them."""
+HOOK_KINDS: Final = tuple(STALE_TOKENS)
 
 
 def credential_variant(variant_id: str) -> CredentialVariant:

@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from support import REPO_ROOT, Service
-from support.battery import run_against, run_battery
-
-from pytest_wsconn.stack.reference_process import ReferenceProcess
-from pytest_wsconn.timing import scaled
+from support import Service
+from support.battery import run_against, run_battery, starlette
 
 CHECKS = 14  # without the security checks (tests/test_security_battery.py runs those)
 SECURITY_CHECKS = 29  # by default; the two slow ones (tests/test_security_slow.py) deselected
@@ -83,13 +80,11 @@ class TestBatteryCatchesBrokenServers:
 
     def test_a_wrong_path_passes_no_refusal_check(self, pytester: pytest.Pytester) -> None:
         """On a path that refuses everything (Starlette: HTTP 403), refusal checks fail too."""
-        app = REPO_ROOT / "tests" / "support" / "starletteapp.py"
-        with ReferenceProcess((str(app),)) as server:
-            base = server.wait_ready(scaled(15)).removesuffix("/ws")
+        with starlette() as service:
             result = run_battery(
                 pytester,
-                f"--wsconn-url={base}/no-such-path",
-                "--wsconn-token=starlette-token",
+                f"--wsconn-url={service.url.removesuffix('/ws')}/no-such-path",
+                f"--wsconn-token={service.token}",
                 *WITHOUT_SECURITY,
             )
         outcomes = result.parseoutcomes()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import REPO_ROOT, Service, unavailable
+from support import REPO_ROOT, STARLETTE_APP, STARLETTE_TOKEN, Service, unavailable
 
 from pytest_wsconn.cli.diagnose import main
 from pytest_wsconn.config import parse_auth_mode
@@ -21,8 +21,7 @@ from pytest_wsconn.diagnostics import ConnectionDiagnostics
 from pytest_wsconn.stack.reference_process import ReferenceProcess
 from pytest_wsconn.timing import scaled
 
-STARLETTE_APP = REPO_ROOT / "tests" / "support" / "starletteapp.py"
-TOKEN, ADMIN_TOKEN = "starlette-token", "starlette-admin-token"  # what starletteapp.py accepts
+TOKEN, ADMIN_TOKEN = STARLETTE_TOKEN, "starlette-admin-token"  # what starletteapp.py accepts
 TOKEN_ENV = "WSCONN_REFUSAL_TEST_TOKEN"
 FOREIGN = "https://evil.example"
 

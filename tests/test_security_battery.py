@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from support import REPO_ROOT, Service
-from support.battery import ORIGIN, SECURITY, failed_ids, health_of, run_against, run_battery
+from support import Service
+from support.battery import (
+    ORIGIN,
+    SECURITY,
+    failed_ids,
+    health_of,
+    run_against,
+    run_battery,
+    starlette,
+)
 
 from pytest_wsconn.security import ABUSE_IDS
-from pytest_wsconn.stack.reference_process import ReferenceProcess
-from pytest_wsconn.timing import scaled
 
 
 @pytest.mark.usefixtures("user_env")
@@ -149,11 +154,8 @@ class TestSecurityBatteryCatches:
             """
         )
         result = run_against(pytester, broken_service("accept-anything"), *SECURITY, ORIGIN)
-        assert {
-            "test_stale_credential_refused[expired]",
-            "test_stale_credential_refused[not-yet-valid]",
-        } <= failed_ids(result)
-        result.stdout.fnmatch_lines(["*an not-yet-valid token got through*"])
+        assert failed_ids(result) >= STALE
+        result.stdout.fnmatch_lines(["*a token not valid yet got through*"])
 
 
 ABUSED = {
@@ -254,7 +256,6 @@ class TestSecurityBatteryCatchesAbuse:
         )
 
 
-STARLETTE_APP = str(REPO_ROOT / "tests" / "support" / "starletteapp.py")
 # uvicorn checks every frame before the app sees it and closes a bad one with 1002/1007 itself,
 # so a Starlette app cannot drop the connection on a bad frame or die of one: drops-on-bad-frames
 # and dies-on-bad-utf8 have no Starlette twin (see the README's security checks). The app only
@@ -266,11 +267,20 @@ ON_STARLETTE = {
 }
 
 
-@contextlib.contextmanager
-def starlette(mode: str) -> Iterator[Service]:
-    """tests/support/starletteapp.py in ``mode``, served by uvicorn until the block ends."""
-    with ReferenceProcess((STARLETTE_APP, mode)) as server:
-        yield Service(server.wait_ready(scaled(15)), "starlette-token")
+STALE = {
+    "test_stale_credential_refused[expired]",
+    "test_stale_credential_refused[not-yet-valid]",
+}
+DATED_TOKEN_HOOK = """
+import time
+
+
+def pytest_wsconn_token(kind, config):
+    now = int(time.time())
+    window = {"expired": (now - 7200, now - 3600), "not-yet-valid": (now + 3600, now + 7200)}
+    return "starlette-token.%d.%d" % window[kind] if kind in window else None
+"""
+"""A user's hook handing out starletteapp.py's dated tokens, out of their window."""
 
 
 @pytest.mark.usefixtures("user_env")
@@ -307,6 +317,23 @@ class TestOnStarlette:
             )  # fmt: skip
         result.assert_outcomes(failed=1, deselected=46)
         result.stdout.fnmatch_lines(COOKIE_WITHOUT_ORIGIN)
+
+    @pytest.mark.parametrize(
+        ("mode", "expected"),
+        [("correct", set()), ("ignores-expiry", STALE)],
+        ids=["correct", "ignores-expiry"],
+    )
+    def test_stale_tokens_from_the_hook(
+        self, pytester: pytest.Pytester, mode: str, expected: set[str]
+    ) -> None:
+        """Dated tokens from the user's hook: refused by the app that reads their window."""
+        pytester.makeconftest(DATED_TOKEN_HOOK)
+        with starlette(mode) as service:
+            result = run_against(pytester, service, *SECURITY, ORIGIN, "-k", "stale")
+        assert failed_ids(result) == expected, result.stdout.str()
+        assert result.parseoutcomes().get("passed", 0) == 2 - len(expected)
+        if expected:
+            result.stdout.fnmatch_lines(["*an expired token got through*"])
 
     def test_an_app_whose_health_fails_after_abuse(self, pytester: pytest.Pytester) -> None:
         """uvicorn closes the bad frame correctly; an app turning unhealthy after it still fails."""

@@ -6,11 +6,8 @@ import re
 from collections.abc import Callable
 
 import pytest
-from support import REPO_ROOT, Service
-from support.battery import ORIGIN, SECURITY, health_of, run_against, run_battery
-
-from pytest_wsconn.stack.reference_process import ReferenceProcess
-from pytest_wsconn.timing import scaled
+from support import Service
+from support.battery import ORIGIN, SECURITY, health_of, run_against, run_battery, starlette
 
 FUZZ = (*SECURITY, "-k", "fuzz", "-rP")
 
@@ -49,9 +46,7 @@ class TestFuzzPasses:
 
     def test_on_starlette(self, pytester: pytest.Pytester) -> None:
         """Starlette on uvicorn answers drawn frames with a close frame and stays healthy."""
-        args = (str(REPO_ROOT / "tests" / "support" / "starletteapp.py"),)
-        with ReferenceProcess(args) as server:
-            service = Service(server.wait_ready(scaled(15)), "starlette-token")
+        with starlette() as service:
             result = run_against(pytester, service, *FUZZ, ORIGIN, health_of(service))
         result.assert_outcomes(passed=1, deselected=46)
 
@@ -96,6 +91,17 @@ class TestFuzzCatches:
         """A service that closes correctly but whose health endpoint then fails is caught."""
         service = broken_service("sick-after-abuse")
         result = run_against(pytester, service, *FUZZ, ORIGIN, health_of(service))
+        result.assert_outcomes(failed=1, deselected=46)
+        result.stdout.fnmatch_lines(
+            ["after fuzzed frames [[]*[]] the service is not healthy: the health endpoint "
+             "http://127.0.0.1:*/health answered HTTP 503"]
+        )  # fmt: skip
+
+    def test_a_starlette_app_that_turns_unhealthy(self, pytester: pytest.Pytester) -> None:
+        """On uvicorn, which closes bad frames itself, an app sick after one is caught too."""
+        with starlette("sick-after-abuse") as service:
+            url = health_of(service)
+            result = run_against(pytester, service, *FUZZ, ORIGIN, url)
         result.assert_outcomes(failed=1, deselected=46)
         result.stdout.fnmatch_lines(
             ["after fuzzed frames [[]*[]] the service is not healthy: the health endpoint "

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from support import REPO_ROOT, Service
-from support.battery import ORIGIN, SECURITY, failed_ids, run_against, run_battery
+from support import Service
+from support.battery import ORIGIN, SECURITY, failed_ids, run_against, run_battery, starlette
 
 from pytest_wsconn.reference.tokens import reference_token
 from pytest_wsconn.stack.reference_process import ReferenceOptions, ReferenceProcess
@@ -91,9 +91,7 @@ class TestSlowChecks:
 class TestSlowChecksOnStarlette:
     def test_uvicorn_leaves_a_stalled_handshake_open(self, pytester: pytest.Pytester) -> None:
         """On uvicorn an app-level maximum passes; its lack of a header timeout fails."""
-        args = (str(REPO_ROOT / "tests" / "support" / "starletteapp.py"), "limit=3")
-        with ReferenceProcess(args) as server:
-            service = Service(server.wait_ready(scaled(15)), "starlette-token")
+        with starlette("limit=3") as service:
             limits = ("--wsconn-handshake-deadline=2", "--wsconn-max-connections=3")
             result = run_against(pytester, service, *SLOW, *limits)
         assert failed_ids(result) == {"test_stalled_handshake_closed"}, result.stdout.str()

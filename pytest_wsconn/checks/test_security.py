@@ -21,6 +21,7 @@ from pytest_wsconn.security import (
     ORIGIN_BYPASS,
     ORIGIN_IDS,
     REFLECTION,
+    STALE_TOKENS,
     Weakness,
     bypass_message,
     credential_variant,
@@ -70,7 +71,7 @@ async def test_stale_credential_refused(
     """An expired token, and one not valid yet, are refused (they come from the token hook)."""
     token = wsconn_token(kind)  # type: ignore[arg-type]  # kind is one of HOOK_KINDS
     await accepts_the_valid_request(wsconn_connect)
-    await _assert_refused(wsconn_connect, f"an {kind} token", AUTH_BYPASS, token=token)
+    await _assert_refused(wsconn_connect, STALE_TOKENS[kind], AUTH_BYPASS, token=token)
 
 
 def allowed_origin(settings: Settings, stack: Stack) -> str | None:

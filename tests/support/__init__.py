@@ -13,6 +13,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKEN_SERVER = REPO_ROOT / "tests" / "support" / "brokenserver.py"
 BROKEN_TOKEN = "broken-server-token"  # the one token tests/support/brokenserver.py accepts
+STARLETTE_APP = REPO_ROOT / "tests" / "support" / "starletteapp.py"
+STARLETTE_TOKEN = "starlette-token"  # the one /ws token tests/support/starletteapp.py accepts
 FAKE_TOXIPROXY = REPO_ROOT / "tests" / "support" / "fake_toxiproxy.py"
 TOXIPROXY_BIN = REPO_ROOT / "toxiproxy" / "bin" / "toxiproxy-server"  # what bootstrap installs
 USER_INI = """

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import pytest
 
-from support import Service
+from pytest_wsconn.stack.reference_process import ReferenceProcess
+from pytest_wsconn.timing import scaled
+from support import STARLETTE_APP, STARLETTE_TOKEN, Service
 
 SECURITY = ("-m", "wsconn_security", "-rfs")
 ORIGIN = "--wsconn-origin=http://localhost"  # what tests/support/brokenserver.py allows
@@ -37,3 +41,11 @@ def health_of(service: Service) -> str:
     """``--wsconn-health-url`` of one of our servers: ``/health`` beside its ``/ws``."""
     base = service.url.replace("ws://", "http://").removesuffix("/ws")
     return f"--wsconn-health-url={base}/health"
+
+
+@contextlib.contextmanager
+def starlette(*args: str) -> Iterator[Service]:
+    """tests/support/starletteapp.py with ``args`` (``[MODE] [limit=N]``), served by uvicorn
+    until the block ends."""
+    with ReferenceProcess((str(STARLETTE_APP), *args)) as server:
+        yield Service(server.wait_ready(scaled(15)), STARLETTE_TOKEN)

@@ -6,7 +6,8 @@ Starlette answers the upgrade to a path it has no route for with HTTP 403, and s
 endpoint that closes before ``accept()``: a 403 alone says nothing about why. Routes:
 
 - ``/ws``: closes before accepting (HTTP 403) a foreign Origin (allowed: ``http://localhost``
-  or none) or a token other than ``TOKEN`` in the ``token`` query parameter; then echoes.
+  or none) or a token other than ``TOKEN`` in the ``token`` query parameter (or
+  ``TOKEN.<not before>.<expires>``, unix seconds, inside that window); then echoes.
 - ``/health``: HTTP 200 ``ok`` (503 ``sick`` once ``sick-after-abuse`` is).
 - ``/admin``: refuses a missing token with HTTP 401 and a token other than ``ADMIN_TOKEN``
   with HTTP 403 (a token without permission); then echoes.
@@ -16,8 +17,9 @@ MODE breaks ``/ws`` the way tests/support/brokenserver.py's mode of that name do
 of the right length), ``any-param`` (the token in any query parameter or cookie),
 ``loose-origin`` (an Origin containing ``localhost`` anywhere, and ``null``), ``reflects-token``
 (refuses with HTTP 401 whose body holds the refused token), ``no-limit`` (uvicorn's
-``ws_max_size`` raised to 64 MiB, so 16 MiB + 1 is echoed) or ``chat`` (every message goes to
-every open connection). uvicorn checks frames before the app sees them and closes a bad one
+``ws_max_size`` raised to 64 MiB, so 16 MiB + 1 is echoed), ``chat`` (every message goes to
+every open connection) or ``ignores-expiry`` (a dated token is taken outside its
+window). uvicorn checks frames before the app sees them and closes a bad one
 with 1002/1007 itself, so no app can drop the connection or die on one: ``sick-after-abuse`` is
 the one way an app fails the protocol abuse checks (``/health`` answers 503 once a connection
 ended with a code other than 1000/1001). Any other MODE (``correct``) breaks nothing.
@@ -33,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import time
 
 import uvicorn
 from starlette.applications import Starlette
@@ -91,7 +94,16 @@ def token_ok(token: str) -> bool:
         return all(a == b for a, b in zip(token, TOKEN, strict=False))
     if MODE == "length-only":
         return len(token) == len(TOKEN)
-    return token == TOKEN
+    return token == TOKEN or dated_token_ok(token)
+
+
+def dated_token_ok(token: str) -> bool:
+    """``TOKEN.<not before>.<expires>``: right, and (unless ignores-expiry) now in its window."""
+    name, _, window = token.partition(".")
+    not_before, _, expires = window.partition(".")
+    if name != TOKEN or not (not_before.isdigit() and expires.isdigit()):
+        return False
+    return MODE == "ignores-expiry" or int(not_before) <= time.time() < int(expires)
 
 
 async def chat(websocket: WebSocket) -> None:
