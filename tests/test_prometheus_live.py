@@ -2,7 +2,8 @@
 
 PromQL over Prometheus' HTTP API returns the counts the test caused, and the shipped
 ``WebSocketAbnormalClosesSpiking`` rule (windows shortened by ``quick_rules``) goes pending,
-then firing under a Toxiproxy fault, and resolves once the fault is gone. Every query of the
+then firing under a Toxiproxy fault, and resolves once the fault is gone; a real Alertmanager
+delivers it, firing and then resolved, to a webhook receiver the test runs. Every query of the
 shipped Grafana dashboard parses and returns data.
 """
 
@@ -16,7 +17,8 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from support.prometheus import Prometheus, quick_rules
+from support.prometheus import Alertmanager, Prometheus, quick_rules
+from support.webhook import Webhook
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import connect
 
@@ -28,22 +30,31 @@ from pytest_wsconn.stack.toxiproxy_server import ToxiproxyServer
 from pytest_wsconn.timing import scaled, wait_until
 from pytest_wsconn.toxiproxy import Proxy
 
-pytestmark = pytest.mark.slow  # a live Prometheus: seconds of scraping and rule evaluation
+pytestmark = pytest.mark.slow  # live Prometheus and Alertmanager: seconds of evaluation and routing
 
 ALERT = "WebSocketAbnormalClosesSpiking"
 _names = itertools.count()
 
 
 class Live:
-    """The reference server, a proxy in front of it and a Prometheus scraping it."""
+    """The reference server, a proxy in front of it, a Prometheus scraping it and the webhook
+    its Alertmanager delivers to."""
 
-    def __init__(self, server_url: str, token: str, proxy: Proxy, prometheus: Prometheus) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        token: str,
+        proxy: Proxy,
+        prometheus: Prometheus,
+        webhook: Webhook,
+    ) -> None:
         self.token = token
         self.labels = {"job": "reference", "instance": urlsplit(server_url).netloc}  # as scraped
         host, port = proxy.listen_address
         self.proxied = f"ws://{host}:{port}{urlsplit(server_url).path}"
         self.proxy = proxy
         self.prometheus = prometheus
+        self.webhook = webhook
 
     def echo(self, count: int) -> None:
         """``count`` clients that connect through the proxy, echo once and close with 1000."""
@@ -73,9 +84,15 @@ def live(toxiproxy_server: ToxiproxyServer) -> Iterator[Live]:
         proxy = client.create_proxy(f"prometheus{next(_names)}", "127.0.0.1:0", netloc)
         rules = quick_rules(ALERT_RULES.read_text())
         try:
-            with Prometheus({"reference": [netloc]}, rules=rules) as prometheus:
+            with (
+                Webhook() as webhook,
+                Alertmanager(webhook.routing()) as alertmanager,
+                Prometheus(
+                    {"reference": [netloc]}, rules=rules, alertmanagers=[alertmanager.netloc]
+                ) as prometheus,
+            ):
                 token = reference_token(server.secret, "valid")
-                yield Live(url, token, proxy, prometheus)
+                yield Live(url, token, proxy, prometheus, webhook)
         finally:
             client.delete_proxy(proxy.name)
 
@@ -109,7 +126,9 @@ class TestLivePrometheus:
         assert (live.prometheus.value("wsconn_server_uptime_seconds") or 0) > 0
 
     def test_alert_fires_under_a_fault_and_resolves_after(self, live: Live) -> None:
-        """A downstream timeout makes the server lose connections (1006): pending, firing, gone."""
+        """A downstream timeout makes the server lose connections (1006): pending, firing, gone;
+        Alertmanager delivers the firing alert while the fault lasts and its resolution after,
+        with the rule's labels and the server's job and instance."""
         live.prometheus.eventually('up{job="reference"}', 1)
         assert live.prometheus.alert_states(ALERT) == set()
         seen: list[set[str]] = []
@@ -118,10 +137,17 @@ class TestLivePrometheus:
             seen.append(live.prometheus.alert_states(ALERT))
             return "firing" in seen[-1]
 
+        def delivered() -> bool:
+            return live.webhook.first(ALERT, "firing") is not None
+
         with live.proxy.apply(timeout(100)):
             assert until(firing, 30, live.lose_connection), (
                 f"states seen: {seen}\n{live.prometheus.output()}"
             )
+            assert until(delivered, 30, live.lose_connection), (
+                f"no firing {ALERT} notification; received: {live.webhook.received()}"
+            )
+            assert live.webhook.first(ALERT, "resolved") is None
         assert {"pending"} in seen  # it went through pending before firing
         live.prometheus.eventually(f'count(ALERTS{{alertname="{ALERT}",alertstate="firing"}})', 1)
         abnormal = live.prometheus.value(
@@ -132,7 +158,22 @@ class TestLivePrometheus:
         assert wait_until(
             lambda: live.prometheus.alert_states(ALERT) == set(), scaled(40), interval=0.25
         ), "the alert did not resolve after the fault was removed"
+        resolved = live.webhook.wait_for(ALERT, "resolved", 30)
         live.echo(1)  # the path works again
+
+        firing = live.webhook.first(ALERT, "firing")
+        assert firing is not None
+        expected = {"alertname": ALERT, "severity": "warning", **live.labels}
+        for notification, status in ((firing, "firing"), (resolved, "resolved")):
+            assert notification["receiver"] == "team"  # routed on the rule's severity
+            assert [(a["status"], a["labels"]) for a in notification["alerts"]] == [
+                (status, expected)
+            ]
+        summary = firing["alerts"][0]["annotations"]["summary"]
+        instance = re.escape(live.labels["instance"])
+        assert re.fullmatch(
+            rf"{instance}: [\d.]+% of WebSocket closes are abnormal \(1006\)", summary
+        )
 
 
 def grafana(expr: str) -> str:
