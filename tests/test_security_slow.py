@@ -97,3 +97,18 @@ class TestSlowChecksOnStarlette:
         assert failed_ids(result) == {"test_stalled_handshake_closed"}, result.stdout.str()
         result.assert_outcomes(passed=1, failed=1, deselected=45)
         result.stdout.fnmatch_lines(["*was still open after 2 s (--wsconn-handshake-deadline)"])
+
+    def test_an_app_without_a_maximum_fails(self, pytester: pytest.Pytester) -> None:
+        """Without the app's own limit uvicorn takes every WebSocket: the maximum check fails."""
+        with starlette() as service:
+            args = ("--wsconn-max-connections=3", "-k", "maximum")
+            result = run_against(pytester, service, *SLOW, *args)
+        result.assert_outcomes(failed=1, deselected=46)
+        result.stdout.fnmatch_lines(
+            [
+                "connection 4, one above --wsconn-max-connections=3, was not refused: the "
+                "connection was accepted and stayed open; expected close 1013 or HTTP 429/503",
+                "*(CWE-770 allocation of resources without limits*",
+            ],
+            consecutive=False,
+        )
