@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 from support import FAKE_TOXIPROXY, REPO_ROOT, Service, unavailable
 
 from pytest_wsconn.exceptions import StackError
@@ -156,7 +157,8 @@ def _passed(stdout: str) -> int:
 
 class TestInstalledPackage:
     def test_the_package_comes_from_the_wheel(self, user_venv: UserVenv) -> None:
-        """The venv imports the installed copy, with the compose bundle inside it."""
+        """The venv imports the installed copy, with the compose bundle inside it: every file
+        the compose file mounts (in every profile) and the Dockerfiles it builds with."""
         result = user_venv.run(
             "python", "-c", "import pytest_wsconn.provision as p; print(p.bundle_dir())"
         )
@@ -164,10 +166,16 @@ class TestInstalledPackage:
         bundle = Path(result.stdout.strip())
         assert bundle.name == "_bundle"
         assert REPO_ROOT not in bundle.parents
+        services = yaml.safe_load((REPO_ROOT / "docker-compose.test.yml").read_text())["services"]
+        mounted = [
+            volume.partition(":")[0].removeprefix("./")
+            for service in services.values()
+            for volume in service.get("volumes", [])
+        ]
+        assert "pytest_wsconn/monitoring/alerts.yml" in mounted  # the monitoring profile's
         for shipped in [
             "docker-compose.test.yml",
-            "toxiproxy/toxiproxy.json",
-            "docker/nginx/nginx.conf",
+            *mounted,
             "docker/backend/Dockerfile",
             "docker/toxiproxy/Dockerfile",
         ]:
