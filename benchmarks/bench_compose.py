@@ -31,6 +31,7 @@ from pathlib import Path
 
 from pytest_wsconn.config import Settings
 from pytest_wsconn.exceptions import WsconnError
+from pytest_wsconn.provision.pins import IMAGE_VARS
 from pytest_wsconn.stack import open_stack
 from pytest_wsconn.stack.compose import (
     ComposeOptions,
@@ -128,10 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"Docker engine {engine}, {cli}, images: "
-        + ", ".join(
-            os.environ.get(n, "(default)")
-            for n in ("WSCONN_TOXIPROXY_IMAGE", "WSCONN_BACKEND_IMAGE", "WSCONN_NGINX_IMAGE")
-        )
+        + ", ".join(os.environ.get(n, "(default)") for n in IMAGE_VARS)
     )
 
     def compose_stack() -> contextlib.AbstractContextManager[object]:

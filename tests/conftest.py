@@ -30,6 +30,7 @@ collect_ignore = ["examples/test_readme_container_faults.py"]
 DOCKER_MODULES = {
     "test_compose_cleanup.py",
     "test_compose_findings_real.py",
+    "test_compose_monitoring.py",
     "test_compose_plugin.py",
     "test_compose_stack.py",
     "test_provision.py",

@@ -1,6 +1,6 @@
 """The compose provider against a real Docker engine, without the plugin: stacks, faults, leaks.
 
-Needs an engine, a Compose CLI and the offline images (`scripts/docker-up` gets all three);
+Needs an engine, a Compose CLI and the offline images (`scripts/docker-up` gets them all);
 without them these tests skip, and with CI=true they fail.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import yaml
 from support import unavailable
 from support.docker import USER_COMPOSE, labelled
 from websockets.exceptions import ConnectionClosed
@@ -173,6 +174,13 @@ class TestBundledStack:
         for labels in [c.labels for c in containers] + [n.attrs["Labels"] for n in networks]:
             assert labels[LABEL_RUN] == bundled.project.run_id
             assert compose.token_alive(labels[LABEL_OWNER])
+
+    def test_the_monitoring_profile_stays_off_by_default(self, bundled: ComposeStack) -> None:
+        """The file has a Prometheus, in the `monitoring` profile: without it nothing of it
+        is created (tests/test_compose_monitoring.py switches it on)."""
+        services = yaml.safe_load((REPO_ROOT / "docker-compose.test.yml").read_text())["services"]
+        assert services["prometheus"]["profiles"] == ["monitoring"]
+        assert bundled.project.containers("prometheus") == []
 
     def test_logs_are_redacted_and_windowed(self, bundled: ComposeStack) -> None:
         """A window after everything happened is empty; no token value appears in any log."""

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from pytest_wsconn.exceptions import ConfigError, StackError
 from pytest_wsconn.faults import ContainerFaultSpec
-from pytest_wsconn.provision import bundle_dir
+from pytest_wsconn.provision import bundle_dir, pins
 from pytest_wsconn.redact import redact_logs
 from pytest_wsconn.stack import compose, format_logs
 from pytest_wsconn.stack.compose import (
@@ -378,7 +378,7 @@ class TestBundledStackForPipUsers:
         env_file.parent.mkdir()
         env_file.write_text("WSCONN_TOXIPROXY_IMAGE=t:1\nWSCONN_BACKEND_IMAGE=b:1\n")
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-        for name in ("WSCONN_TOXIPROXY_IMAGE", "WSCONN_BACKEND_IMAGE", "WSCONN_NGINX_IMAGE"):
+        for name in pins.IMAGE_VARS:
             monkeypatch.delenv(name, raising=False)
         monkeypatch.chdir(tmp_path)
         header = compose.describe_compose([], ())

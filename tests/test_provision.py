@@ -151,9 +151,24 @@ class TestImageKeys:
         expected = _shell_digest(
             'echo "bookworm python3,python3-venv,ca-certificates,nginx-light 1"', REPO_ROOT
         )
-        assert pins.debian_tag() == f"pytest-wsconn/debian:bookworm-{expected}"
-        assert pins.nginx_tag() == f"pytest-wsconn/nginx:bookworm-{expected}"
-        assert pins.debian_tarball() == f"debian-bookworm-{expected}.tar"
+        assert pins.DEBIAN.tag() == f"pytest-wsconn/debian:bookworm-{expected}"
+        assert pins.DEBIAN.tag("nginx") == f"pytest-wsconn/nginx:bookworm-{expected}"
+        assert pins.DEBIAN.tarball() == f"debian-bookworm-{expected}.tar"
+
+    def test_prometheus_is_a_debian_root_of_its_own(self) -> None:
+        """Debian's prometheus package, keyed like the base: its own tag and kept tarball."""
+        expected = _shell_digest('echo "bookworm prometheus 1"', REPO_ROOT)
+        assert pins.PROMETHEUS.tag() == f"pytest-wsconn/prometheus:bookworm-{expected}"
+        assert pins.PROMETHEUS.tarball() == f"debian-bookworm-{expected}.tar"
+        assert pins.debootstrap_argv(pins.PROMETHEUS, Path("/r"), "http://m/debian") == [
+            "debootstrap",
+            "--variant=minbase",
+            "--include=prometheus",
+            "bookworm",
+            "/r",
+            "http://m/debian",
+        ]
+        assert len({root.tarball() for root in pins.DEBIAN_ROOTS}) == len(pins.DEBIAN_ROOTS)
 
     def test_toxiproxy_key_as_the_script_had_it(self, tmp_path: Path) -> None:
         """The Dockerfile, then server, then CLI bytes."""
@@ -165,16 +180,34 @@ class TestImageKeys:
         assert tag == f"pytest-wsconn/toxiproxy:2.12.0-{expected}"
 
     def test_backend_key_of_this_checkout_as_the_script_had_it(self) -> None:
-        """Base id, websockets, Dockerfile and every .py of the package in `sort -z` order."""
+        """Base id, the wheels' requirements, Dockerfile and every .py of the package in
+        `sort -z` order."""
         dockerfile = bundle_dir() / "docker" / "backend" / "Dockerfile"
         expected = _shell_digest(
-            'echo "sha256:base websockets==15.0"; cat docker/backend/Dockerfile; '
+            'echo "sha256:base websockets==15.0 prometheus_client==0.26.0"; '
+            "cat docker/backend/Dockerfile; "
             "find pytest_wsconn -name '*.py' -print0 | LC_ALL=C sort -z | xargs -0 cat",
             REPO_ROOT,
         )
         sources = (path.read_bytes() for _, path in package_files(".py"))
-        tag = pins.backend_tag("sha256:base", "15.0", dockerfile.read_bytes(), sources)
+        requirements = pins.backend_requirements("15.0")
+        assert requirements == ("websockets==15.0", "prometheus_client==0.26.0")
+        tag = pins.backend_tag("sha256:base", requirements, dockerfile.read_bytes(), sources)
         assert tag == f"pytest-wsconn/backend:{expected}"
+
+    def test_wheels_of_other_versions_are_stale(self) -> None:
+        """A rebuild drops the required distributions' other versions, nothing else."""
+        names = [
+            "websockets-15.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "websockets-14.2-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "prometheus_client-0.26.0-py3-none-any.whl",
+            "prometheus_client-0.21.1-py3-none-any.whl",
+            "somebody_else-1.0-py3-none-any.whl",
+        ]
+        assert pins.stale_wheels(names, pins.backend_requirements("15.0")) == [
+            "websockets-14.2-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "prometheus_client-0.21.1-py3-none-any.whl",
+        ]
 
     def test_wheel_data_stays_out_of_the_backend(self) -> None:
         """The bundle and scenarios a wheel adds are not the backend's: same key either way."""
@@ -203,6 +236,7 @@ class TestImagesEnv:
         "WSCONN_TOXIPROXY_IMAGE": "pytest-wsconn/toxiproxy:2.12.0-aaa",
         "WSCONN_BACKEND_IMAGE": "pytest-wsconn/backend:bbb",
         "WSCONN_NGINX_IMAGE": "pytest-wsconn/nginx:bookworm-ccc",
+        "WSCONN_PROMETHEUS_IMAGE": "pytest-wsconn/prometheus:bookworm-ddd",
     }
 
     def test_round_trip(self) -> None:
@@ -222,8 +256,8 @@ class TestImagesEnv:
             "pytest-wsconn/nginx:bookworm-ccc", "/c/images.env"
         )
         assert pins.describe_images(chosen) == (
-            "images pytest-wsconn/toxiproxy:2.12.0-aaa, mine:1, pytest-wsconn/nginx:bookworm-ccc "
-            "(from /c/images.env and environment)"
+            "images pytest-wsconn/toxiproxy:2.12.0-aaa, mine:1, pytest-wsconn/nginx:bookworm-ccc, "
+            "pytest-wsconn/prometheus:bookworm-ddd (from /c/images.env and environment)"
         )
 
     def test_nothing_built(self) -> None:
@@ -241,11 +275,16 @@ class TestImagesEnv:
 
     def test_superseded_tags_are_only_our_own(self) -> None:
         """A rebuild removes what its own images.env recorded and replaced, Debian base too."""
-        current = {**self.IMAGES, "WSCONN_NGINX_IMAGE": "pytest-wsconn/nginx:bookworm-ddd"}
+        current = {
+            **self.IMAGES,
+            "WSCONN_NGINX_IMAGE": "pytest-wsconn/nginx:bookworm-eee",
+            "WSCONN_PROMETHEUS_IMAGE": "pytest-wsconn/prometheus:bookworm-fff",
+        }
         previous = {**self.IMAGES, "WSCONN_BACKEND_IMAGE": "pytest-wsconn/backend:old"}
         assert pins.superseded(previous, current) == [
             "pytest-wsconn/backend:old",
             "pytest-wsconn/nginx:bookworm-ccc",
+            "pytest-wsconn/prometheus:bookworm-ddd",
             "pytest-wsconn/debian:bookworm-ccc",
         ]
         assert pins.superseded({}, current) == []

@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 from support import FAKE_TOXIPROXY, REPO_ROOT, Service, unavailable
 
 from pytest_wsconn.exceptions import StackError
@@ -156,7 +157,8 @@ def _passed(stdout: str) -> int:
 
 class TestInstalledPackage:
     def test_the_package_comes_from_the_wheel(self, user_venv: UserVenv) -> None:
-        """The venv imports the installed copy, with the compose bundle inside it."""
+        """The venv imports the installed copy, with the compose bundle inside it: every file
+        the compose file mounts (in every profile) and the Dockerfiles it builds with."""
         result = user_venv.run(
             "python", "-c", "import pytest_wsconn.provision as p; print(p.bundle_dir())"
         )
@@ -164,10 +166,16 @@ class TestInstalledPackage:
         bundle = Path(result.stdout.strip())
         assert bundle.name == "_bundle"
         assert REPO_ROOT not in bundle.parents
+        services = yaml.safe_load((REPO_ROOT / "docker-compose.test.yml").read_text())["services"]
+        mounted = [
+            volume.partition(":")[0].removeprefix("./")
+            for service in services.values()
+            for volume in service.get("volumes", [])
+        ]
+        assert "pytest_wsconn/monitoring/alerts.yml" in mounted  # the monitoring profile's
         for shipped in [
             "docker-compose.test.yml",
-            "toxiproxy/toxiproxy.json",
-            "docker/nginx/nginx.conf",
+            *mounted,
             "docker/backend/Dockerfile",
             "docker/toxiproxy/Dockerfile",
         ]:
@@ -247,24 +255,27 @@ class TestOfflineImagesForPipUsers:
 
 
 def _require_docker() -> None:
-    """Docker works and the Debian base is built (scripts/docker-up), so the user's build
-    needs no Debian mirror; the websockets wheels come from the same cache."""
+    """Docker works and the Debian images are built (scripts/docker-up), so the user's build
+    needs no Debian mirror; the backend's wheels come from the same cache."""
     try:
         compose.docker_client().close()
         compose.find_compose_cli()
     except StackError as exc:
         unavailable(f"no Docker to run the compose stack: {exc}")
-    if not have_image(pins.debian_tag()):
-        unavailable(f"{pins.debian_tag()} is not built: run scripts/docker-up")
-    if not list((_home_cache() / "wheels").glob("websockets-*.whl")):
-        unavailable("no websockets wheels kept in the image cache: run scripts/build-images")
+    for root in pins.DEBIAN_ROOTS:
+        if not have_image(root.tag()):
+            unavailable(f"{root.tag()} is not built: run scripts/docker-up")
+    kept = [path.name for path in (_home_cache() / "wheels").glob("*.whl")]
+    for requirement in pins.backend_requirements(importlib.metadata.version("websockets")):
+        if not any(name.startswith(requirement.replace("==", "-") + "-") for name in kept):
+            unavailable(f"no {requirement} wheel kept in the image cache: run scripts/build-images")
 
 
 def _backend_of(wheel: Path) -> str:
     """The backend tag the wheel's files give when keyed as a source checkout is keyed: the
     same sources share one image, installed or not."""
     base_id = subprocess.run(
-        [DOCKER, "image", "inspect", "--format", "{{.Id}}", pins.debian_tag()],
+        [DOCKER, "image", "inspect", "--format", "{{.Id}}", pins.DEBIAN.tag()],
         capture_output=True,
         text=True,
         timeout=scaled(30),
@@ -275,7 +286,7 @@ def _backend_of(wheel: Path) -> str:
         dockerfile = archive.read("pytest_wsconn/_bundle/docker/backend/Dockerfile")
         return pins.backend_tag(
             base_id,
-            importlib.metadata.version("websockets"),
+            pins.backend_requirements(importlib.metadata.version("websockets")),
             dockerfile,
             [archive.read(name) for name in sources],
         )

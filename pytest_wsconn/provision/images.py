@@ -1,22 +1,25 @@
 """``wsconn images build``: the compose stack's images, built without any container registry.
 
-    pytest-wsconn/toxiproxy  FROM scratch around the static toxiproxy-server and toxiproxy-cli
-                             that ``wsconn install toxiproxy`` builds
-    pytest-wsconn/debian     Debian bookworm made by debootstrap (python3, nginx-light) and
-                             ``docker import``ed: the backend's base, and the nginx image
-    pytest-wsconn/backend    docker/backend/Dockerfile on that base, fed with this installed
-                             package and websockets wheels (nothing is downloaded in the build)
+    pytest-wsconn/toxiproxy   FROM scratch around the static toxiproxy-server and toxiproxy-cli
+                              that ``wsconn install toxiproxy`` builds
+    pytest-wsconn/debian      Debian bookworm made by debootstrap (python3, nginx-light) and
+                              ``docker import``ed: the backend's base, and the nginx image
+    pytest-wsconn/backend     docker/backend/Dockerfile on that base, fed with this installed
+                              package, websockets and prometheus_client wheels (nothing is
+                              downloaded in the build)
+    pytest-wsconn/prometheus  Debian's prometheus package, debootstrapped and imported the same
+                              way: the compose file's ``monitoring`` profile
 
 Each tag carries a hash of what went into it (``pins``), so a warm run finds every image and
-does nothing; the debootstrap tarball is kept in the cache folder, so even an emptied image
+does nothing; the debootstrap tarballs are kept in the cache folder, so even an emptied image
 store costs a ``docker import``, not a new debootstrap. Older tags of ours are removed. The
 names go to ``images.env`` in the user cache, where the compose provider reads them (exported
 ``WSCONN_*_IMAGE`` variables win), and to each ``--env-file``.
 
-debootstrap needs Debian's mirror (once; ``WSCONN_DEBIAN_MIRROR`` names another), and the
-websockets wheels the package index (once per websockets version: they are kept in the cache
-folder too). Where neither is reachable, build here, ``docker save`` the three images, and
-``docker load`` them there.
+debootstrap needs Debian's mirror (once per root; ``WSCONN_DEBIAN_MIRROR`` names another), and
+the wheels the package index (once per version: they are kept in the cache folder too). Where
+neither is reachable, build here, ``docker save`` the four images, and ``docker load`` them
+there.
 """
 
 from __future__ import annotations
@@ -111,7 +114,7 @@ def _remove(tags: Sequence[str]) -> None:
             _docker("image", "rm", *tags)
 
 
-# The three images ------------------------------------------------------------------------------
+# The images ------------------------------------------------------------------------------------
 
 
 def toxiproxy_image(binaries: Path, bundle: Path) -> str:
@@ -137,25 +140,30 @@ def toxiproxy_image(binaries: Path, bundle: Path) -> str:
     return tag
 
 
-def debian_image(cache: Path, mirror: str) -> str:
-    """Debian from debootstrap, ``docker import``ed; the tarball is kept in ``cache``."""
-    tag = pins.debian_tag()
-    tarball = cache / pins.debian_tarball()
+def debian_image(root: pins.DebianRoot, cache: Path, mirror: str) -> str:
+    """``root`` from debootstrap, ``docker import``ed; the tarball is kept in ``cache``."""
+    tag = root.tag()
+    tarball = cache / root.tarball()
     if have_image(tag):
         say(f"{tag} is cached")
     else:
         if not tarball.is_file() or tarball.stat().st_size == 0:
-            _debootstrap(cache, tarball, mirror)
+            _debootstrap(root, cache, tarball, mirror)
         started = time.monotonic()
         _docker("import", "--change", 'CMD ["/bin/bash"]', str(tarball), tag, timeout=600)
         say(f"imported {tag} in {time.monotonic() - started:.0f} s")
-    for other in cache.glob(f"debian-{pins.DEBIAN_SUITE}-*.tar"):
-        if other != tarball:
-            other.unlink()
     return tag
 
 
-def _debootstrap(cache: Path, tarball: Path, mirror: str) -> None:
+def _drop_old_tarballs(cache: Path) -> None:
+    """Debian roots of earlier pins: their images are superseded, their tarballs unused."""
+    current = {root.tarball() for root in pins.DEBIAN_ROOTS}
+    for other in cache.glob(f"debian-{pins.DEBIAN_SUITE}-*.tar"):
+        if other.name not in current:
+            other.unlink()
+
+
+def _debootstrap(root: pins.DebianRoot, cache: Path, tarball: Path, mirror: str) -> None:
     if os.geteuid() != 0:
         raise StackError(
             "debootstrap needs root, once",
@@ -170,7 +178,7 @@ def _debootstrap(cache: Path, tarball: Path, mirror: str) -> None:
         with log.open("w") as out:
             try:
                 code = subprocess.run(
-                    pins.debootstrap_argv(Path(rootfs), mirror),
+                    pins.debootstrap_argv(root, Path(rootfs), mirror),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     timeout=scaled(1800),
@@ -200,8 +208,7 @@ def _debootstrap(cache: Path, tarball: Path, mirror: str) -> None:
         )
         partial.replace(tarball)
     say(
-        f"debootstrap {pins.DEBIAN_SUITE} ({pins.DEBIAN_PACKAGES}) took "
-        f"{time.monotonic() - started:.0f} s"
+        f"debootstrap {pins.DEBIAN_SUITE} ({root.packages}) took {time.monotonic() - started:.0f} s"
     )
 
 
@@ -241,40 +248,40 @@ def package_wheel(folder: Path) -> Path:
     return wheel
 
 
-def websockets_wheels(version: str, cache: Path) -> list[Path]:
-    """websockets wheels for every CPython a base may have, kept in ``cache/wheels``: the
-    package index is asked only for those not there yet (a rebuild needs no network)."""
+def backend_wheels(requirements: Sequence[str], cache: Path) -> list[Path]:
+    """Wheels of ``requirements`` for every CPython a base may have, kept in ``cache/wheels``:
+    the package index is asked only when some are not there yet (a rebuild needs no network)."""
     folder = cache / "wheels"
     folder.mkdir(parents=True, exist_ok=True)
-    requirement = f"websockets=={version}"
     for python in pins.BACKEND_PYTHONS:
         try:
-            _pip_download(requirement, python, folder, offline=True)
+            _pip_download(requirements, python, folder, offline=True)
         except StackError:
-            _pip_download(requirement, python, folder, offline=False)
-    for stale in folder.glob("websockets-*.whl"):
-        if not stale.name.startswith(f"websockets-{version}-"):
-            stale.unlink()
-    return sorted(folder.glob(f"websockets-{version}-*.whl"))
+            _pip_download(requirements, python, folder, offline=False)
+    for stale in pins.stale_wheels((path.name for path in folder.glob("*.whl")), requirements):
+        (folder / stale).unlink()
+    distributions = tuple(f"{r.partition('==')[0]}-" for r in requirements)
+    return sorted(path for path in folder.glob("*.whl") if path.name.startswith(distributions))
 
 
-def _pip_download(requirement: str, python: str, folder: Path, *, offline: bool) -> None:
+def _pip_download(requirements: Sequence[str], python: str, folder: Path, *, offline: bool) -> None:
     _run(
-        pins.wheel_download_argv(sys.executable, requirement, python, folder, offline=offline),
+        pins.wheel_download_argv(sys.executable, requirements, python, folder, offline=offline),
         timeout=scaled(300),
-        what=f"downloading the {requirement} wheel for CPython {python}",
+        what=f"downloading the wheels of {' '.join(requirements)} for CPython {python}",
         hint="pip needs the package index (or PIP_INDEX_URL naming a mirror of it)",
     )
 
 
 def backend_image(base: str, bundle: Path, cache: Path) -> str:
-    """The reference server on ``base``: this package and websockets, unpacked into a venv."""
-    websockets_version = importlib.metadata.version("websockets")
+    """The reference server on ``base``: this package, websockets and prometheus_client,
+    unpacked into a venv."""
+    requirements = pins.backend_requirements(importlib.metadata.version("websockets"))
     base_id = _docker("image", "inspect", "--format", "{{.Id}}", base).strip()
     dockerfile = bundle / "docker" / "backend" / "Dockerfile"
     tag = pins.backend_tag(
         base_id,
-        websockets_version,
+        requirements,
         dockerfile.read_bytes(),
         (path.read_bytes() for _, path in package_files(".py")),
     )
@@ -286,22 +293,24 @@ def backend_image(base: str, bundle: Path, cache: Path) -> str:
         wheels = Path(context) / "wheels"
         wheels.mkdir()
         package_wheel(wheels)
-        for wheel in websockets_wheels(websockets_version, cache):
+        for wheel in backend_wheels(requirements, cache):
             shutil.copyfile(wheel, wheels / wheel.name)
         _build(tag, Path(context), "--build-arg", f"BASE_IMAGE={base}")
     return tag
 
 
 def build_images(binaries: Path, cache: Path, mirror: str) -> dict[str, str]:
-    """Build (or find) the three images; their ``WSCONN_*_IMAGE`` variables."""
+    """Build (or find) the images; their ``WSCONN_*_IMAGE`` variables."""
     bundle = bundle_dir()
     cache.mkdir(parents=True, exist_ok=True)
     toxiproxy = toxiproxy_image(binaries, bundle)
-    debian = debian_image(cache, mirror)
-    nginx = pins.nginx_tag()
+    debian = debian_image(pins.DEBIAN, cache, mirror)
+    nginx = pins.DEBIAN.tag("nginx")
     _docker("tag", debian, nginx)
     backend = backend_image(debian, bundle, cache)
-    return dict(zip(pins.IMAGE_VARS, (toxiproxy, backend, nginx), strict=True))
+    prometheus = debian_image(pins.PROMETHEUS, cache, mirror)
+    _drop_old_tarballs(cache)
+    return dict(zip(pins.IMAGE_VARS, (toxiproxy, backend, nginx, prometheus), strict=True))
 
 
 def publish_images_env(images: dict[str, str], paths: Sequence[Path]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePath
 
 TOXIPROXY_VERSION = "2.12.0"
@@ -28,14 +28,18 @@ _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "ar
 SERVER = "toxiproxy-server"
 CLI = "toxiproxy-cli"
 
-IMAGE_VARS = ("WSCONN_TOXIPROXY_IMAGE", "WSCONN_BACKEND_IMAGE", "WSCONN_NGINX_IMAGE")
+IMAGE_VARS = (
+    "WSCONN_TOXIPROXY_IMAGE",
+    "WSCONN_BACKEND_IMAGE",
+    "WSCONN_NGINX_IMAGE",
+    "WSCONN_PROMETHEUS_IMAGE",
+)
 """What points docker-compose.test.yml at the images ``wsconn images build`` makes."""
 IMAGE_CACHE_ENV = "WSCONN_IMAGE_CACHE"
 MIRROR_ENV = "WSCONN_DEBIAN_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_SUITE = "bookworm"
-DEBIAN_PACKAGES = "python3,python3-venv,ca-certificates,nginx-light"
-DEBIAN_RECIPE = "1"  # bump when SLIMMED changes: it is part of the Debian image's tag
+DEBIAN_RECIPE = "1"  # bump when SLIMMED changes what a root holds: it is part of their tags
 SLIMMED = (
     "var/cache/apt",
     "var/lib/apt/lists",
@@ -44,8 +48,12 @@ SLIMMED = (
     "usr/share/locale",
     "usr/share/info",
     "var/log",
+    "usr/share/javascript/moment-timezone/data",  # 212 MB of time zone JSON no page loads
 )
-"""Folders of the debootstrapped root emptied before import: vfs copies every layer whole."""
+"""Folders of the debootstrapped roots emptied before import: vfs copies every layer whole."""
+PROMETHEUS_CLIENT_VERSION = "0.26.0"
+"""The backend image's prometheus_client (its ``/metrics``): pinned, so the image does not
+depend on whether the ``metrics`` extra is installed where it is built."""
 BACKEND_PYTHONS = ("3.11", "3.12", "3.13")
 """CPythons a backend base image may have (Debian's 3.11, python:3.12-slim, ...)."""
 SHIPPED_DATA = ("_bundle", "_scenarios")
@@ -129,31 +137,59 @@ def toxiproxy_tag(dockerfile: bytes, server: bytes, cli: bytes) -> str:
     return f"pytest-wsconn/toxiproxy:{TOXIPROXY_VERSION}-{digest([dockerfile, server, cli])}"
 
 
-def debian_key() -> str:
-    """The Debian base's key: suite, packages and slimming recipe."""
-    return digest([f"{DEBIAN_SUITE} {DEBIAN_PACKAGES} {DEBIAN_RECIPE}\n".encode()])
+@dataclasses.dataclass(frozen=True)
+class DebianRoot:
+    """A Debian root that debootstrap makes with ``packages`` and ``docker import`` tags
+    ``pytest-wsconn/NAME``; its tarball is kept, so an emptied image store costs an import."""
+
+    name: str
+    packages: str
+
+    def key(self) -> str:
+        """Suite, packages and slimming recipe."""
+        return digest([f"{DEBIAN_SUITE} {self.packages} {DEBIAN_RECIPE}\n".encode()])
+
+    def tag(self, name: str | None = None) -> str:
+        """Its image's tag; ``name``: the same image under another name."""
+        return f"pytest-wsconn/{name or self.name}:{DEBIAN_SUITE}-{self.key()}"
+
+    def tarball(self) -> str:
+        return f"debian-{DEBIAN_SUITE}-{self.key()}.tar"
 
 
-def debian_tag() -> str:
-    return f"pytest-wsconn/debian:{DEBIAN_SUITE}-{debian_key()}"
+DEBIAN = DebianRoot("debian", "python3,python3-venv,ca-certificates,nginx-light")
+"""The backend's base; with nginx-light it is the nginx image too (tagged ``nginx``)."""
+PROMETHEUS = DebianRoot("prometheus", "prometheus")
+"""Debian's Prometheus (and promtool, which its healthcheck runs): the monitoring profile's
+image. A root of its own: in the base it would double what every container copies on vfs."""
+DEBIAN_ROOTS = (DEBIAN, PROMETHEUS)
 
 
-def nginx_tag() -> str:
-    """The Debian base has nginx-light: the nginx image is the same image, tagged."""
-    return f"pytest-wsconn/nginx:{DEBIAN_SUITE}-{debian_key()}"
-
-
-def debian_tarball() -> str:
-    return f"debian-{DEBIAN_SUITE}-{debian_key()}.tar"
+def backend_requirements(websockets_version: str) -> tuple[str, ...]:
+    """What the backend's wheels are: the websockets installed here, the pinned
+    prometheus_client."""
+    return (f"websockets=={websockets_version}", f"prometheus_client=={PROMETHEUS_CLIENT_VERSION}")
 
 
 def backend_tag(
-    base_id: str, websockets_version: str, dockerfile: bytes, sources: Iterable[bytes]
+    base_id: str, requirements: Sequence[str], dockerfile: bytes, sources: Iterable[bytes]
 ) -> str:
-    """The backend's tag: its base, websockets, its Dockerfile and every ``.py`` of the package
-    in path order (the image runs the reference server and, in tests, ``wsconn diagnose``)."""
-    head = f"{base_id} websockets=={websockets_version}\n".encode()
+    """The backend's tag: its base, its wheels' requirements, its Dockerfile and every ``.py`` of
+    the package in path order (the image runs the reference server and, in tests,
+    ``wsconn diagnose``)."""
+    head = f"{base_id} {' '.join(requirements)}\n".encode()
     return f"pytest-wsconn/backend:{digest([head, dockerfile, *sources])}"
+
+
+def stale_wheels(names: Iterable[str], requirements: Sequence[str]) -> list[str]:
+    """Wheel file names of the required distributions at other versions: a rebuild drops them."""
+    pinned = dict(requirement.split("==", 1) for requirement in requirements)
+    stale = []
+    for name in names:
+        distribution, _, rest = name.partition("-")  # a wheel's name has no "-" of its own
+        if distribution in pinned and rest.partition("-")[0] != pinned[distribution]:
+            stale.append(name)
+    return stale
 
 
 def backend_files(paths: Iterable[str]) -> list[str]:
@@ -173,11 +209,11 @@ def superseded(previous: Mapping[str, str], current: Mapping[str, str]) -> list[
     return old
 
 
-def debootstrap_argv(rootfs: Path, mirror: str) -> list[str]:
+def debootstrap_argv(root: DebianRoot, rootfs: Path, mirror: str) -> list[str]:
     return [
         "debootstrap",
         "--variant=minbase",
-        f"--include={DEBIAN_PACKAGES}",
+        f"--include={root.packages}",
         DEBIAN_SUITE,
         str(rootfs),
         mirror,
@@ -190,9 +226,9 @@ def docker_build_argv(tag: str, context: Path, *extra: str) -> list[str]:
 
 
 def wheel_download_argv(
-    python: str, requirement: str, version: str, dest: Path, *, offline: bool
+    python: str, requirements: Sequence[str], version: str, dest: Path, *, offline: bool
 ) -> list[str]:
-    """``pip download`` of a binary wheel for CPython ``version`` on x86_64 Linux into ``dest``;
+    """``pip download`` of binary wheels for CPython ``version`` on x86_64 Linux into ``dest``;
     ``offline``: only from the wheels already there (no package index)."""
     platforms = [arg for platform in WHEEL_PLATFORMS for arg in ("--platform", platform)]
     source = ["--no-index", "--find-links", str(dest)] if offline else []
@@ -212,7 +248,7 @@ def wheel_download_argv(
         *source,
         "-d",
         str(dest),
-        requirement,
+        *requirements,
     ]
 
 

@@ -7,12 +7,12 @@ import os
 import sys
 
 from pytest_wsconn.exceptions import StackError
+from pytest_wsconn.provision.pins import IMAGE_VARS
 from pytest_wsconn.stack import compose
 from pytest_wsconn.stack.compose import PROJECT_LABEL
 from support import REPO_ROOT, unavailable
 
 IMAGES_ENV = REPO_ROOT / "docker" / "images.env"
-IMAGE_VARS = ("WSCONN_TOXIPROXY_IMAGE", "WSCONN_BACKEND_IMAGE", "WSCONN_NGINX_IMAGE")
 BUNDLED = REPO_ROOT / "docker-compose.test.yml"
 
 # A user's own compose project: one service that knows nothing of pytest-wsconn.

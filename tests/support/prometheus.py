@@ -1,5 +1,5 @@
 """Real Prometheus, Pushgateway and Alertmanager (Debian packages) for tests: loopback ports,
-temp data dirs.
+temp data dirs. ``PrometheusApi`` queries any Prometheus by URL (the compose stack's too).
 
 ``quick_rules`` turns the shipped alert rules into ones a test can watch go pending and firing
 in seconds: the same expressions, with ``[5m]`` windows and ``for:`` durations shortened.
@@ -134,7 +134,46 @@ class Pushgateway(Daemon):
             return exposition(response.read().decode())
 
 
-class Prometheus(Daemon):
+class PrometheusApi:
+    """PromQL and alerts over the HTTP API of the Prometheus at ``url``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """The instant vector ``promql`` evaluates to now; raises on a PromQL error."""
+        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+        try:
+            body = http_json(url)
+        except urllib.error.HTTPError as error:  # 400 for a query that does not parse
+            raise AssertionError(f"{promql}: {json.loads(error.read()).get('error')}") from None
+        assert body["status"] == "success", body
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def value(self, promql: str) -> float | None:
+        """The single value ``promql`` evaluates to, None for an empty result."""
+        result = self.query(promql)
+        assert len(result) <= 1, result
+        return float(result[0]["value"][1]) if result else None
+
+    def eventually(self, promql: str, expected: float) -> None:
+        """Wait, with a deadline, until ``promql`` evaluates to ``expected``."""
+        seen: list[float | None] = []
+
+        def holds() -> bool:
+            seen.append(self.value(promql))
+            return seen[-1] == expected
+
+        assert wait_until(holds, scaled(20), interval=0.25), f"{promql} = {seen[-1:]}"
+
+    def alert_states(self, name: str) -> set[str]:
+        """States (pending, firing) of the alerts named ``name`` now; empty when inactive."""
+        alerts = http_json(f"{self.url}/api/v1/alerts")["data"]["alerts"]
+        return {a["state"] for a in alerts if a["labels"].get("alertname") == name}
+
+
+class Prometheus(Daemon, PrometheusApi):
     """``prometheus`` scraping ``targets`` every second and evaluating ``rules`` every second.
 
     A job whose name starts with ``pushgateway`` keeps the pushed job and instance labels.
@@ -176,38 +215,6 @@ class Prometheus(Daemon):
             f"--config.file={self._dir / 'prometheus.yml'}",
             f"--storage.tsdb.path={self._dir / 'data'}",
         ]
-
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        """The instant vector ``promql`` evaluates to now; raises on a PromQL error."""
-        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-        try:
-            body = http_json(url)
-        except urllib.error.HTTPError as error:  # 400 for a query that does not parse
-            raise AssertionError(f"{promql}: {json.loads(error.read()).get('error')}") from None
-        assert body["status"] == "success", body
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
-
-    def value(self, promql: str) -> float | None:
-        """The single value ``promql`` evaluates to, None for an empty result."""
-        result = self.query(promql)
-        assert len(result) <= 1, result
-        return float(result[0]["value"][1]) if result else None
-
-    def eventually(self, promql: str, expected: float) -> None:
-        """Wait, with a deadline, until ``promql`` evaluates to ``expected``."""
-        seen: list[float | None] = []
-
-        def holds() -> bool:
-            seen.append(self.value(promql))
-            return seen[-1] == expected
-
-        assert wait_until(holds, scaled(20), interval=0.25), f"{promql} = {seen[-1:]}"
-
-    def alert_states(self, name: str) -> set[str]:
-        """States (pending, firing) of the alerts named ``name`` now; empty when inactive."""
-        alerts = http_json(f"{self.url}/api/v1/alerts")["data"]["alerts"]
-        return {a["state"] for a in alerts if a["labels"].get("alertname") == name}
 
 
 class Alertmanager(Daemon):

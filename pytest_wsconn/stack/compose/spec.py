@@ -45,9 +45,9 @@ DOCKER_HINT = (
 )
 IMAGE_HINT = (
     "no registry reachable? `wsconn images build` builds the bundled stack's images offline "
-    "and the plugin then finds them (exported WSCONN_TOXIPROXY_IMAGE, WSCONN_BACKEND_IMAGE and "
-    "WSCONN_NGINX_IMAGE win); or `docker save` them where a registry is reachable and "
-    "`docker load` them here"
+    "and the plugin then finds them (exported WSCONN_TOXIPROXY_IMAGE, WSCONN_BACKEND_IMAGE, "
+    "WSCONN_NGINX_IMAGE and WSCONN_PROMETHEUS_IMAGE win); or `docker save` them where a "
+    "registry is reachable and `docker load` them here"
 )
 PULL_FAILURE = re.compile(
     r"pull access denied|manifest unknown|no such host|dial tcp|i/o timeout|"
