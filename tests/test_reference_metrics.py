@@ -12,12 +12,20 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.openmetrics.exposition import generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close, CloseCode
 
-from pytest_wsconn.reference.metrics import INSTALL_HINT, close_code_label, closed_by
+from pytest_wsconn.reference.metrics import (
+    INSTALL_HINT,
+    MESSAGE_BUCKETS,
+    MessageTimes,
+    close_code_label,
+    closed_by,
+)
 from pytest_wsconn.reference.server import (
     ReferenceServer,
     Refusal,
@@ -132,6 +140,27 @@ class TestLabels:
     def test_refusal_category(self, refusal: Refusal, category: str) -> None:
         """Refusal reasons fall into the three families the alert rules watch."""
         assert refusal.category == category
+
+
+class TestMessageTimes:
+    @given(st.lists(st.floats(min_value=0, max_value=5, allow_nan=False), max_size=50))
+    def test_shows_what_a_histogram_would(self, observations: list[float]) -> None:
+        """The lock-free per-message histogram exposes the samples ``Histogram`` would (bounds
+        included: ``le`` is inclusive), less its optional ``_created``."""
+        ours, theirs = CollectorRegistry(), CollectorRegistry()
+        times = MessageTimes("t_seconds", "doc")
+        ours.register(times)
+        reference = Histogram("t_seconds", "doc", buckets=MESSAGE_BUCKETS, registry=theirs)
+        for seconds in [*observations, *MESSAGE_BUCKETS]:
+            times.observe(seconds)
+            reference.observe(seconds)
+        expected = samples(generate_latest(theirs).decode())
+        created = [key for key in expected if key[0].endswith("_created")]
+        for key in created:
+            del expected[key]
+        got = samples(generate_latest(ours).decode())
+        assert got.keys() == expected.keys()
+        assert got == pytest.approx(expected)
 
 
 class TestMetricsEndpoint:

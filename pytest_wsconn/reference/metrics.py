@@ -10,10 +10,15 @@ command that installs it, and the server runs as before (``NoMetrics``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal, Protocol
+import bisect
+import itertools
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from websockets.frames import Close, CloseCode
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 ClosedBy = Literal["client", "server", "neither"]
 Category = Literal["auth", "origin", "limit"]
@@ -116,12 +121,11 @@ class ServerMetrics:
             buckets=HANDSHAKE_BUCKETS,
             registry=reg,
         )
-        self._message = Histogram(
+        self._message = MessageTimes(
             f"{PREFIX}_message_handling_seconds",
             "Time to handle one received message (echo or control)",
-            buckets=MESSAGE_BUCKETS,
-            registry=reg,
         )
+        reg.register(self._message)
         self._closes = Counter(
             f"{PREFIX}_closes",
             "Closed connections by close code (1006: no close frame) and who started closing",
@@ -157,6 +161,38 @@ class ServerMetrics:
 
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+class MessageTimes:
+    """The per-message histogram, counted without prometheus_client's per-observation locks.
+
+    It is observed once per message, the server's hot path, on the one thread of its event
+    loop; a ``Histogram.observe`` (two locked increments, ~1 µs) cost a measurable share of an
+    echo, this ~0.3 µs. A scrape reads the counts as they are, and shows them as a
+    ``Histogram`` would (the same ``le`` labels), without its optional ``_created`` sample.
+    """
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name, self.documentation = name, documentation
+        self.counts = [0] * (len(MESSAGE_BUCKETS) + 1)  # the last one: above every bound
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(MESSAGE_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
+        cumulative = list(itertools.accumulate(self.counts))
+        bounds = [floatToGoString(bound) for bound in (*MESSAGE_BUCKETS, float("inf"))]
+        yield HistogramMetricFamily(
+            self.name,
+            self.documentation,
+            buckets=list(zip(bounds, cumulative, strict=True)),
+            sum_value=self.total,
+        )
 
 
 def make_metrics(uptime: Callable[[], float], active: Callable[[], int]) -> Metrics:
