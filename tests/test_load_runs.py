@@ -191,6 +191,19 @@ class TestOwnRoundTrips:
         (line,) = failed_lines(output)
         assert "requests failed, most often timeout: no echo of our message within 0.3 s" in line
 
+    def test_back_to_back_round_trips_never_time_out_early(self, tmp_path: Path) -> None:
+        """Each round trip has the whole --reply-timeout: users echoing back to back for 4 s
+        with a 1 s timeout see none (a reused gevent Timeout once counted every earlier
+        round trip against the next: such users "timed out" within seconds)."""
+        code, output, summary = wsconn_load(
+            tmp_path, "steady_messaging", "--users", "4", "--duration", "4",
+            "--message-interval", "0", "--reply-timeout", "1",
+        )  # fmt: skip
+        assert code == 0, output
+        assert summary["failure_count"] == 0, output
+        assert summary["steps"]["connect"]["requests"] == 4, output  # none reconnected
+        assert summary["steps"]["message"]["requests"] > 1000, output
+
     def test_a_chat_broadcast_never_ends_a_round_trip(
         self, tmp_path: Path, broken_service: Callable[[str], Service]
     ) -> None:

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import gevent  # type: ignore[import-untyped]  # Locust's dependency ships no stubs
-from gevent import Timeout
 from locust import User, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -59,6 +58,7 @@ REPORT_KEY = "wsconn"
 _ids = itertools.count(1)
 _PROCESS_TAG = os.urandom(3).hex()  # pids repeat across machines; message ids must not
 LIVE_EVERY = 1.0  # s between the master's live snapshots (``wsconn load --pushgateway`` reads)
+CHECK_EVERY = 0.1  # s between looks for overdue round trips: a reply timeout fires this late
 
 # name, default, help; every option is a Locust option, so workers get the master's values.
 OPTIONS: tuple[tuple[str, str, str], ...] = (
@@ -116,6 +116,39 @@ class _Collector:
 
 _collector = _Collector()
 _result: dict[str, Any] = {"histograms": {}, "others": {}, "timeline": [], "workers": {}}
+
+
+class _ReplyDeadlines:
+    """The round trips under way in this process and when each is overdue, checked by one
+    repeating libev timer that throws ``TimeoutError`` into the greenlets past theirs.
+
+    A gevent ``Timeout`` per round trip costs ~6 % of it (a libev timer made, started and
+    stopped); reusing one is wrong, since libev's stop keeps only the time left, so every
+    earlier round trip counts against the next one's deadline (a user at full speed "timed
+    out" every few seconds). Here a round trip costs a dict entry; a timeout fires up to
+    ``CHECK_EVERY`` late.
+    """
+
+    def __init__(self) -> None:
+        self.due: dict[Any, float] = {}  # greenlet -> perf_counter() time its reply is overdue
+        self._timer: Any = None
+
+    def watch(self, greenlet: Any, deadline: float) -> None:
+        self.due[greenlet] = deadline
+        if self._timer is None:
+            self._timer = gevent.get_hub().loop.timer(CHECK_EVERY, CHECK_EVERY, ref=False)
+            self._timer.start(self._expire)
+
+    def _expire(self) -> None:
+        """In the hub, as gevent's own ``Timeout`` does: each overdue greenlet is waiting on its
+        socket, so the throw lands in its round trip."""
+        now = time.perf_counter()
+        for greenlet in [g for g, deadline in self.due.items() if deadline <= now]:
+            del self.due[greenlet]
+            greenlet.throw(TimeoutError())
+
+
+_deadlines = _ReplyDeadlines()
 
 
 def _merge(data: dict[str, Any], worker: str | None) -> None:
@@ -251,7 +284,6 @@ class WebSocketUser(User):
         self.ws: WsClient | None = None
         self._confirmed = False  # the server has answered on this connection (auth confirmed)
         self._next_ping = 0.0  # monotonic time of the next keepalive ping
-        self._reply_deadline: Timeout | None = None  # ws_exchange's, reused (made on first use)
 
     # Reporting
 
@@ -378,14 +410,12 @@ class WebSocketUser(User):
         payload = self.next_message() if message is None else message
         is_reply = self.is_reply
         timeout = self.reply_timeout
-        deadline = self._reply_deadline
-        if deadline is None or deadline.seconds != timeout:
-            deadline = self._reply_deadline = Timeout(timeout, TimeoutError)
         others = 0
+        me = gevent.getcurrent()
         started = time.perf_counter()
-        # One deadline for the whole round trip, reused from one exchange to the next: a socket
-        # timeout would make gevent build a Timeout on every receive that waits (~6 % of it).
-        deadline.start()
+        # One deadline for the whole round trip, kept by _ReplyDeadlines: a socket timeout would
+        # make gevent build a Timeout on every receive that waits (~6 % of a round trip).
+        _deadlines.watch(me, started + timeout)
         try:
             try:
                 ws.send(payload)
@@ -394,10 +424,8 @@ class WebSocketUser(User):
                     others += 1
                     reply = ws.recv(None)
             finally:
-                deadline.cancel()
+                _deadlines.due.pop(me, None)
         except TimeoutError:
-            # libev leaves an expired timer's interval spent: the next exchange needs a new one
-            self._reply_deadline = None
             self._count_others("message", others)
             error = NoReply(timeout, others, echo=self._echo)
             self._failed("message", time.perf_counter() - started, error)

@@ -84,6 +84,7 @@ class WsClient:
 
     def __init__(self, sock: socket.socket, buffered: bytes, subprotocol: str | None) -> None:
         self.sock = sock
+        self._timeout: float | None = -1.0  # the socket's read timeout once we set it (-1: not yet)
         self.subprotocol = subprotocol
         self._buffer = bytearray(buffered)
         self._close_sent: int | None = None
@@ -172,7 +173,7 @@ class WsClient:
 
     def recv(self, timeout: float | None = None) -> str | bytes:
         """The next message; answers pings on the way; raises ``Closed`` when the peer closes."""
-        self.sock.settimeout(timeout)
+        self._wait_at_most(timeout)
         fragments: list[bytes] = []
         first_opcode = 0
         while True:
@@ -211,7 +212,7 @@ class WsClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no pong within {timeout:g} s")
-            self.sock.settimeout(remaining)
+            self._wait_at_most(remaining)
             opcode, _, data = self._read_frame()
             if opcode == OP_PONG and data == payload:
                 self.last_pong = time.monotonic()
@@ -232,7 +233,7 @@ class WsClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            self.sock.settimeout(remaining)
+            self._wait_at_most(remaining)
             try:
                 opcode, _, data = self._read_frame()
             except TimeoutError:
@@ -241,6 +242,12 @@ class WsClient:
                 self._control(opcode, data)
             elif opcode != OP_CONT:
                 self.skipped += 1
+
+    def _wait_at_most(self, timeout: float | None) -> None:
+        """Give the socket's reads this timeout (None: no limit), unless it has it already."""
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
 
     def _control(self, opcode: int, payload: bytes) -> None:
         if opcode == OP_PING:
@@ -338,7 +345,7 @@ class WsClient:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError  # noqa: TRY301 - handled below with the other ways out
-                self.sock.settimeout(remaining)
+                self._wait_at_most(remaining)
                 opcode, _, payload = self._read_frame()
                 if opcode == OP_CLOSE:
                     answer = _LEN16.unpack_from(payload)[0] if len(payload) >= 2 else 1005
