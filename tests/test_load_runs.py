@@ -69,6 +69,7 @@ class TestScenarios:
         assert (tmp_path / "locust_stats.csv").is_file()
         assert "verdict: passed: no request failed" in output
         assert summary["passed"] and summary["connections_opened"] > 0
+        assert_locust_counted_every_sample(tmp_path, summary)
 
     def test_reconnect_storm_reports_failures_and_recovery(self, tmp_path: Path) -> None:
         """Two faults during the load: the failures they caused, and every user back after each."""
@@ -99,6 +100,14 @@ class TestScenarios:
         assert "reconnect storm: 2 faults" in output
         assert summary["failures"], "the storm's failures are in Locust's failure table"
         assert all(f["error"].startswith("network: ") for f in summary["failures"])
+
+
+def assert_locust_counted_every_sample(out: Path, summary: dict[str, Any]) -> None:
+    """Successful steps reach Locust's stats in batches: at the end of the run its CSV counts
+    (the summary's requests) hold every sample our histograms hold, no more, no fewer."""
+    histograms = json.loads((out / "wsconn.json").read_text())["histograms"]
+    for name, step in summary["steps"].items():
+        assert histograms[name]["count"] == step["requests"] - step["failures"], name
 
 
 def failed_lines(output: str) -> list[str]:
@@ -258,6 +267,8 @@ class TestDistributed:
         assert len(workers) == 2, output
         assert all(requests > 0 for requests in workers.values())
         assert summary["steps"]["message"]["requests"] >= max(workers.values())
+        assert sum(workers.values()) == summary["requests"], "each worker's last batch arrived"
+        assert_locust_counted_every_sample(tmp_path, summary)
         assert "2 workers" in output
         assert (tmp_path / "worker-1.log").is_file() and (tmp_path / "worker-2.log").is_file()
 
