@@ -413,8 +413,10 @@ def locust_rate(
     if run.pythonpath is not None:
         env["PYTHONPATH"] = str(run.pythonpath)
     with (out / "locust.log").open("wb") as log:
+        # cwd: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH: run
+        # from the repository root, a `before` tree's users imported this tree's pytest_wsconn
         process = subprocess.Popen(
-            pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env
+            pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out
         )
     try:
         ps = psutil.Process(process.pid)
@@ -501,7 +503,7 @@ def locust_idle(
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     with (out / "locust.log").open("wb") as log:
         process = subprocess.Popen(
-            pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env
+            pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out
         )
     ps = psutil.Process(process.pid)
     wait_started(Path(f"{out / 'wsconn.json'}.started"), out / "locust.log")
