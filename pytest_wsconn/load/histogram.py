@@ -8,9 +8,12 @@ reads percentiles from them. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import operator
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 
 RESOLUTION = 1.01  # each bucket is 1 % wider than the one before
 _LOG = math.log(RESOLUTION)
@@ -51,8 +54,19 @@ class Histogram:
         """``add`` each of ``samples`` (a load user's batch), in one pass."""
         if not samples:
             return
+        counts = None
+        if min(samples) > _FLOOR_MS and max(samples) <= _CEILING_MS:
+            # bucket_of's arithmetic, each step mapped in C: half the time of calling it
+            logs = map(math.log, samples)
+            scaled = map(
+                operator.truediv, map(operator.sub, logs, repeat(_LOG_FLOOR)), repeat(_LOG)
+            )
+            with contextlib.suppress(ValueError):  # a NaN among them: one by one below
+                counts = {bucket + 1: n for bucket, n in Counter(map(int, scaled)).items()}
+        if counts is None:
+            counts = Counter(map(bucket_of, samples))
         buckets = self.buckets
-        for bucket, count in Counter(map(bucket_of, samples)).items():
+        for bucket, count in counts.items():
             buckets[bucket] = buckets.get(bucket, 0) + count
         self.count += len(samples)
         self.max_ms = max(self.max_ms, *samples)
