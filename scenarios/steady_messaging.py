@@ -40,6 +40,4 @@ class SteadyMessaging(WebSocketUser):
         else:
             # Back to back: a burst of round trips per Locust task, so that its task choice and
             # the hub switch of its wait (a fifth of a round trip's CPU) come once per burst.
-            for _ in range(BURST):
-                if not self.ws_exchange():
-                    return
+            self.ws_exchanges(BURST)

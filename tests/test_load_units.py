@@ -6,6 +6,7 @@ import ast
 import itertools
 import json
 import math
+import socket
 import subprocess
 import sys
 import textwrap
@@ -753,6 +754,30 @@ class TestWsClient:
         assert len(sock.wire) == 2 + 2 + 4 + 200  # header, 16-bit length, mask key, payload
         key = bytes(sock.wire[4:8])
         assert apply_mask(bytes(sock.wire[8:]), key) == b"x" * 200
+
+    def test_messages_are_taken_from_whatever_bytes_arrived(self) -> None:
+        """next_message returns None until a message's last byte came, then the message;
+        fragments and a ping between them (answered) are taken in stride."""
+
+        def server_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+            return bytes(((0x80 if fin else 0) | opcode, len(payload))) + payload
+
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            client = WsClient(ours, b"", None)
+            wire = server_frame(0x1, "héllo".encode())
+            theirs.sendall(wire[:3])
+            client.receive()
+            assert client.next_message() is None
+            theirs.sendall(wire[3:] + server_frame(0x2, b"ab", fin=False))
+            client.receive()
+            assert client.next_message() == "héllo"
+            assert client.next_message() is None  # the binary message's first fragment only
+            theirs.sendall(server_frame(0x9, b"p") + server_frame(0x0, b"cd"))
+            client.receive()
+            assert client.next_message() == b"abcd"
+            pong = theirs.recv(64)
+            assert pong[0] == 0x8A and apply_mask(pong[6:], pong[2:6]) == b"p"
 
     def test_accept_key_matches_rfc_example(self) -> None:
         """The accept key of RFC 6455's example handshake."""

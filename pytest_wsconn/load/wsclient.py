@@ -84,9 +84,12 @@ class WsClient:
 
     def __init__(self, sock: socket.socket, buffered: bytes, subprotocol: str | None) -> None:
         self.sock = sock
+        self.secure = isinstance(sock, ssl.SSLSocket)
         self._timeout: float | None = -1.0  # the socket's read timeout once we set it (-1: not yet)
         self.subprotocol = subprotocol
         self._buffer = bytearray(buffered)
+        self._fragments: list[bytes] = []  # of a message whose last frame has not come yet
+        self._first_opcode = 0  # the opcode of that message's first frame
         self._close_sent: int | None = None
         self.closed: Closed | None = None
         self.last_pong: float | None = None
@@ -174,10 +177,16 @@ class WsClient:
     def recv(self, timeout: float | None = None) -> str | bytes:
         """The next message; answers pings on the way; raises ``Closed`` when the peer closes."""
         self._wait_at_most(timeout)
-        fragments: list[bytes] = []
-        first_opcode = 0
-        while True:
-            opcode, fin, payload = self._read_frame()
+        while (message := self.next_message()) is None:
+            self.receive()
+        return message
+
+    def next_message(self) -> str | bytes | None:
+        """The next whole message among the bytes received so far, answering pings on the way;
+        None until more bytes arrive (``receive``). Raises ``Closed`` when the peer closed."""
+        fragments = self._fragments
+        while (frame := self._parse_frame()) is not None:
+            opcode, fin, payload = frame
             if opcode in _CONTROL:
                 self._control(opcode, payload)
                 continue
@@ -187,16 +196,19 @@ class WsClient:
             elif fragments:
                 self._fail("a new message began before the last one ended")
             else:
-                first_opcode = opcode
-            fragments.append(payload)
-            if fin:
-                data = fragments[0] if len(fragments) == 1 else b"".join(fragments)
-                if first_opcode == OP_TEXT:
-                    try:
-                        return data.decode()
-                    except UnicodeDecodeError:
-                        self._fail("a text message that is not UTF-8", 1007)
-                return data
+                self._first_opcode = opcode
+            if not fin:
+                fragments.append(payload)
+                continue
+            data = b"".join((*fragments, payload)) if fragments else payload
+            fragments.clear()
+            if self._first_opcode == OP_TEXT:
+                try:
+                    return data.decode()
+                except UnicodeDecodeError:
+                    self._fail("a text message that is not UTF-8", 1007)
+            return data
+        return None
 
     def ping_pong(self, timeout: float) -> float:
         """Send a ping and read until its pong: the round trip in seconds.
@@ -266,39 +278,49 @@ class WsClient:
             self.sock.close()
             raise self.closed
 
-    def _fill(self, need: int) -> None:
-        buffer = self._buffer
-        while len(buffer) < need:
-            try:
-                chunk = self.sock.recv(RECV_SIZE)
-            except TimeoutError:
-                raise
-            except OSError:
-                self._lost()
-                raise
-            if not chunk:
-                raise self._lost()
-            buffer += chunk
+    def receive(self) -> None:
+        """One read from the socket into the buffer: waits for bytes (a cooperative switch
+        under gevent), raises ``Closed`` when the connection is gone."""
+        try:
+            chunk = self.sock.recv(RECV_SIZE)
+        except TimeoutError:
+            raise
+        except OSError:
+            self._lost()
+            raise
+        if not chunk:
+            raise self._lost()
+        self._buffer += chunk
 
     def _read_frame(self) -> tuple[int, bool, bytes]:
+        while (frame := self._parse_frame()) is None:
+            self.receive()
+        return frame
+
+    def _parse_frame(self) -> tuple[int, bool, bytes] | None:
+        """The next whole frame in the buffer (taken out of it), or None if it has not all come."""
         if self.closed is not None:
             raise self.closed
-        self._fill(2)
         buffer = self._buffer
+        if len(buffer) < 2:
+            return None
         b0, b1 = buffer[0], buffer[1]
         if b0 & 0x70:
             self._fail("a frame with reserved bits set (no extension was agreed)")
         opcode, fin, length, offset = b0 & 0x0F, bool(b0 & 0x80), b1 & 0x7F, 2
         if length == 126:
-            self._fill(4)
+            if len(buffer) < 4:
+                return None
             length, offset = _LEN16.unpack_from(buffer, 2)[0], 4
         elif length == 127:
-            self._fill(10)
+            if len(buffer) < 10:
+                return None
             length, offset = _LEN64.unpack_from(buffer, 2)[0], 10
         masked = b1 & 0x80
         if masked:
             offset += 4
-        self._fill(offset + length)
+        if len(buffer) < offset + length:
+            return None
         payload = bytes(buffer[offset : offset + length])
         if masked:
             payload = apply_mask(payload, bytes(buffer[offset - 4 : offset]))
