@@ -31,12 +31,14 @@ its workers), e.g. ``--ws-auth header --ws-token …``; ``wsconn load`` sets the
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import json
 import os
 import random
 import time
+import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,7 +51,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from pytest_wsconn.backoff import Backoff, BackoffPolicy
 from pytest_wsconn.client import apply_auth
 from pytest_wsconn.closecodes import WebSocketError, classify_close
-from pytest_wsconn.config import DEFAULT_AUTH, parse_auth_mode
+from pytest_wsconn.config import DEFAULT_AUTH, AuthMode, parse_auth_mode
 from pytest_wsconn.load.batch import StepBatch, merge_into_stats
 from pytest_wsconn.load.errors import AUTH_CATEGORIES, NoReply, StepFailure, classify_load_error
 from pytest_wsconn.load.histogram import Histogram
@@ -61,10 +63,13 @@ from pytest_wsconn.load.wsclient import WsClient
 REQUEST_TYPE = "WS"
 REPORT_KEY = "wsconn"
 _ids = itertools.count(1)
+# gevent's record of who spawned each greenlet (for its debugging tree) costs every user
+# ~0.4 KB: off, in the processes that run load users (importing this module)
+gevent.config.track_greenlet_tree = False
 _PROCESS_TAG = os.urandom(3).hex()  # pids repeat across machines; message ids must not
 LIVE_EVERY = 1.0  # s between the master's live snapshots (``wsconn load --pushgateway`` reads)
 FLUSH_EVERY = 0.25  # s between merges of the successful steps' batches into Locust's stats
-CHECK_EVERY = 0.1  # s between looks for overdue round trips: a reply timeout fires this late
+CHECK_EVERY = 0.1  # s between looks for waits past their end (a reply timeout fires this late)
 
 # name, default, help; every option is a Locust option, so workers get the master's values.
 OPTIONS: tuple[tuple[str, str, str], ...] = (
@@ -162,19 +167,20 @@ _collector = _Collector()
 _result: dict[str, Any] = {"histograms": {}, "others": {}, "timeline": [], "workers": {}}
 
 
-class _ReplyDeadlines:
-    """The round trips under way in this process and when each is overdue, checked by one
-    repeating libev timer that throws ``TimeoutError`` into the greenlets past theirs.
+class _Deadlines:
+    """The waits under way in this process (round trips awaiting their reply, idle users
+    awaiting their next ping) and when each ends, checked by one repeating libev timer that
+    throws ``TimeoutError`` into the greenlets past theirs.
 
     A gevent ``Timeout`` per round trip costs ~6 % of it (a libev timer made, started and
-    stopped); reusing one is wrong, since libev's stop keeps only the time left, so every
-    earlier round trip counts against the next one's deadline (a user at full speed "timed
-    out" every few seconds). Here a round trip costs a dict entry; a timeout fires up to
-    ``CHECK_EVERY`` late.
+    stopped), and one per idle connection ~0.9 KB; reusing one is wrong, since libev's stop
+    keeps only the time left, so every earlier round trip counts against the next one's
+    deadline (a user at full speed "timed out" every few seconds). Here a wait costs a dict
+    entry; it ends up to ``CHECK_EVERY`` late.
     """
 
     def __init__(self) -> None:
-        self.due: dict[Any, float] = {}  # greenlet -> perf_counter() time its reply is overdue
+        self.due: dict[Any, float] = {}  # greenlet -> perf_counter() time its wait ends
         self._timer: Any = None
 
     def watch(self, greenlet: Any, deadline: float) -> None:
@@ -185,14 +191,14 @@ class _ReplyDeadlines:
 
     def _expire(self) -> None:
         """In the hub, as gevent's own ``Timeout`` does: each overdue greenlet is waiting on its
-        socket, so the throw lands in its round trip."""
+        socket (or on the reactor), so the throw lands in its wait."""
         now = time.perf_counter()
         for greenlet in [g for g, deadline in self.due.items() if deadline <= now]:
             del self.due[greenlet]
             greenlet.throw(TimeoutError())
 
 
-_deadlines = _ReplyDeadlines()
+_deadlines = _Deadlines()
 _reactor = Reactor()
 
 
@@ -295,6 +301,65 @@ for _before_reset_or_stop in (events.spawning_complete, events.reset_stats, even
     _before_reset_or_stop.add_listener(_flush)  # type: ignore[no-untyped-call]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Settings:
+    """The ``--ws-*`` options of a run, parsed once and shared by its users."""
+
+    auth: AuthMode
+    token: str | None
+    origin: str | None
+    dial: tuple[str, int] | None
+    open_timeout: float
+    close_timeout: float
+    message_size: int
+    message_interval: float
+    reply_timeout: float
+    reply_id_field: str | None
+    ping_interval: float
+    ping_timeout: float
+    backoff: BackoffPolicy
+    timeline: bool
+
+    @classmethod
+    def parse(cls, environment: Environment) -> _Settings:
+        def option(name: str) -> str:
+            return _option(environment, name)
+
+        dial_host, _, dial_port = option("ws-dial").rpartition(":")
+        return cls(
+            auth=parse_auth_mode(option("ws-auth")),
+            token=option("ws-token") or None,
+            origin=option("ws-origin") or None,
+            dial=(dial_host, int(dial_port)) if dial_host else None,
+            open_timeout=float(option("ws-open-timeout")),
+            close_timeout=float(option("ws-close-timeout")),
+            message_size=int(option("ws-message-size")),
+            message_interval=float(option("ws-message-interval")),
+            reply_timeout=float(option("ws-reply-timeout")),
+            reply_id_field=option("ws-reply-id-field") or None,
+            ping_interval=float(option("ws-ping-interval")),
+            ping_timeout=float(option("ws-ping-timeout")),
+            backoff=BackoffPolicy(
+                initial=float(option("ws-backoff-initial")),
+                max_delay=float(option("ws-backoff-max")),
+                max_attempts=None,
+                reset_after=1.0,
+            ),
+            timeline=option("ws-timeline") == "on",
+        )
+
+
+_settings: weakref.WeakKeyDictionary[Environment, _Settings] = weakref.WeakKeyDictionary()
+_JITTER = random.Random()  # noqa: S311 - reconnect jitter, shared (2.5 KB of state per user)
+
+
+def _settings_of(environment: Environment) -> _Settings:
+    settings = _settings.get(environment)
+    if settings is None:
+        settings = _settings[environment] = _Settings.parse(environment)
+    return settings
+
+
 def _option(environment: Environment, name: str) -> str:
     value = getattr(environment.parsed_options, name.replace("-", "_"), None)
     if value is None:  # run without Locust's parser (run_single_user, tests)
@@ -325,35 +390,26 @@ class WebSocketUser(User):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
 
-        def option(name: str) -> str:
-            return _option(environment, name)
-
+        settings = _settings_of(environment)  # one parse per run, shared: idle users are many
         self.url = str(self.host or "")
-        self.auth = parse_auth_mode(option("ws-auth"))
-        self.token = option("ws-token") or None
-        self.origin = option("ws-origin") or None
-        dial_host, _, dial_port = option("ws-dial").rpartition(":")
-        self.dial = (dial_host, int(dial_port)) if dial_host else None
-        self.open_timeout = float(option("ws-open-timeout"))
-        self.close_timeout = float(option("ws-close-timeout"))
-        self.message_size = int(option("ws-message-size"))
-        self.message_interval = float(option("ws-message-interval"))
-        self.reply_timeout = float(option("ws-reply-timeout"))
-        self.reply_id_field = option("ws-reply-id-field") or None
-        self.ping_interval = float(option("ws-ping-interval"))
-        self.ping_timeout = float(option("ws-ping-timeout"))
-        policy = BackoffPolicy(
-            initial=float(option("ws-backoff-initial")),
-            max_delay=float(option("ws-backoff-max")),
-            max_attempts=None,
-            reset_after=1.0,
-        )
-        self.backoff = Backoff(policy, random.Random(), time.monotonic)  # noqa: S311 - jitter
-        self.user_id = f"{os.getpid()}-{next(_ids)}"
-        self._id_prefix = f"{_PROCESS_TAG}-{self.user_id}."
+        self.auth = settings.auth
+        self.token = settings.token
+        self.origin = settings.origin
+        self.dial = settings.dial
+        self.open_timeout = settings.open_timeout
+        self.close_timeout = settings.close_timeout
+        self.message_size = settings.message_size
+        self.message_interval = settings.message_interval
+        self.reply_timeout = settings.reply_timeout
+        self.reply_id_field = settings.reply_id_field
+        self.ping_interval = settings.ping_interval
+        self.ping_timeout = settings.ping_timeout
+        self.backoff = Backoff(settings.backoff, _JITTER, time.monotonic)
+        self._number = next(_ids)  # the strings made of it only when asked for: idle users
+        self._id_prefix = ""  # are many and send no messages
         self._sent = 0  # messages this user numbered with message_id()
         self._echo = self.reply_id_field is None and type(self).is_reply is WebSocketUser.is_reply
-        self._timeline = self.record_timeline or option("ws-timeline") == "on"
+        self._timeline = self.record_timeline or settings.timeline
         self.ws: WsClient | None = None
         self._confirmed = False  # the server has answered on this connection (auth confirmed)
         self._next_ping = 0.0  # monotonic time of the next keepalive ping
@@ -382,6 +438,11 @@ class WebSocketUser(User):
             context={},
         )
 
+    @property
+    def user_id(self) -> str:
+        """This user, unique in its run: the process id and the user's number in it."""
+        return f"{os.getpid()}-{self._number}"
+
     def _record(self, kind: EventKind) -> None:
         if self._timeline:
             _collector.timeline.append((time.time(), self.user_id, kind))
@@ -400,6 +461,8 @@ class WebSocketUser(User):
     def message_id(self) -> str:
         """An id no other message of this run carries (across users, processes and machines)."""
         self._sent += 1
+        if not self._id_prefix:
+            self._id_prefix = f"{_PROCESS_TAG}-{self.user_id}."
         return f"{self._id_prefix}{self._sent:x}"
 
     def next_message(self) -> str:
@@ -489,7 +552,7 @@ class WebSocketUser(User):
         others = 0
         me = gevent.getcurrent()
         started = time.perf_counter()
-        # One deadline for the whole round trip, kept by _ReplyDeadlines: a socket timeout would
+        # One deadline for the whole round trip, kept by _Deadlines: a socket timeout would
         # make gevent build a Timeout on every receive that waits (~6 % of a round trip).
         _deadlines.watch(me, started + timeout)
         try:
@@ -604,8 +667,13 @@ class WebSocketUser(User):
             if now >= deadline:
                 return True
             started = time.perf_counter()
+            me = gevent.getcurrent()
+            _deadlines.watch(me, started + min(deadline, self._next_ping) - now)
             try:
-                ws.idle(min(deadline, self._next_ping) - now)
+                try:
+                    ws.idle(None)  # until _deadlines wakes it
+                finally:
+                    _deadlines.due.pop(me, None)
             except Exception as exc:
                 self._take_skipped(ws)
                 self._failed("ping", time.perf_counter() - started, exc)

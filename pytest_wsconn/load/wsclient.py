@@ -82,6 +82,20 @@ def _close_payload(code: int, reason: str) -> bytes:
 class WsClient:
     """One open client connection; make it with :meth:`connect`."""
 
+    __slots__ = (  # one per idle connection of a load run: no __dict__
+        "_buffer",
+        "_close_sent",
+        "_first_opcode",
+        "_fragments",
+        "_timeout",
+        "closed",
+        "last_pong",
+        "secure",
+        "skipped",
+        "sock",
+        "subprotocol",
+    )
+
     def __init__(self, sock: socket.socket, buffered: bytes, subprotocol: str | None) -> None:
         self.sock = sock
         self.secure = isinstance(sock, ssl.SSLSocket)
@@ -234,17 +248,21 @@ class WsClient:
             elif opcode != OP_CONT:
                 self.skipped += 1
 
-    def idle(self, seconds: float) -> None:
+    def idle(self, seconds: float | None) -> None:
         """Sit on the connection for ``seconds``, answering pings and dropping (counting)
-        messages.
+        messages; ``None``: until a ``TimeoutError`` thrown into the waiting greenlet ends it
+        (a load user's wake-up, kept by one timer for all of them: a socket timeout would cost
+        each idle connection a gevent ``Timeout`` of its own, ~0.9 KB).
 
         Returns when the time is up; raises ``Closed`` if the connection ends meanwhile.
         """
-        deadline = time.monotonic() + seconds
+        deadline = None if seconds is None else time.monotonic() + seconds
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
+            remaining = None
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
             self._wait_at_most(remaining)
             try:
                 opcode, _, data = self._read_frame()
