@@ -29,7 +29,8 @@ repetitions. The contenders:
 - the bare clients under gevent, no Locust (``--clients``): our ``wsclient``, websocket-client,
   websockets' sync client.
 
-Idle (full mode): one Locust process holding N ``idle_hold`` users (keepalive on), RSS per 1,000.
+Idle (full mode): one Locust process holding ``--idle`` (19,000) ``idle_hold`` users, keepalive on,
+RSS per 1,000 (and the same for ``--before``).
 """
 
 from __future__ import annotations
@@ -522,17 +523,18 @@ def py_spy_top(pid: int, seconds: float, out: Path) -> str:
 
 
 def locust_idle(
-    server: Server, users: int, rate: int, out: Path, hold: float
+    server: Server, tree: Path, users: int, out: Path, *, rate: int = 1000, hold: float = 5.0
 ) -> tuple[int, int, int]:
-    """Connections held by one Locust process, its RSS before the ramp and when all are up."""
+    """Connections held by one Locust process (``tree``'s ``idle_hold``), its RSS before the ramp
+    and when all are up."""
     out.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "scenarios" / "idle_hold.py"),
+        sys.executable, "-m", "locust", "-f", str(tree / "scenarios" / "idle_hold.py"),
         "--headless", "-u", str(users), "-r", str(rate), "-t", f"{int(users / rate + hold) + 75}s",
         "--host", server.url, "--stop-timeout", "0", "--only-summary", "--loglevel", "WARNING",
         f"--ws-result={out / 'wsconn.json'}", "--ws-auth=none", "--ws-ping-interval=20",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     with (out / "locust.log").open("wb") as log:
         process = subprocess.Popen(
             pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out
@@ -807,7 +809,7 @@ def main() -> int:
     parser.add_argument("--figure", action="append", choices=list(FIGURES), help="only these")
     parser.add_argument("--before", type=Path, help="a tree to compare with (its pytest_wsconn)")
     parser.add_argument("--clients", action="store_true", help="the bare clients under gevent too")
-    parser.add_argument("--idle", type=int, default=10000, help="idle connections (full mode)")
+    parser.add_argument("--idle", type=int, default=19000, help="idle connections (full mode)")
     parser.add_argument(
         "--artillery", action="store_true", help="Artillery in --quick mode too (full mode has it)"
     )
@@ -843,23 +845,28 @@ def main() -> int:
     server = Server(ws_module if args.server == "node" else None, work)
     print(f"server: {server.name} at {server.url}", flush=True)
     notes: list[str] = []
-    held = None
+    held: dict[str, tuple[int, int, int]] = {}
     try:
         figures = build_figures(args, server, ws_module, work, notes)
         measure(figures, args.reps, work)
         if not args.quick:
-            held = locust_idle(server, args.idle, 1000, work / "idle", 5.0)
+            trees = {"wsconn": REPO_ROOT, "before": args.before}
+            for tag, tree in trees.items():
+                if tree is not None:
+                    out = work / f"idle-{tag}"
+                    held[tag] = locust_idle(server, tree.resolve(), args.idle, out)
     finally:
         server.stop()
     report(figures, ["before", "node ws client", "artillery"])
-    if held is not None:
-        count, base, rss = held
+    for tag, (count, base, rss) in held.items():
         per_k = (rss - base) / max(count, 1) * 1000 / 2**20
         print(
-            f"\nidle_hold, one Locust process: {count:,} of {args.idle:,} connections held, RSS "
-            f"{rss / 2**20:.0f} MiB ({base / 2**20:.0f} MiB before the ramp, "
-            f"{per_k:.1f} MiB per 1,000)"
+            f"\nidle_hold, one Locust process ({tag}): {count:,} of {args.idle:,} connections "
+            f"held, RSS {rss / 2**20:.0f} MiB ({base / 2**20:.0f} MiB before the ramp, "
+            f"{per_k:.2f} MiB per 1,000)",
+            end="",
         )
+    print()
     for note in notes:
         print(note)
     print(f"\n{time.monotonic() - started:.0f} s; raw files: {work}")
