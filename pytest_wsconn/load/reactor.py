@@ -11,7 +11,7 @@ message. No switch per round trip; one per burst.
 
 Only plain ``ws://`` connections (a TLS socket can hold decrypted bytes its file descriptor does
 not show) and only on Linux (epoll); ``Reactor.takes`` says whether a connection can use it.
-The reply deadline stays the user's (``load.user``'s one timer throws ``TimeoutError`` into the
+The reply deadline stays the user's (``load.deadlines``' one timer throws ``TimeoutError`` into the
 waiting user, which cancels its burst). A send that the socket cannot take at once (a message
 larger than its buffer) holds the reactor until it can: bursts suit small messages.
 """

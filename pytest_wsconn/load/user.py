@@ -30,341 +30,40 @@ its workers), e.g. ``--ws-auth header --ws-token …``; ``wsconn load`` sets the
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
 import itertools
-import json
 import os
 import random
 import time
-import weakref
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import gevent  # type: ignore[import-untyped]  # Locust's dependency ships no stubs
-import locust.stats
 from locust import User, events
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
 
-from pytest_wsconn.backoff import Backoff, BackoffPolicy
+from pytest_wsconn.backoff import Backoff
 from pytest_wsconn.client import apply_auth
 from pytest_wsconn.closecodes import WebSocketError, classify_close
-from pytest_wsconn.config import DEFAULT_AUTH, AuthMode, parse_auth_mode
-from pytest_wsconn.load.batch import StepBatch, merge_into_stats
+from pytest_wsconn.load.deadlines import deadlines
 from pytest_wsconn.load.errors import AUTH_CATEGORIES, NoReply, StepFailure, classify_load_error
 from pytest_wsconn.load.histogram import Histogram
 from pytest_wsconn.load.messages import same_json_field, unique_json, unique_text
+from pytest_wsconn.load.options import add_options, settings_of
 from pytest_wsconn.load.reactor import Burst, Reactor
 from pytest_wsconn.load.recovery import EventKind
+from pytest_wsconn.load.reporting import REQUEST_TYPE, collector, listen
 from pytest_wsconn.load.wsclient import WsClient
 
-REQUEST_TYPE = "WS"
-REPORT_KEY = "wsconn"
 _ids = itertools.count(1)
 # gevent's record of who spawned each greenlet (for its debugging tree) costs every user
 # ~0.4 KB: off, in the processes that run load users (importing this module)
 gevent.config.track_greenlet_tree = False
 _PROCESS_TAG = os.urandom(3).hex()  # pids repeat across machines; message ids must not
-LIVE_EVERY = 1.0  # s between the master's live snapshots (``wsconn load --pushgateway`` reads)
-FLUSH_EVERY = 0.25  # s between merges of the successful steps' batches into Locust's stats
-CHECK_EVERY = 0.1  # s between looks for waits past their end (a reply timeout fires this late)
-
-# name, default, help; every option is a Locust option, so workers get the master's values.
-OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("ws-auth", os.environ.get("WSCONN_AUTH", DEFAULT_AUTH), "where the token goes"),
-    ("ws-token", os.environ.get("WSCONN_TOKEN", ""), "token sent by every user"),
-    ("ws-origin", "", "Origin header"),
-    ("ws-dial", "", "host:port to dial instead of the URL's (a proxy); Host stays the URL's"),
-    ("ws-open-timeout", "10", "opening-handshake timeout, s"),
-    ("ws-close-timeout", "5", "closing-handshake timeout, s"),
-    ("ws-message-size", "32", "characters per message (the unique id is never cut)"),
-    ("ws-message-interval", "1", "seconds between a user's messages (0: back to back)"),
-    ("ws-reply-timeout", "5", "seconds to wait for the echo of (or reply to) our message"),
-    ("ws-reply-id-field", "", "JSON field a reply shares with our message (default: exact echo)"),
-    ("ws-ping-interval", "20", "keepalive: seconds between pings of an idle user"),
-    ("ws-ping-timeout", "10", "keepalive: seconds to wait for a pong"),
-    ("ws-backoff-initial", "0.1", "reconnect backoff: first delay, s (full jitter)"),
-    ("ws-backoff-max", "2", "reconnect backoff: longest delay, s"),
-    ("ws-timeline", "", "on: record connection events whatever the scenario (a storm needs them)"),
-    ("ws-result", "", "master: write histograms, workers and timeline to this JSON file"),
-)
-
-
-def _add_options(parser: Any) -> None:
-    for name, default, help_text in OPTIONS:
-        parser.add_argument(
-            f"--{name}",
-            default=default,
-            help=f"{help_text} (pytest-wsconn)",
-            include_in_web_ui=name != "ws-result",
-            is_secret=name == "ws-token",
-        )
-
-
-class _Collector:
-    """This process's histograms, other messages, timeline and request count since the last
-    report, and the successful steps not yet in Locust's stats (``load.batch``)."""
-
-    def __init__(self) -> None:
-        self.histograms: dict[str, Histogram] = {}
-        self.others: dict[str, int] = {}  # step -> messages received that were not its reply
-        self.timeline: list[tuple[float, str, str]] = []
-        self.requests = 0
-        self.batches: dict[str, StepBatch] = {}
-        self._stats: Any = None  # the Locust stats the batches go to, once a step succeeded
-
-    def batch(self, step: str, environment: Environment) -> StepBatch:
-        """The step's batch; the first one starts this process's flushes into Locust's stats."""
-        batch = self.batches.get(step)
-        if batch is None:
-            batch = self.batches[step] = StepBatch()
-            if self._stats is None:
-                self._stats = environment.stats
-                gevent.spawn(self._flush_every)
-        return batch
-
-    def _flush_every(self) -> None:
-        while True:
-            gevent.sleep(FLUSH_EVERY)
-            self.flush()
-
-    def flush(self) -> None:
-        """Merge every batch into Locust's stats and our histograms (Locust's live figures and
-        CSV read them; every report and the end of the run flush first)."""
-        stats = self._stats
-        if stats is None:
-            return
-        now = time.time()
-        bucket = locust.stats.bucket_response_time
-        for step, batch in self.batches.items():
-            if not batch.ms:
-                continue
-            ms, length = batch.take()
-            histogram = self.histograms.get(step)
-            if histogram is None:
-                histogram = self.histograms[step] = Histogram()
-            histogram.add_all(ms)
-            self.requests += len(ms)
-            entries = (stats.total, stats.entries[(step, REQUEST_TYPE)])  # as log_request does
-            merge_into_stats(entries, ms, length, now, bucket)
-
-    def take(self) -> dict[str, Any]:
-        """What was collected since the last call, JSON-safe; the next report starts afresh."""
-        self.flush()
-        data = {
-            "histograms": {name: h.to_dict() for name, h in self.histograms.items()},
-            "others": self.others,
-            "timeline": self.timeline,
-            "requests": self.requests,
-        }
-        self.histograms, self.others, self.timeline, self.requests = {}, {}, [], 0
-        return data
-
-
-_collector = _Collector()
-_result: dict[str, Any] = {"histograms": {}, "others": {}, "timeline": [], "workers": {}}
-
-
-class _Deadlines:
-    """The waits under way in this process (round trips awaiting their reply, idle users
-    awaiting their next ping) and when each ends, checked by one repeating libev timer that
-    throws ``TimeoutError`` into the greenlets past theirs.
-
-    A gevent ``Timeout`` per round trip costs ~6 % of it (a libev timer made, started and
-    stopped), and one per idle connection ~0.9 KB; reusing one is wrong, since libev's stop
-    keeps only the time left, so every earlier round trip counts against the next one's
-    deadline (a user at full speed "timed out" every few seconds). Here a wait costs a dict
-    entry; it ends up to ``CHECK_EVERY`` late.
-    """
-
-    def __init__(self) -> None:
-        self.due: dict[Any, float] = {}  # greenlet -> perf_counter() time its wait ends
-        self._timer: Any = None
-
-    def watch(self, greenlet: Any, deadline: float) -> None:
-        self.due[greenlet] = deadline
-        if self._timer is None:
-            self._timer = gevent.get_hub().loop.timer(CHECK_EVERY, CHECK_EVERY, ref=False)
-            self._timer.start(self._expire)
-
-    def _expire(self) -> None:
-        """In the hub, as gevent's own ``Timeout`` does: each overdue greenlet is waiting on its
-        socket (or on the reactor), so the throw lands in its wait."""
-        now = time.perf_counter()
-        for greenlet in [g for g, deadline in self.due.items() if deadline <= now]:
-            del self.due[greenlet]
-            greenlet.throw(TimeoutError())
-
-
-_deadlines = _Deadlines()
+_JITTER = random.Random()  # noqa: S311 - reconnect jitter, shared (2.5 KB of state per user)
 _reactor = Reactor()
 
-
-def _merge(data: dict[str, Any], worker: str | None) -> None:
-    histograms: dict[str, Histogram] = _result["histograms"]
-    for name, raw in data.get("histograms", {}).items():
-        histograms.setdefault(name, Histogram()).merge(Histogram.from_dict(raw))
-    others: dict[str, int] = _result["others"]
-    for name, count in data.get("others", {}).items():
-        others[name] = others.get(name, 0) + count
-    _result["timeline"].extend(data.get("timeline", []))
-    if worker is not None:
-        _result["workers"][worker] = _result["workers"].get(worker, 0) + data.get("requests", 0)
-
-
-def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
-    """Before Locust's own listener serialises the worker's stats (ours was added first, when
-    the locustfile was imported): the batches are merged into them here."""
-    data[REPORT_KEY] = _collector.take()
-
-
-def _flush(**_: Any) -> None:
-    """Locust is about to reset or stop: the batches go into its stats first."""
-    _collector.flush()
-
-
-def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
-    if REPORT_KEY in data:
-        _merge(data[REPORT_KEY], client_id)
-
-
-def _on_test_start(environment: Environment, **_: Any) -> None:
-    """Tell ``wsconn load`` when the load began (its fault schedule counts from here), then
-    keep a live snapshot of Locust's figures beside the result for as long as the run lasts."""
-    path = getattr(environment.parsed_options, "ws_result", "")
-    if path and not isinstance(environment.runner, WorkerRunner):
-        Path(f"{path}.started").write_text(repr(time.time()))
-        gevent.spawn(_write_live, environment, Path(f"{path}.live"))
-
-
-def _write_live(environment: Environment, path: Path) -> None:
-    """Every ``LIVE_EVERY`` s: users and per-step requests, failures, rate, p50/p95 (ms), as
-    JSON replaced atomically (``load.metrics.live_samples`` reads it)."""
-    while True:
-        steps = {
-            entry.name: {
-                "requests": entry.num_requests,
-                "failures": entry.num_failures,
-                "rate": entry.current_rps,
-                **{
-                    f"p{round(q * 100)}_ms": entry.get_response_time_percentile(q)
-                    if entry.num_requests
-                    else None
-                    for q in (0.5, 0.95)
-                },
-            }
-            for entry in environment.stats.entries.values()
-        }
-        users = environment.runner.user_count if environment.runner else 0
-        partial = path.with_name(f"{path.name}.partial")
-        partial.write_text(json.dumps({"at": time.time(), "users": users, "steps": steps}))
-        partial.replace(path)
-        gevent.sleep(LIVE_EVERY)
-
-
-def _on_quitting(environment: Environment, **_: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    _collector.flush()  # Locust prints and writes its stats after quitting
-    if not isinstance(environment.runner, MasterRunner):
-        _merge(_collector.take(), None)
-    path = getattr(environment.parsed_options, "ws_result", "")
-    if path:
-        result = dict(_result)
-        result["histograms"] = {n: h.to_dict() for n, h in _result["histograms"].items()}
-        result["locust_csv"] = _final_tables(environment)
-        Path(path).write_text(json.dumps(result))
-
-
-def _final_tables(environment: Environment) -> dict[str, str]:
-    """Locust's stats and failure tables as they stand at the end, in its own CSV form. Its CSV
-    files are rewritten once a second and not after the users stopped: they can miss the run's
-    last second (a quarter of a 3 s run's requests were seen missing from them)."""
-    tables = locust.stats.StatsCSV(environment, locust.stats.PERCENTILES_TO_REPORT)
-    texts = {}
-    for name, write in (("stats", tables.requests_csv), ("failures", tables.failures_csv)):
-        buffer = io.StringIO()
-        write(csv.writer(buffer))
-        texts[name] = buffer.getvalue()
-    return texts
-
-
 # Locust's EventHook.add_listener is untyped.
-events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-untyped-call]
-events.report_to_master.add_listener(_on_report_to_master)  # type: ignore[no-untyped-call]
-events.worker_report.add_listener(_on_worker_report)  # type: ignore[no-untyped-call]
-events.test_start.add_listener(_on_test_start)  # type: ignore[no-untyped-call]
-events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
-for _before_reset_or_stop in (events.spawning_complete, events.reset_stats, events.test_stop):
-    _before_reset_or_stop.add_listener(_flush)  # type: ignore[no-untyped-call]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Settings:
-    """The ``--ws-*`` options of a run, parsed once and shared by its users."""
-
-    auth: AuthMode
-    token: str | None
-    origin: str | None
-    dial: tuple[str, int] | None
-    open_timeout: float
-    close_timeout: float
-    message_size: int
-    message_interval: float
-    reply_timeout: float
-    reply_id_field: str | None
-    ping_interval: float
-    ping_timeout: float
-    backoff: BackoffPolicy
-    timeline: bool
-
-    @classmethod
-    def parse(cls, environment: Environment) -> _Settings:
-        def option(name: str) -> str:
-            return _option(environment, name)
-
-        dial_host, _, dial_port = option("ws-dial").rpartition(":")
-        return cls(
-            auth=parse_auth_mode(option("ws-auth")),
-            token=option("ws-token") or None,
-            origin=option("ws-origin") or None,
-            dial=(dial_host, int(dial_port)) if dial_host else None,
-            open_timeout=float(option("ws-open-timeout")),
-            close_timeout=float(option("ws-close-timeout")),
-            message_size=int(option("ws-message-size")),
-            message_interval=float(option("ws-message-interval")),
-            reply_timeout=float(option("ws-reply-timeout")),
-            reply_id_field=option("ws-reply-id-field") or None,
-            ping_interval=float(option("ws-ping-interval")),
-            ping_timeout=float(option("ws-ping-timeout")),
-            backoff=BackoffPolicy(
-                initial=float(option("ws-backoff-initial")),
-                max_delay=float(option("ws-backoff-max")),
-                max_attempts=None,
-                reset_after=1.0,
-            ),
-            timeline=option("ws-timeline") == "on",
-        )
-
-
-_settings: weakref.WeakKeyDictionary[Environment, _Settings] = weakref.WeakKeyDictionary()
-_JITTER = random.Random()  # noqa: S311 - reconnect jitter, shared (2.5 KB of state per user)
-
-
-def _settings_of(environment: Environment) -> _Settings:
-    settings = _settings.get(environment)
-    if settings is None:
-        settings = _settings[environment] = _Settings.parse(environment)
-    return settings
-
-
-def _option(environment: Environment, name: str) -> str:
-    value = getattr(environment.parsed_options, name.replace("-", "_"), None)
-    if value is None:  # run without Locust's parser (run_single_user, tests)
-        value = next(default for option, default, _ in OPTIONS if option == name)
-    return str(value)
+events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
+listen(events)
 
 
 class WebSocketUser(User):
@@ -390,7 +89,7 @@ class WebSocketUser(User):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
 
-        settings = _settings_of(environment)  # one parse per run, shared: idle users are many
+        settings = settings_of(environment)  # one parse per run, shared: idle users are many
         self.url = str(self.host or "")
         self.auth = settings.auth
         self.token = settings.token
@@ -422,13 +121,13 @@ class WebSocketUser(User):
         ms = seconds * 1000
         if error is None:
             if self.batch_requests:
-                _collector.batch(step, self.environment).add(ms, length)
+                collector.batch(step, self.environment).add(ms, length)
                 return
-            histogram = _collector.histograms.get(step)
+            histogram = collector.histograms.get(step)
             if histogram is None:
-                histogram = _collector.histograms[step] = Histogram()
+                histogram = collector.histograms[step] = Histogram()
             histogram.add(ms)
-        _collector.requests += 1
+        collector.requests += 1
         self.environment.events.request.fire(
             request_type=REQUEST_TYPE,
             name=step,
@@ -445,11 +144,11 @@ class WebSocketUser(User):
 
     def _record(self, kind: EventKind) -> None:
         if self._timeline:
-            _collector.timeline.append((time.time(), self.user_id, kind))
+            collector.timeline.append((time.time(), self.user_id, kind))
 
     def _count_others(self, step: str, count: int) -> None:
         if count:
-            _collector.others[step] = _collector.others.get(step, 0) + count
+            collector.others[step] = collector.others.get(step, 0) + count
 
     def _take_skipped(self, ws: WsClient) -> None:
         """Count the messages a ping or an idle spell read and dropped, as the ``ping`` step's."""
@@ -552,9 +251,9 @@ class WebSocketUser(User):
         others = 0
         me = gevent.getcurrent()
         started = time.perf_counter()
-        # One deadline for the whole round trip, kept by _Deadlines: a socket timeout would
+        # One deadline for the whole round trip, kept by load.deadlines: a socket timeout would
         # make gevent build a Timeout on every receive that waits (~6 % of a round trip).
-        _deadlines.watch(me, started + timeout)
+        deadlines.watch(me, started + timeout)
         try:
             try:
                 ws.send(payload)
@@ -563,7 +262,7 @@ class WebSocketUser(User):
                     others += 1
                     reply = ws.recv(None)
             finally:
-                _deadlines.due.pop(me, None)
+                deadlines.due.pop(me, None)
         except TimeoutError:
             self._count_others("message", others)
             error = NoReply(timeout, others, echo=self._echo)
@@ -596,7 +295,7 @@ class WebSocketUser(User):
         timeout = self.reply_timeout
 
         def on_send(started: float) -> None:
-            _deadlines.watch(me, started + timeout)
+            deadlines.watch(me, started + timeout)
 
         burst = Burst(
             ws,
@@ -610,7 +309,7 @@ class WebSocketUser(User):
             try:
                 _reactor.run(burst)
             finally:
-                _deadlines.due.pop(me, None)
+                deadlines.due.pop(me, None)
         except TimeoutError:
             error: BaseException = NoReply(timeout, burst.others_now, echo=self._echo)
         except Exception as exc:
@@ -668,12 +367,12 @@ class WebSocketUser(User):
                 return True
             started = time.perf_counter()
             me = gevent.getcurrent()
-            _deadlines.watch(me, started + min(deadline, self._next_ping) - now)
+            deadlines.watch(me, started + min(deadline, self._next_ping) - now)
             try:
                 try:
-                    ws.idle(None)  # until _deadlines wakes it
+                    ws.idle(None)  # until deadlines wakes it
                 finally:
-                    _deadlines.due.pop(me, None)
+                    deadlines.due.pop(me, None)
             except Exception as exc:
                 self._take_skipped(ws)
                 self._failed("ping", time.perf_counter() - started, exc)
