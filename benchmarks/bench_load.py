@@ -5,7 +5,7 @@ Run from the repository root (it needs the ``[load]`` extra; Artillery is option
     .venv/bin/python benchmarks/bench_load.py --quick              # before every change (< 2 min)
     .venv/bin/python benchmarks/bench_load.py --quick --before DIR # + the code in DIR (e.g. main)
     .venv/bin/python benchmarks/bench_load.py                      # full: 3 figures, 3 reps, idle
-    .venv/bin/python benchmarks/bench_load.py --artillery DIR      # DIR/node_modules/.bin/artillery
+    .venv/bin/python benchmarks/bench_load.py --quick --artillery  # + Artillery in quick mode
     .venv/bin/python benchmarks/bench_load.py --profile            # py-spy top functions too
 
 One echo server runs pinned to CPU 0 -- Node's ``ws`` (the fast target, so that the load
@@ -24,11 +24,13 @@ repetitions. The contenders:
   request event per step as ``WebSocketUser`` does,
 - ``node ws client``: Node's ``ws`` client (the same npm install), 10 loops of connect+close or
   100 connections echoing, its own CPU from ``process.cpuUsage``,
-- ``artillery``: Artillery's ``ws`` engine (when found; full mode only),
+- ``artillery``: Artillery's ``ws`` engine (full mode, or ``--quick --artillery``; installed with
+  npm into ~/.cache/pytest-wsconn/bench/artillery on first use), counted at the server,
 - the bare clients under gevent, no Locust (``--clients``): our ``wsclient``, websocket-client,
   websockets' sync client.
 
-Idle (full mode): one Locust process holding N ``idle_hold`` users (keepalive on), RSS per 1,000.
+Idle (full mode): one Locust process holding ``--idle`` (19,000) ``idle_hold`` users, keepalive on,
+RSS per 1,000 (and the same for ``--before``).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_CPU, CLIENT_CPU = "0", "1"
 SECRET = "b" * 64
-ARTILLERY_TIMEOUT = 120.0  # seconds; an overloaded Artillery waits out SYN retries for minutes
+ARTILLERY_START_TIMEOUT = 60.0  # seconds for node to load Artillery and its flows to start
 BASELINE = "locust+websocket-client"
 
 
@@ -116,11 +118,12 @@ NODE_WS_SERVER = textwrap.dedent(
     const { WebSocketServer } = require(process.argv[2]);
     const server = http.createServer((request, response) => {
       response.writeHead(200, { "content-type": "application/json" });
-      response.end(JSON.stringify({ active_connections: wss.clients.size }));
+      response.end(JSON.stringify({ active_connections: wss.clients.size, messages }));
     });
     const wss = new WebSocketServer({ server, path: "/ws", perMessageDeflate: false });
+    let messages = 0;  // echoed so far: what a generator that counts nothing itself is measured by
     wss.on("connection", (ws) => {
-      ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary }));
+      ws.on("message", (data, isBinary) => { messages++; ws.send(data, { binary: isBinary }); });
     });
     server.listen(0, "127.0.0.1", () => {
       console.log(`listening on ws://127.0.0.1:${server.address().port}/ws`);
@@ -144,6 +147,30 @@ def node_ws(cache: Path) -> Path | None:
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     return module
+
+
+ARTILLERY_VERSION = "2.0.21"
+ARTILLERY_CACHE = Path.home() / ".cache" / "pytest-wsconn" / "bench" / "artillery"
+
+
+def artillery_binary(cache: Path) -> Path | None:
+    """Artillery, installed with npm into ``cache`` on first use (~600 MB, a minute or two; its
+    Playwright engine's browser is never downloaded); None: no node/npm."""
+    binary = cache / "node_modules" / ".bin" / "artillery"
+    if binary.exists():
+        return binary
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        return None
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"installing Artillery {ARTILLERY_VERSION} into {cache} (once) ...", flush=True)
+    subprocess.run(
+        [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund",
+         f"artillery@{ARTILLERY_VERSION}"],
+        check=True, capture_output=True, timeout=900,
+        env={**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
+    )  # fmt: skip
+    return binary
 
 
 NODE_WS_CLIENT = textwrap.dedent(
@@ -227,10 +254,16 @@ class Server:
         self.url = line.rpartition(" ")[2]
         self.http = self.url.replace("ws://", "http://").removesuffix("/ws")
 
-    def active(self) -> int:
+    def health(self) -> dict[str, int]:
         with urllib.request.urlopen(f"{self.http}/health/websocket", timeout=5) as answer:  # noqa: S310 - loopback
-            data = json.load(answer)
-        return int(data.get("active_connections", 0))
+            return dict(json.load(answer))
+
+    def active(self) -> int:
+        return int(self.health().get("active_connections", 0))
+
+    def messages(self) -> int:
+        """Messages the Node server echoed so far (it counts them; the reference server not)."""
+        return int(self.health()["messages"])
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -413,8 +446,10 @@ def locust_rate(
     if run.pythonpath is not None:
         env["PYTHONPATH"] = str(run.pythonpath)
     with (out / "locust.log").open("wb") as log:
+        # cwd: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH: run
+        # from the repository root, a `before` tree's users imported this tree's pytest_wsconn
         process = subprocess.Popen(
-            pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env
+            pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out
         )
     try:
         ps = psutil.Process(process.pid)
@@ -488,20 +523,21 @@ def py_spy_top(pid: int, seconds: float, out: Path) -> str:
 
 
 def locust_idle(
-    server: Server, users: int, rate: int, out: Path, hold: float
+    server: Server, tree: Path, users: int, out: Path, *, rate: int = 1000, hold: float = 5.0
 ) -> tuple[int, int, int]:
-    """Connections held by one Locust process, its RSS before the ramp and when all are up."""
+    """Connections held by one Locust process (``tree``'s ``idle_hold``), its RSS before the ramp
+    and when all are up."""
     out.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "scenarios" / "idle_hold.py"),
+        sys.executable, "-m", "locust", "-f", str(tree / "scenarios" / "idle_hold.py"),
         "--headless", "-u", str(users), "-r", str(rate), "-t", f"{int(users / rate + hold) + 75}s",
         "--host", server.url, "--stop-timeout", "0", "--only-summary", "--loglevel", "WARNING",
         f"--ws-result={out / 'wsconn.json'}", "--ws-auth=none", "--ws-ping-interval=20",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     with (out / "locust.log").open("wb") as log:
         process = subprocess.Popen(
-            pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env
+            pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out
         )
     ps = psutil.Process(process.pid)
     wait_started(Path(f"{out / 'wsconn.json'}.started"), out / "locust.log")
@@ -528,38 +564,59 @@ def locust_idle(
 # Artillery
 
 
-def artillery_run(
-    binary: Path, config: dict[str, object], out: Path, server: Server | None = None
-) -> tuple[float, float, dict[str, int], int, int]:
-    """Run Artillery: CPU s, wall s, its counters, peak RSS, peak connections at the server."""
+def artillery_rate(binary: Path, server: Server, flow: str, timing: Timing, out: Path) -> Rate:
+    """Artillery's ``ws`` engine on CPU 1, measured as the Locust runs are: its CPU (its node
+    processes) and the messages the server echoed, in the window after the ramp. It runs far
+    longer than that and is stopped after the window (its start-up and its exit are not timed)."""
     out.mkdir(parents=True, exist_ok=True)
+    target = {"target": server.url, "ws": {"rejectUnauthorized": False}}
+    if flow == "echo":  # 100 connections echoing back to back, as the Locust users
+        config = {
+            "config": {**target, "phases": [{"duration": 1, "arrivalCount": 100}]},
+            "scenarios": [
+                {"engine": "ws", "flow": [{"loop": [echo_step()], "count": 100_000_000}]}
+            ],
+        }
+    else:  # connect+1 echo+close, a new virtual user per flow
+        config = {
+            "config": {**target, "phases": [{"duration": 3600, "arrivalRate": 1000}]},
+            "scenarios": [{"engine": "ws", "flow": [echo_step()]}],
+        }
     script = out / "script.json"
     script.write_text(json.dumps(config))
-    report = out / "report.json"
     env = {**os.environ, "ARTILLERY_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
-    started = time.monotonic()
-    argv = [str(binary), "run", "--quiet", "--output", str(report), str(script)]
+    argv = [str(binary), "run", "--quiet", str(script)]
     with (out / "artillery.log").open("wb") as log:
         process = subprocess.Popen(
-            pinned(CLIENT_CPU, argv), stdout=subprocess.DEVNULL, stderr=log, env=env
+            pinned(CLIENT_CPU, argv), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out
         )
+    try:
         ps = psutil.Process(process.pid)
-        cpu, peak, active = 0.0, 0, 0
-        while process.poll() is None:
-            if time.monotonic() - started > ARTILLERY_TIMEOUT:  # overloaded: SYN retries
-                process.kill()
-                process.wait()
-                break
-            cpu = max(cpu, cpu_of(ps))
-            peak = max(peak, rss_of(ps))
-            if server is not None:
-                active = max(active, server.active())
-            time.sleep(0.25)
-    wall = time.monotonic() - started
-    counters: dict[str, int] = {}
-    if report.is_file():
-        counters = json.loads(report.read_text()).get("aggregate", {}).get("counters", {})
-    return cpu, wall, counters, peak, active
+        deadline = time.monotonic() + ARTILLERY_START_TIMEOUT
+        first = server.messages()
+        # node has loaded Artillery and its flows run (echo: all 100 connections are open)
+        while not (
+            server.active() >= 100 if flow == "echo" else server.messages() > first
+        ):  # fmt: skip
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Artillery did not start: {out / 'artillery.log'}")
+            time.sleep(0.1)
+        time.sleep(timing.ramp)
+        t_a, cpu_a, n_a = time.monotonic(), cpu_of(ps), server.messages()
+        time.sleep(timing.window)
+        t_b, cpu_b, n_b = time.monotonic(), cpu_of(ps), server.messages()
+    finally:
+        kill_tree(process)
+    return Rate(n_b - n_a, t_b - t_a, cpu_b - cpu_a)
+
+
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """Kill a process and every process under it (Artillery's node workers), and reap it."""
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(process.pid).children(recursive=True):
+            child.kill()
+    process.kill()
+    process.wait()
 
 
 ARTILLERY_MESSAGE = '{"m": "' + "x" * 23 + '"}'  # 32 bytes, as Locust's; JSON so that
@@ -600,41 +657,6 @@ FIGURES: dict[str, tuple[str, str, str, int, str, tuple[str, ...]]] = {
         "ConnectEchoClose", (),
     ),
 }  # fmt: skip
-
-
-def artillery_rate(
-    binary: Path, server: Server, flow: str, *, seconds: float, out: Path, base: tuple[float, float]
-) -> Rate:
-    """Artillery's ``ws`` engine: CPU and wall time minus those of a 1-VU run (its start-up)."""
-    target = {"target": server.url, "ws": {"rejectUnauthorized": False}}
-    if flow == "echo":
-        loops = int(200 * seconds)
-        config = {
-            "config": {**target, "phases": [{"duration": 1, "arrivalCount": 100}]},
-            "scenarios": [{"engine": "ws", "flow": [{"loop": [echo_step()], "count": loops}]}],
-        }
-        counter = "websocket.messages_received"
-    else:
-        config = {
-            "config": {**target, "phases": [{"duration": int(seconds), "arrivalRate": 1000}]},
-            "scenarios": [{"engine": "ws", "flow": [echo_step()]}],
-        }
-        counter = "vusers.completed"
-    cpu, wall, counters, _, _ = artillery_run(binary, config, out)
-    base_cpu, base_wall = base
-    return Rate(
-        int(counters.get(counter, 0)), max(wall - base_wall, 1e-9), max(cpu - base_cpu, 1e-9)
-    )
-
-
-def artillery_base(binary: Path, server: Server, out: Path) -> tuple[float, float]:
-    """CPU and wall seconds of a 1-VU Artillery run: the start-up every run pays."""
-    config = {
-        "config": {"target": server.url, "phases": [{"duration": 1, "arrivalCount": 1}]},
-        "scenarios": [{"engine": "ws", "flow": [{"think": 0.01}]}],
-    }
-    cpu, wall, _, _, _ = artillery_run(binary, config, out)
-    return cpu, wall
 
 
 NODE_MODES = {"connect+close": "churn", "echo": "echo"}  # figures the Node ws client joins
@@ -679,21 +701,18 @@ def build_figures(
 
     figures = []
     wanted = args.figure or (["connect+close", "echo"] if args.quick else list(FIGURES))
-    binary = args.artillery / "node_modules" / ".bin" / "artillery"
-    artillery = not args.quick and binary.exists()
-    if not args.quick and not binary.exists():
-        notes.append(f"Artillery not found at {binary} (see benchmarks/README.md)")
-    base: list[tuple[float, float]] = []
+    binary = None
+    if (args.artillery or not args.quick) and not args.no_artillery:
+        if args.server != "node":
+            notes.append("Artillery needs the Node server (it counts Artillery's echoes)")
+        else:
+            binary = artillery_binary(args.artillery_cache)
+            if binary is None:
+                notes.append("node/npm not found: no Artillery")
 
     def artillery_flow(flow: str) -> Callable[[Path], Rate]:
-        def measure(out: Path) -> Rate:
-            if not base:
-                base.append(artillery_base(binary, server, work / "artillery-base"))
-            return artillery_rate(
-                binary, server, flow, seconds=timing.window, out=out, base=base[0]
-            )
-
-        return measure
+        assert binary is not None
+        return lambda out: artillery_rate(binary, server, flow, timing, out)
 
     for key in wanted:
         title, scenario, name, users, peer_class, options = FIGURES[key]
@@ -706,7 +725,7 @@ def build_figures(
             runs["node ws client"] = lambda out, m=mode: node_client(
                 ws_module, server, m, timing, out
             )
-        if artillery and key in ("echo", "connect+echo+close"):
+        if binary is not None and key in ("echo", "connect+echo+close"):
             runs["artillery"] = artillery_flow(key)
         figures.append(Figure(title, BASELINE, runs))
     if args.clients:
@@ -790,9 +809,16 @@ def main() -> int:
     parser.add_argument("--figure", action="append", choices=list(FIGURES), help="only these")
     parser.add_argument("--before", type=Path, help="a tree to compare with (its pytest_wsconn)")
     parser.add_argument("--clients", action="store_true", help="the bare clients under gevent too")
-    parser.add_argument("--idle", type=int, default=10000, help="idle connections (full mode)")
+    parser.add_argument("--idle", type=int, default=19000, help="idle connections (full mode)")
     parser.add_argument(
-        "--artillery", type=Path, default=Path(tempfile.gettempdir()) / "bench" / "artillery"
+        "--artillery", action="store_true", help="Artillery in --quick mode too (full mode has it)"
+    )
+    parser.add_argument("--no-artillery", action="store_true", help="leave Artillery out")
+    parser.add_argument(
+        "--artillery-cache",
+        type=Path,
+        default=ARTILLERY_CACHE,
+        help=f"npm install of Artillery {ARTILLERY_VERSION} ({ARTILLERY_CACHE})",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the Locust runs")
     parser.add_argument(
@@ -819,23 +845,28 @@ def main() -> int:
     server = Server(ws_module if args.server == "node" else None, work)
     print(f"server: {server.name} at {server.url}", flush=True)
     notes: list[str] = []
-    held = None
+    held: dict[str, tuple[int, int, int]] = {}
     try:
         figures = build_figures(args, server, ws_module, work, notes)
         measure(figures, args.reps, work)
         if not args.quick:
-            held = locust_idle(server, args.idle, 1000, work / "idle", 5.0)
+            trees = {"wsconn": REPO_ROOT, "before": args.before}
+            for tag, tree in trees.items():
+                if tree is not None:
+                    out = work / f"idle-{tag}"
+                    held[tag] = locust_idle(server, tree.resolve(), args.idle, out)
     finally:
         server.stop()
-    report(figures, ["before", "node ws client"])
-    if held is not None:
-        count, base, rss = held
+    report(figures, ["before", "node ws client", "artillery"])
+    for tag, (count, base, rss) in held.items():
         per_k = (rss - base) / max(count, 1) * 1000 / 2**20
         print(
-            f"\nidle_hold, one Locust process: {count:,} of {args.idle:,} connections held, RSS "
-            f"{rss / 2**20:.0f} MiB ({base / 2**20:.0f} MiB before the ramp, "
-            f"{per_k:.1f} MiB per 1,000)"
+            f"\nidle_hold, one Locust process ({tag}): {count:,} of {args.idle:,} connections "
+            f"held, RSS {rss / 2**20:.0f} MiB ({base / 2**20:.0f} MiB before the ramp, "
+            f"{per_k:.2f} MiB per 1,000)",
+            end="",
         )
+    print()
     for note in notes:
         print(note)
     print(f"\n{time.monotonic() - started:.0f} s; raw files: {work}")

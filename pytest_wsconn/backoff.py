@@ -121,6 +121,8 @@ class Backoff:
     connection opens and ``closed()`` when it closes.
     """
 
+    __slots__ = ("_attempts", "_clock", "_opened_at", "_previous", "_rng", "policy")
+
     def __init__(
         self, policy: BackoffPolicy, rng: random.Random, clock: Callable[[], float]
     ) -> None:

@@ -2,8 +2,9 @@
 
 Request types: ``connect``, ``auth``, ``message`` (the round trip of the user's own message,
 which carries a unique id: its percentiles are the RTT figures of the summary; broadcasts and
-pushes are counted apart). ``--message-interval`` (``--ws-message-interval``) paces each user;
-``--message-size`` sets the payload.
+pushes are counted apart). ``--message-interval`` (``--ws-message-interval``) paces each user
+(at 0 it runs its round trips back to back, ten per Locust task); ``--message-size`` sets the
+payload.
 Run it: ``wsconn load steady_messaging --users 100 --message-interval 0.1 --duration 60s``.
 """
 
@@ -12,6 +13,8 @@ import time
 from locust import task
 
 from pytest_wsconn.load.user import WebSocketUser
+
+BURST = 10  # round trips per task at --message-interval 0 (a stop waits for at most these)
 
 
 class SteadyMessaging(WebSocketUser):
@@ -32,5 +35,9 @@ class SteadyMessaging(WebSocketUser):
     def round_trip(self) -> None:
         if self.ws is None:
             self.ws_reconnect()
-        else:
+        elif self.message_interval > 0:
             self.ws_exchange()
+        else:
+            # Back to back: a burst of round trips per Locust task, so that its task choice and
+            # the hub switch of its wait (a fifth of a round trip's CPU) come once per burst.
+            self.ws_exchanges(BURST)

@@ -69,6 +69,7 @@ class TestScenarios:
         assert (tmp_path / "locust_stats.csv").is_file()
         assert "verdict: passed: no request failed" in output
         assert summary["passed"] and summary["connections_opened"] > 0
+        assert_locust_counted_every_sample(tmp_path, summary)
 
     def test_reconnect_storm_reports_failures_and_recovery(self, tmp_path: Path) -> None:
         """Two faults during the load: the failures they caused, and every user back after each."""
@@ -99,6 +100,15 @@ class TestScenarios:
         assert "reconnect storm: 2 faults" in output
         assert summary["failures"], "the storm's failures are in Locust's failure table"
         assert all(f["error"].startswith("network: ") for f in summary["failures"])
+
+
+def assert_locust_counted_every_sample(out: Path, summary: dict[str, Any]) -> None:
+    """Successful steps reach Locust's stats in batches: at the end of the run its CSV counts
+    (the summary's requests) hold every sample our histograms hold, no more, no fewer."""
+    histograms = json.loads((out / "wsconn.json").read_text())["histograms"]
+    for name, step in summary["steps"].items():
+        counted = histograms.get(name, {}).get("count", 0)  # none: the step never succeeded
+        assert counted == step["requests"] - step["failures"], name
 
 
 def failed_lines(output: str) -> list[str]:
@@ -165,16 +175,22 @@ class TestExitStatus:
         assert 0 < summary["counted_failures"] <= summary["failure_count"]
 
 
+# A user paced by --message-interval waits for each echo in its own greenlet; back to back (0)
+# its bursts of round trips run on the process's reactor (load.reactor): both ways are tested.
+PACED_AND_BACK_TO_BACK = pytest.mark.parametrize("interval", ["0.05", "0"])
+
+
 class TestOwnRoundTrips:
+    @PACED_AND_BACK_TO_BACK
     def test_a_service_that_never_echoes_fails_the_message_step(
-        self, tmp_path: Path, broken_service: Callable[[str], Service]
+        self, tmp_path: Path, broken_service: Callable[[str], Service], interval: str
     ) -> None:
         """Pushes are not echoes: each message step fails in one line naming the pushes
         (they were once taken for echoes, a 0.036 ms "round trip")."""
         service = broken_service("never-echoes")
         code, output, summary = wsconn_load(
             tmp_path, "steady_messaging", "--host", service.url, "--token", service.token,
-            "--users", "2", "--duration", "3", "--message-interval", "0.05",
+            "--users", "2", "--duration", "3", "--message-interval", interval,
             "--reply-timeout", "0.3",
         )  # fmt: skip
         assert code == 1, output
@@ -191,15 +207,51 @@ class TestOwnRoundTrips:
         (line,) = failed_lines(output)
         assert "requests failed, most often timeout: no echo of our message within 0.3 s" in line
 
-    def test_a_chat_broadcast_never_ends_a_round_trip(
+    def test_back_to_back_round_trips_never_time_out_early(self, tmp_path: Path) -> None:
+        """Each round trip has the whole --reply-timeout: users echoing back to back for 4 s
+        with a 1 s timeout see none (a reused gevent Timeout once counted every earlier
+        round trip against the next: such users "timed out" within seconds)."""
+        code, output, summary = wsconn_load(
+            tmp_path, "steady_messaging", "--users", "4", "--duration", "4",
+            "--message-interval", "0", "--reply-timeout", "1",
+        )  # fmt: skip
+        assert code == 0, output
+        assert summary["failure_count"] == 0, output
+        assert summary["steps"]["connect"]["requests"] == 4, output  # none reconnected
+        assert summary["steps"]["message"]["requests"] > 1000, output
+        assert_locust_counted_every_sample(tmp_path, summary)
+
+    def test_a_connection_closed_in_a_burst_fails_its_round_trip(
         self, tmp_path: Path, broken_service: Callable[[str], Service]
+    ) -> None:
+        """Back to back, a user whose connection the service closes (1013: the fourth evicts the
+        oldest) fails that round trip with the close's category, reconnects and goes on."""
+        service = broken_service("evicts-oldest")
+        code, output, summary = wsconn_load(
+            tmp_path, "steady_messaging", "--host", service.url, "--token", service.token,
+            "--users", "4", "--duration", "3", "--message-interval", "0",
+            "--backoff-max", "0.3",
+        )  # fmt: skip
+        assert code == 1, output
+        message = summary["steps"]["message"]
+        assert 0 < message["failures"] < message["requests"], output
+        assert summary["steps"]["connect"]["requests"] > 4, output  # they came back
+        assert any(
+            f["step"] == "message" and f["error"].startswith("overload: ")
+            for f in summary["failures"]
+        ), summary["failures"]
+        assert_locust_counted_every_sample(tmp_path, summary)
+
+    @PACED_AND_BACK_TO_BACK
+    def test_a_chat_broadcast_never_ends_a_round_trip(
+        self, tmp_path: Path, broken_service: Callable[[str], Service], interval: str
     ) -> None:
         """A chat that broadcasts every message: each user waits for its own, and the others'
         (3 per round trip among 4 users) are counted apart."""
         service = broken_service("chat")
         code, output, summary = wsconn_load(
             tmp_path, "steady_messaging", "--host", service.url, "--token", service.token,
-            "--users", "4", "--duration", "3", "--message-interval", "0.05",
+            "--users", "4", "--duration", "3", "--message-interval", interval,
         )  # fmt: skip
         assert code == 0, output
         message = summary["steps"]["message"]
@@ -245,6 +297,8 @@ class TestDistributed:
         assert len(workers) == 2, output
         assert all(requests > 0 for requests in workers.values())
         assert summary["steps"]["message"]["requests"] >= max(workers.values())
+        assert sum(workers.values()) == summary["requests"], "each worker's last batch arrived"
+        assert_locust_counted_every_sample(tmp_path, summary)
         assert "2 workers" in output
         assert (tmp_path / "worker-1.log").is_file() and (tmp_path / "worker-2.log").is_file()
 

@@ -6,18 +6,23 @@ import ast
 import itertools
 import json
 import math
+import socket
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from support import Service
+from support import REPO_ROOT, Service
 from websockets.utils import accept_key, apply_mask
 
 from pytest_wsconn.cli.load import build_parser
 from pytest_wsconn.config import parse_duration
 from pytest_wsconn.exceptions import ConfigError
+from pytest_wsconn.load.batch import StepBatch
 from pytest_wsconn.load.errors import (
     Closed,
     HandshakeInvalid,
@@ -69,7 +74,15 @@ WS,connect,network: Connection refused: nothing accepts connections at that addr
 """
 
 
-PURE_LOAD_MODULES = ["errors", "histogram", "messages", "recovery", "summary", "thresholds"]
+PURE_LOAD_MODULES = [
+    "batch",
+    "errors",
+    "histogram",
+    "messages",
+    "recovery",
+    "summary",
+    "thresholds",
+]
 IO_MODULES = {"asyncio", "socket", "subprocess", "ssl", "http", "urllib.request", "select"}
 IO_MODULES |= {"gevent", "locust", "threading", "pytest_wsconn.load.wsclient"}
 
@@ -109,6 +122,20 @@ class TestHistogram:
         assert a.count == both.count and a.buckets == both.buckets
         assert a.percentile(0.95) == both.percentile(0.95)
 
+    @given(
+        st.lists(st.floats(min_value=0.0011, max_value=1e7), max_size=50)
+        | st.lists(st.floats(allow_nan=True, allow_infinity=False), max_size=50)
+    )
+    def test_adding_all_equals_adding_each(self, samples: list[float]) -> None:
+        """A batch added at once gives the buckets, count and max of adding its samples one
+        by one."""
+        each, together = Histogram(), Histogram()
+        for ms in samples:
+            each.add(ms)
+        together.add_all(samples)
+        assert (together.buckets, together.count) == (each.buckets, each.count)
+        assert together.max_ms == each.max_ms
+
     def test_empty_has_no_percentile(self) -> None:
         """An empty histogram has no percentiles rather than a misleading zero."""
         assert Histogram().percentile(0.5) is None
@@ -124,6 +151,68 @@ class TestHistogram:
     def test_bucket_of_is_total(self, ms: float) -> None:
         """Any float, NaN and negatives included, has a bucket."""
         assert bucket_of(ms) >= 0
+
+
+BATCH_AGAINST_LOCUST = textwrap.dedent(
+    """
+    import json, random, time
+    from locust.stats import RequestStats, bucket_response_time
+    from pytest_wsconn.load.batch import StepBatch, merge_into_stats
+
+    rng = random.Random(7)
+    ms = [rng.lognormvariate(0, 1.5) for _ in range(3000)] + [0.0004, 250.0, 12345.6]
+    one_each, batched = RequestStats(), RequestStats()
+    for value in ms:
+        one_each.log_request("WS", "message", value, 32)
+    batch = StepBatch()
+    for value in ms[:1000]:
+        batch.add(value, 32)
+    entries = (batched.total, batched.entries[("message", "WS")])
+    merge_into_stats(entries, *batch.take(), time.time(), bucket_response_time)
+    for value in ms[1000:]:
+        batch.add(value, 32)
+    merge_into_stats(entries, *batch.take(), time.time(), bucket_response_time)
+
+    def figures(stats):
+        entry = stats.entries[("message", "WS")]
+        return [
+            [e.num_requests, round(e.total_response_time, 6), e.min_response_time,
+             e.max_response_time, sorted(e.response_times.items()), e.total_content_length,
+             sum(e.num_reqs_per_sec.values()), e.median_response_time,
+             [e.get_response_time_percentile(q) for q in (0.5, 0.95, 0.99, 0.999)]]
+            for e in (entry, stats.total)
+        ]
+
+    print(json.dumps([figures(one_each), figures(batched)]))
+    """
+)
+
+
+class TestBatch:
+    def test_a_batch_is_taken_once(self) -> None:
+        """Taking a batch hands over its samples and length and leaves it empty."""
+        batch = StepBatch()
+        batch.add(0.5, 32)
+        batch.add(1.5, 30)
+        assert batch.take() == ([0.5, 1.5], 62)
+        assert batch.take() == ([], 0)
+
+    def test_merged_batches_equal_one_request_event_each(self) -> None:
+        """In Locust's own stats (in a child process: importing Locust patches for gevent),
+        two merged batches give the counts, sums, min, max, rounded response times and
+        percentiles that logging each request gives."""
+        done = subprocess.run(
+            [sys.executable, "-c", BATCH_AGAINST_LOCUST],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=REPO_ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+        one_each, batched = json.loads(done.stdout)
+        assert batched == one_each
+        assert one_each[0][0] == 3003
 
 
 class TestClassification:
@@ -665,6 +754,30 @@ class TestWsClient:
         assert len(sock.wire) == 2 + 2 + 4 + 200  # header, 16-bit length, mask key, payload
         key = bytes(sock.wire[4:8])
         assert apply_mask(bytes(sock.wire[8:]), key) == b"x" * 200
+
+    def test_messages_are_taken_from_whatever_bytes_arrived(self) -> None:
+        """next_message returns None until a message's last byte came, then the message;
+        fragments and a ping between them (answered) are taken in stride."""
+
+        def server_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+            return bytes(((0x80 if fin else 0) | opcode, len(payload))) + payload
+
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            client = WsClient(ours, b"", None)
+            wire = server_frame(0x1, "héllo".encode())
+            theirs.sendall(wire[:3])
+            client.receive()
+            assert client.next_message() is None
+            theirs.sendall(wire[3:] + server_frame(0x2, b"ab", fin=False))
+            client.receive()
+            assert client.next_message() == "héllo"
+            assert client.next_message() is None  # the binary message's first fragment only
+            theirs.sendall(server_frame(0x9, b"p") + server_frame(0x0, b"cd"))
+            client.receive()
+            assert client.next_message() == b"abcd"
+            pong = theirs.recv(64)
+            assert pong[0] == 0x8A and apply_mask(pong[6:], pong[2:6]) == b"p"
 
     def test_accept_key_matches_rfc_example(self) -> None:
         """The accept key of RFC 6455's example handshake."""

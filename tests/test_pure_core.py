@@ -72,6 +72,7 @@ PURE_MODULES = [
     "history/records",
     "history/trends",
     "history/views",
+    "load/batch",
     "load/errors",
     "load/histogram",
     "load/messages",

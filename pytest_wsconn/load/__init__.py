@@ -1,7 +1,8 @@
 """Load testing with Locust: WebSocket scenarios, ``wsconn load`` and the ``wsconn_load`` fixture.
 
 Importing this package does not import Locust (which monkey-patches for gevent whatever imports
-it); only :mod:`pytest_wsconn.load.user`, the ``WebSocketUser`` base for locustfiles, does.
+it); only :mod:`pytest_wsconn.load.user`, the ``WebSocketUser`` base for locustfiles, and the
+modules it runs on (options, reporting, deadlines, reactor) do.
 
 Layout::
 
@@ -10,8 +11,13 @@ Layout::
                recovery.py    fault schedule; who lost a connection, who came back, when
                thresholds.py  --max-* limits and the breaches of a run
                summary.py     Locust's CSV + our data → the summary a person reads
+               batch.py       successful steps merged into Locust's stats in batches
     I/O        wsclient.py    the small blocking WebSocket client the users run on gevent
                user.py        WebSocketUser (imports Locust)
+               options.py     the --ws-* options and the settings a run's users share
+               reporting.py   batches, histograms, live snapshot and final tables to Locust
+               deadlines.py   one timer for every user's reply deadline and idle wake-up
+               reactor.py     back-to-back round trips of many connections on one epoll
                runner.py      a load run: stack, Locust master/workers, storm, summary
                fixture.py     the wsconn_load fixture and marker
 """

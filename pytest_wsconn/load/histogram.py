@@ -8,20 +8,25 @@ reads percentiles from them. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterable, Mapping
+import operator
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 
 RESOLUTION = 1.01  # each bucket is 1 % wider than the one before
 _LOG = math.log(RESOLUTION)
 _FLOOR_MS = 0.001  # one microsecond: everything below lands in bucket 0
 _CEILING_MS = 1e12  # ~30 years: longer durations share the last bucket
+_LOG_FLOOR = math.log(_FLOOR_MS)
 
 
 def bucket_of(ms: float) -> int:
     """The bucket a duration in milliseconds falls into (0 for anything ≤ 1 µs)."""
     if not ms > _FLOOR_MS:  # also catches NaN
         return 0
-    return int((math.log(min(ms, _CEILING_MS)) - math.log(_FLOOR_MS)) / _LOG) + 1
+    return int((math.log(min(ms, _CEILING_MS)) - _LOG_FLOOR) / _LOG) + 1
 
 
 def bucket_value(bucket: int) -> float:
@@ -44,6 +49,27 @@ class Histogram:
         self.buckets[bucket] = self.buckets.get(bucket, 0) + 1
         self.count += 1
         self.max_ms = max(self.max_ms, ms)
+
+    def add_all(self, samples: Sequence[float]) -> None:
+        """``add`` each of ``samples`` (a load user's batch), in one pass."""
+        if not samples:
+            return
+        counts = None
+        if min(samples) > _FLOOR_MS and max(samples) <= _CEILING_MS:
+            # bucket_of's arithmetic, each step mapped in C: half the time of calling it
+            logs = map(math.log, samples)
+            scaled = map(
+                operator.truediv, map(operator.sub, logs, repeat(_LOG_FLOOR)), repeat(_LOG)
+            )
+            with contextlib.suppress(ValueError):  # a NaN among them: one by one below
+                counts = {bucket + 1: n for bucket, n in Counter(map(int, scaled)).items()}
+        if counts is None:
+            counts = Counter(map(bucket_of, samples))
+        buckets = self.buckets
+        for bucket, count in counts.items():
+            buckets[bucket] = buckets.get(bucket, 0) + count
+        self.count += len(samples)
+        self.max_ms = max(self.max_ms, *samples)
 
     def merge(self, other: Histogram) -> None:
         for bucket, count in other.buckets.items():

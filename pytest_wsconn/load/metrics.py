@@ -2,7 +2,7 @@
 seconds while it runs (a live view) and once at its end.
 
 Pure: ``live_samples`` (the Locust master's live snapshot, ``wsconn.json.live``, written by
-``load.user``) and ``final_samples`` (the judged ``LoadSummary``). Shell: ``PushTarget`` (one
+``load.reporting``) and ``final_samples`` (the judged ``LoadSummary``). Shell: ``PushTarget`` (one
 push, on ``session_metrics.push``) and ``pushing_live`` (a thread that pushes the snapshot).
 Every push replaces the group ``job`` + ``instance`` + ``scenario``; ``wsconn_load_running`` says
 which view it is. A push that fails is said in one line; it never fails the run.

@@ -358,12 +358,13 @@ def _summarize(
     result_path = out / "wsconn.json"
     result = json.loads(result_path.read_text()) if result_path.is_file() else {}
     failures = out / "locust_failures.csv"
+    final = result.get("locust_csv", {})  # a WebSocketUser run: the tables at the very end
     summary = build_summary(
         scenario=name,
         users=args.users,
         duration_s=args.duration,
-        stats_csv=stats.read_text(),
-        failures_csv=failures.read_text() if failures.is_file() else "",
+        stats_csv=final.get("stats") or stats.read_text(),
+        failures_csv=final.get("failures") or (failures.read_text() if failures.is_file() else ""),
         result=result,
         windows=applied,
         end=(started or 0.0) + args.duration,

@@ -31,173 +31,39 @@ its workers), e.g. ``--ws-auth header --ws-token …``; ``wsconn load`` sets the
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
 import time
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import gevent  # type: ignore[import-untyped]  # Locust's dependency ships no stubs
-from gevent import Timeout
 from locust import User, events
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
 
-from pytest_wsconn.backoff import Backoff, BackoffPolicy
+from pytest_wsconn.backoff import Backoff
 from pytest_wsconn.client import apply_auth
 from pytest_wsconn.closecodes import WebSocketError, classify_close
-from pytest_wsconn.config import DEFAULT_AUTH, parse_auth_mode
+from pytest_wsconn.load.deadlines import deadlines
 from pytest_wsconn.load.errors import AUTH_CATEGORIES, NoReply, StepFailure, classify_load_error
 from pytest_wsconn.load.histogram import Histogram
 from pytest_wsconn.load.messages import same_json_field, unique_json, unique_text
+from pytest_wsconn.load.options import add_options, settings_of
+from pytest_wsconn.load.reactor import Burst, Reactor
 from pytest_wsconn.load.recovery import EventKind
+from pytest_wsconn.load.reporting import REQUEST_TYPE, collector, listen
 from pytest_wsconn.load.wsclient import WsClient
 
-REQUEST_TYPE = "WS"
-REPORT_KEY = "wsconn"
 _ids = itertools.count(1)
+# gevent's record of who spawned each greenlet (for its debugging tree) costs every user
+# ~0.4 KB: off, in the processes that run load users (importing this module)
+gevent.config.track_greenlet_tree = False
 _PROCESS_TAG = os.urandom(3).hex()  # pids repeat across machines; message ids must not
-LIVE_EVERY = 1.0  # s between the master's live snapshots (``wsconn load --pushgateway`` reads)
-
-# name, default, help; every option is a Locust option, so workers get the master's values.
-OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("ws-auth", os.environ.get("WSCONN_AUTH", DEFAULT_AUTH), "where the token goes"),
-    ("ws-token", os.environ.get("WSCONN_TOKEN", ""), "token sent by every user"),
-    ("ws-origin", "", "Origin header"),
-    ("ws-dial", "", "host:port to dial instead of the URL's (a proxy); Host stays the URL's"),
-    ("ws-open-timeout", "10", "opening-handshake timeout, s"),
-    ("ws-close-timeout", "5", "closing-handshake timeout, s"),
-    ("ws-message-size", "32", "characters per message (the unique id is never cut)"),
-    ("ws-message-interval", "1", "seconds between a user's messages (0: back to back)"),
-    ("ws-reply-timeout", "5", "seconds to wait for the echo of (or reply to) our message"),
-    ("ws-reply-id-field", "", "JSON field a reply shares with our message (default: exact echo)"),
-    ("ws-ping-interval", "20", "keepalive: seconds between pings of an idle user"),
-    ("ws-ping-timeout", "10", "keepalive: seconds to wait for a pong"),
-    ("ws-backoff-initial", "0.1", "reconnect backoff: first delay, s (full jitter)"),
-    ("ws-backoff-max", "2", "reconnect backoff: longest delay, s"),
-    ("ws-timeline", "", "on: record connection events whatever the scenario (a storm needs them)"),
-    ("ws-result", "", "master: write histograms, workers and timeline to this JSON file"),
-)
-
-
-def _add_options(parser: Any) -> None:
-    for name, default, help_text in OPTIONS:
-        parser.add_argument(
-            f"--{name}",
-            default=default,
-            help=f"{help_text} (pytest-wsconn)",
-            include_in_web_ui=name != "ws-result",
-            is_secret=name == "ws-token",
-        )
-
-
-class _Collector:
-    """This process's histograms, other messages, timeline and request count since the last
-    report."""
-
-    def __init__(self) -> None:
-        self.histograms: dict[str, Histogram] = {}
-        self.others: dict[str, int] = {}  # step -> messages received that were not its reply
-        self.timeline: list[tuple[float, str, str]] = []
-        self.requests = 0
-
-    def take(self) -> dict[str, Any]:
-        """What was collected since the last call, JSON-safe; the next report starts afresh."""
-        data = {
-            "histograms": {name: h.to_dict() for name, h in self.histograms.items()},
-            "others": self.others,
-            "timeline": self.timeline,
-            "requests": self.requests,
-        }
-        self.histograms, self.others, self.timeline, self.requests = {}, {}, [], 0
-        return data
-
-
-_collector = _Collector()
-_result: dict[str, Any] = {"histograms": {}, "others": {}, "timeline": [], "workers": {}}
-
-
-def _merge(data: dict[str, Any], worker: str | None) -> None:
-    histograms: dict[str, Histogram] = _result["histograms"]
-    for name, raw in data.get("histograms", {}).items():
-        histograms.setdefault(name, Histogram()).merge(Histogram.from_dict(raw))
-    others: dict[str, int] = _result["others"]
-    for name, count in data.get("others", {}).items():
-        others[name] = others.get(name, 0) + count
-    _result["timeline"].extend(data.get("timeline", []))
-    if worker is not None:
-        _result["workers"][worker] = _result["workers"].get(worker, 0) + data.get("requests", 0)
-
-
-def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
-    data[REPORT_KEY] = _collector.take()
-
-
-def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
-    if REPORT_KEY in data:
-        _merge(data[REPORT_KEY], client_id)
-
-
-def _on_test_start(environment: Environment, **_: Any) -> None:
-    """Tell ``wsconn load`` when the load began (its fault schedule counts from here), then
-    keep a live snapshot of Locust's figures beside the result for as long as the run lasts."""
-    path = getattr(environment.parsed_options, "ws_result", "")
-    if path and not isinstance(environment.runner, WorkerRunner):
-        Path(f"{path}.started").write_text(repr(time.time()))
-        gevent.spawn(_write_live, environment, Path(f"{path}.live"))
-
-
-def _write_live(environment: Environment, path: Path) -> None:
-    """Every ``LIVE_EVERY`` s: users and per-step requests, failures, rate, p50/p95 (ms), as
-    JSON replaced atomically (``load.metrics.live_samples`` reads it)."""
-    while True:
-        steps = {
-            entry.name: {
-                "requests": entry.num_requests,
-                "failures": entry.num_failures,
-                "rate": entry.current_rps,
-                **{
-                    f"p{round(q * 100)}_ms": entry.get_response_time_percentile(q)
-                    if entry.num_requests
-                    else None
-                    for q in (0.5, 0.95)
-                },
-            }
-            for entry in environment.stats.entries.values()
-        }
-        users = environment.runner.user_count if environment.runner else 0
-        partial = path.with_name(f"{path.name}.partial")
-        partial.write_text(json.dumps({"at": time.time(), "users": users, "steps": steps}))
-        partial.replace(path)
-        gevent.sleep(LIVE_EVERY)
-
-
-def _on_quitting(environment: Environment, **_: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    if not isinstance(environment.runner, MasterRunner):
-        _merge(_collector.take(), None)
-    path = getattr(environment.parsed_options, "ws_result", "")
-    if path:
-        result = dict(_result)
-        result["histograms"] = {n: h.to_dict() for n, h in _result["histograms"].items()}
-        Path(path).write_text(json.dumps(result))
-
+_JITTER = random.Random()  # noqa: S311 - reconnect jitter, shared (2.5 KB of state per user)
+_reactor = Reactor()
 
 # Locust's EventHook.add_listener is untyped.
-events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-untyped-call]
-events.report_to_master.add_listener(_on_report_to_master)  # type: ignore[no-untyped-call]
-events.worker_report.add_listener(_on_worker_report)  # type: ignore[no-untyped-call]
-events.test_start.add_listener(_on_test_start)  # type: ignore[no-untyped-call]
-events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
-
-
-def _option(environment: Environment, name: str) -> str:
-    value = getattr(environment.parsed_options, name.replace("-", "_"), None)
-    if value is None:  # run without Locust's parser (run_single_user, tests)
-        value = next(default for option, default, _ in OPTIONS if option == name)
-    return str(value)
+events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
+listen(events)
 
 
 class WebSocketUser(User):
@@ -213,45 +79,39 @@ class WebSocketUser(User):
 
     abstract = True
     subprotocols: ClassVar[tuple[str, ...]] = ()
+    batch_requests: ClassVar[bool] = True
+    """Successful steps reach Locust's stats in batches (every ``FLUSH_EVERY`` s and before
+    every report), failures one request event each. False: one request event per step, for
+    your own ``events.request`` listeners (~10 µs more per step)."""
     record_timeline: ClassVar[bool] = False
     """Record connection opens, drops and failures for the reconnect-storm report."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
 
-        def option(name: str) -> str:
-            return _option(environment, name)
-
+        settings = settings_of(environment)  # one parse per run, shared: idle users are many
         self.url = str(self.host or "")
-        self.auth = parse_auth_mode(option("ws-auth"))
-        self.token = option("ws-token") or None
-        self.origin = option("ws-origin") or None
-        dial_host, _, dial_port = option("ws-dial").rpartition(":")
-        self.dial = (dial_host, int(dial_port)) if dial_host else None
-        self.open_timeout = float(option("ws-open-timeout"))
-        self.close_timeout = float(option("ws-close-timeout"))
-        self.message_size = int(option("ws-message-size"))
-        self.message_interval = float(option("ws-message-interval"))
-        self.reply_timeout = float(option("ws-reply-timeout"))
-        self.reply_id_field = option("ws-reply-id-field") or None
-        self.ping_interval = float(option("ws-ping-interval"))
-        self.ping_timeout = float(option("ws-ping-timeout"))
-        policy = BackoffPolicy(
-            initial=float(option("ws-backoff-initial")),
-            max_delay=float(option("ws-backoff-max")),
-            max_attempts=None,
-            reset_after=1.0,
-        )
-        self.backoff = Backoff(policy, random.Random(), time.monotonic)  # noqa: S311 - jitter
-        self.user_id = f"{os.getpid()}-{next(_ids)}"
-        self._id_prefix = f"{_PROCESS_TAG}-{self.user_id}."
+        self.auth = settings.auth
+        self.token = settings.token
+        self.origin = settings.origin
+        self.dial = settings.dial
+        self.open_timeout = settings.open_timeout
+        self.close_timeout = settings.close_timeout
+        self.message_size = settings.message_size
+        self.message_interval = settings.message_interval
+        self.reply_timeout = settings.reply_timeout
+        self.reply_id_field = settings.reply_id_field
+        self.ping_interval = settings.ping_interval
+        self.ping_timeout = settings.ping_timeout
+        self.backoff = Backoff(settings.backoff, _JITTER, time.monotonic)
+        self._number = next(_ids)  # the strings made of it only when asked for: idle users
+        self._id_prefix = ""  # are many and send no messages
         self._sent = 0  # messages this user numbered with message_id()
         self._echo = self.reply_id_field is None and type(self).is_reply is WebSocketUser.is_reply
-        self._timeline = self.record_timeline or option("ws-timeline") == "on"
+        self._timeline = self.record_timeline or settings.timeline
         self.ws: WsClient | None = None
         self._confirmed = False  # the server has answered on this connection (auth confirmed)
         self._next_ping = 0.0  # monotonic time of the next keepalive ping
-        self._reply_deadline: Timeout | None = None  # ws_exchange's, reused (made on first use)
 
     # Reporting
 
@@ -259,12 +119,15 @@ class WebSocketUser(User):
         self, step: str, seconds: float, length: int = 0, error: WebSocketError | None = None
     ) -> None:
         ms = seconds * 1000
-        _collector.requests += 1
         if error is None:
-            histogram = _collector.histograms.get(step)
+            if self.batch_requests:
+                collector.batch(step, self.environment).add(ms, length)
+                return
+            histogram = collector.histograms.get(step)
             if histogram is None:
-                histogram = _collector.histograms[step] = Histogram()
+                histogram = collector.histograms[step] = Histogram()
             histogram.add(ms)
+        collector.requests += 1
         self.environment.events.request.fire(
             request_type=REQUEST_TYPE,
             name=step,
@@ -274,13 +137,18 @@ class WebSocketUser(User):
             context={},
         )
 
+    @property
+    def user_id(self) -> str:
+        """This user, unique in its run: the process id and the user's number in it."""
+        return f"{os.getpid()}-{self._number}"
+
     def _record(self, kind: EventKind) -> None:
         if self._timeline:
-            _collector.timeline.append((time.time(), self.user_id, kind))
+            collector.timeline.append((time.time(), self.user_id, kind))
 
     def _count_others(self, step: str, count: int) -> None:
         if count:
-            _collector.others[step] = _collector.others.get(step, 0) + count
+            collector.others[step] = collector.others.get(step, 0) + count
 
     def _take_skipped(self, ws: WsClient) -> None:
         """Count the messages a ping or an idle spell read and dropped, as the ``ping`` step's."""
@@ -292,6 +160,8 @@ class WebSocketUser(User):
     def message_id(self) -> str:
         """An id no other message of this run carries (across users, processes and machines)."""
         self._sent += 1
+        if not self._id_prefix:
+            self._id_prefix = f"{_PROCESS_TAG}-{self.user_id}."
         return f"{self._id_prefix}{self._sent:x}"
 
     def next_message(self) -> str:
@@ -378,14 +248,12 @@ class WebSocketUser(User):
         payload = self.next_message() if message is None else message
         is_reply = self.is_reply
         timeout = self.reply_timeout
-        deadline = self._reply_deadline
-        if deadline is None or deadline.seconds != timeout:
-            deadline = self._reply_deadline = Timeout(timeout, TimeoutError)
         others = 0
+        me = gevent.getcurrent()
         started = time.perf_counter()
-        # One deadline for the whole round trip, reused from one exchange to the next: a socket
-        # timeout would make gevent build a Timeout on every receive that waits (~6 % of it).
-        deadline.start()
+        # One deadline for the whole round trip, kept by load.deadlines: a socket timeout would
+        # make gevent build a Timeout on every receive that waits (~6 % of a round trip).
+        deadlines.watch(me, started + timeout)
         try:
             try:
                 ws.send(payload)
@@ -394,10 +262,8 @@ class WebSocketUser(User):
                     others += 1
                     reply = ws.recv(None)
             finally:
-                deadline.cancel()
+                deadlines.due.pop(me, None)
         except TimeoutError:
-            # libev leaves an expired timer's interval spent: the next exchange needs a new one
-            self._reply_deadline = None
             self._count_others("message", others)
             error = NoReply(timeout, others, echo=self._echo)
             self._failed("message", time.perf_counter() - started, error)
@@ -411,6 +277,53 @@ class WebSocketUser(User):
         self._confirmed = True
         self._fire("message", elapsed, len(reply))
         return True
+
+    def ws_exchanges(self, count: int) -> bool:
+        """``count`` round trips back to back, each a ``message`` step as ``ws_exchange``'s
+        (``next_message()`` sent, its reply awaited, others counted, the same deadline); False
+        as soon as one fails.
+
+        On a plain ``ws://`` connection this process's reactor (``load.reactor``) drives them
+        while the user waits once: no greenlet switch per round trip, half its CPU.
+        """
+        ws = self.ws
+        if ws is None:
+            return False
+        if not _reactor.takes(ws):
+            return all(self.ws_exchange() for _ in range(count))
+        me = gevent.getcurrent()
+        timeout = self.reply_timeout
+
+        def on_send(started: float) -> None:
+            deadlines.watch(me, started + timeout)
+
+        burst = Burst(
+            ws,
+            count,
+            make_message=self.next_message,
+            is_reply=self.is_reply,
+            on_reply=self._replied,
+            on_send=on_send,
+        )
+        try:
+            try:
+                _reactor.run(burst)
+            finally:
+                deadlines.due.pop(me, None)
+        except TimeoutError:
+            error: BaseException = NoReply(timeout, burst.others_now, echo=self._echo)
+        except Exception as exc:
+            error = exc
+        else:
+            self._count_others("message", burst.others)
+            return True
+        self._count_others("message", burst.others)
+        self._failed("message", time.perf_counter() - burst.started, error)
+        return False
+
+    def _replied(self, seconds: float, length: int) -> None:
+        self._confirmed = True
+        self._fire("message", seconds, length)
 
     def ws_ping(self) -> bool:
         """One keepalive round trip; no pong within ``--ws-ping-timeout`` closes with 1011."""
@@ -453,8 +366,13 @@ class WebSocketUser(User):
             if now >= deadline:
                 return True
             started = time.perf_counter()
+            me = gevent.getcurrent()
+            deadlines.watch(me, started + min(deadline, self._next_ping) - now)
             try:
-                ws.idle(min(deadline, self._next_ping) - now)
+                try:
+                    ws.idle(None)  # until deadlines wakes it
+                finally:
+                    deadlines.due.pop(me, None)
             except Exception as exc:
                 self._take_skipped(ws)
                 self._failed("ping", time.perf_counter() - started, exc)

@@ -82,10 +82,28 @@ def _close_payload(code: int, reason: str) -> bytes:
 class WsClient:
     """One open client connection; make it with :meth:`connect`."""
 
+    __slots__ = (  # one per idle connection of a load run: no __dict__
+        "_buffer",
+        "_close_sent",
+        "_first_opcode",
+        "_fragments",
+        "_timeout",
+        "closed",
+        "last_pong",
+        "secure",
+        "skipped",
+        "sock",
+        "subprotocol",
+    )
+
     def __init__(self, sock: socket.socket, buffered: bytes, subprotocol: str | None) -> None:
         self.sock = sock
+        self.secure = isinstance(sock, ssl.SSLSocket)
+        self._timeout: float | None = -1.0  # the socket's read timeout once we set it (-1: not yet)
         self.subprotocol = subprotocol
         self._buffer = bytearray(buffered)
+        self._fragments: list[bytes] = []  # of a message whose last frame has not come yet
+        self._first_opcode = 0  # the opcode of that message's first frame
         self._close_sent: int | None = None
         self.closed: Closed | None = None
         self.last_pong: float | None = None
@@ -172,11 +190,17 @@ class WsClient:
 
     def recv(self, timeout: float | None = None) -> str | bytes:
         """The next message; answers pings on the way; raises ``Closed`` when the peer closes."""
-        self.sock.settimeout(timeout)
-        fragments: list[bytes] = []
-        first_opcode = 0
-        while True:
-            opcode, fin, payload = self._read_frame()
+        self._wait_at_most(timeout)
+        while (message := self.next_message()) is None:
+            self.receive()
+        return message
+
+    def next_message(self) -> str | bytes | None:
+        """The next whole message among the bytes received so far, answering pings on the way;
+        None until more bytes arrive (``receive``). Raises ``Closed`` when the peer closed."""
+        fragments = self._fragments
+        while (frame := self._parse_frame()) is not None:
+            opcode, fin, payload = frame
             if opcode in _CONTROL:
                 self._control(opcode, payload)
                 continue
@@ -186,16 +210,19 @@ class WsClient:
             elif fragments:
                 self._fail("a new message began before the last one ended")
             else:
-                first_opcode = opcode
-            fragments.append(payload)
-            if fin:
-                data = fragments[0] if len(fragments) == 1 else b"".join(fragments)
-                if first_opcode == OP_TEXT:
-                    try:
-                        return data.decode()
-                    except UnicodeDecodeError:
-                        self._fail("a text message that is not UTF-8", 1007)
-                return data
+                self._first_opcode = opcode
+            if not fin:
+                fragments.append(payload)
+                continue
+            data = b"".join((*fragments, payload)) if fragments else payload
+            fragments.clear()
+            if self._first_opcode == OP_TEXT:
+                try:
+                    return data.decode()
+                except UnicodeDecodeError:
+                    self._fail("a text message that is not UTF-8", 1007)
+            return data
+        return None
 
     def ping_pong(self, timeout: float) -> float:
         """Send a ping and read until its pong: the round trip in seconds.
@@ -211,7 +238,7 @@ class WsClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no pong within {timeout:g} s")
-            self.sock.settimeout(remaining)
+            self._wait_at_most(remaining)
             opcode, _, data = self._read_frame()
             if opcode == OP_PONG and data == payload:
                 self.last_pong = time.monotonic()
@@ -221,18 +248,22 @@ class WsClient:
             elif opcode != OP_CONT:
                 self.skipped += 1
 
-    def idle(self, seconds: float) -> None:
+    def idle(self, seconds: float | None) -> None:
         """Sit on the connection for ``seconds``, answering pings and dropping (counting)
-        messages.
+        messages; ``None``: until a ``TimeoutError`` thrown into the waiting greenlet ends it
+        (a load user's wake-up, kept by one timer for all of them: a socket timeout would cost
+        each idle connection a gevent ``Timeout`` of its own, ~0.9 KB).
 
         Returns when the time is up; raises ``Closed`` if the connection ends meanwhile.
         """
-        deadline = time.monotonic() + seconds
+        deadline = None if seconds is None else time.monotonic() + seconds
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self.sock.settimeout(remaining)
+            remaining = None
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+            self._wait_at_most(remaining)
             try:
                 opcode, _, data = self._read_frame()
             except TimeoutError:
@@ -241,6 +272,12 @@ class WsClient:
                 self._control(opcode, data)
             elif opcode != OP_CONT:
                 self.skipped += 1
+
+    def _wait_at_most(self, timeout: float | None) -> None:
+        """Give the socket's reads this timeout (None: no limit), unless it has it already."""
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
 
     def _control(self, opcode: int, payload: bytes) -> None:
         if opcode == OP_PING:
@@ -259,39 +296,49 @@ class WsClient:
             self.sock.close()
             raise self.closed
 
-    def _fill(self, need: int) -> None:
-        buffer = self._buffer
-        while len(buffer) < need:
-            try:
-                chunk = self.sock.recv(RECV_SIZE)
-            except TimeoutError:
-                raise
-            except OSError:
-                self._lost()
-                raise
-            if not chunk:
-                raise self._lost()
-            buffer += chunk
+    def receive(self) -> None:
+        """One read from the socket into the buffer: waits for bytes (a cooperative switch
+        under gevent), raises ``Closed`` when the connection is gone."""
+        try:
+            chunk = self.sock.recv(RECV_SIZE)
+        except TimeoutError:
+            raise
+        except OSError:
+            self._lost()
+            raise
+        if not chunk:
+            raise self._lost()
+        self._buffer += chunk
 
     def _read_frame(self) -> tuple[int, bool, bytes]:
+        while (frame := self._parse_frame()) is None:
+            self.receive()
+        return frame
+
+    def _parse_frame(self) -> tuple[int, bool, bytes] | None:
+        """The next whole frame in the buffer (taken out of it), or None if it has not all come."""
         if self.closed is not None:
             raise self.closed
-        self._fill(2)
         buffer = self._buffer
+        if len(buffer) < 2:
+            return None
         b0, b1 = buffer[0], buffer[1]
         if b0 & 0x70:
             self._fail("a frame with reserved bits set (no extension was agreed)")
         opcode, fin, length, offset = b0 & 0x0F, bool(b0 & 0x80), b1 & 0x7F, 2
         if length == 126:
-            self._fill(4)
+            if len(buffer) < 4:
+                return None
             length, offset = _LEN16.unpack_from(buffer, 2)[0], 4
         elif length == 127:
-            self._fill(10)
+            if len(buffer) < 10:
+                return None
             length, offset = _LEN64.unpack_from(buffer, 2)[0], 10
         masked = b1 & 0x80
         if masked:
             offset += 4
-        self._fill(offset + length)
+        if len(buffer) < offset + length:
+            return None
         payload = bytes(buffer[offset : offset + length])
         if masked:
             payload = apply_mask(payload, bytes(buffer[offset - 4 : offset]))
@@ -338,7 +385,7 @@ class WsClient:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError  # noqa: TRY301 - handled below with the other ways out
-                self.sock.settimeout(remaining)
+                self._wait_at_most(remaining)
                 opcode, _, payload = self._read_frame()
                 if opcode == OP_CLOSE:
                     answer = _LEN16.unpack_from(payload)[0] if len(payload) >= 2 else 1005
