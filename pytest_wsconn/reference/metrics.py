@@ -183,10 +183,9 @@ class MessageTimes:
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import HistogramMetricFamily
-        from prometheus_client.utils import floatToGoString
 
         cumulative = list(itertools.accumulate(self.counts))
-        bounds = [floatToGoString(bound) for bound in (*MESSAGE_BUCKETS, float("inf"))]
+        bounds = [*(repr(float(bound)) for bound in MESSAGE_BUCKETS), "+Inf"]  # as Histogram
         yield HistogramMetricFamily(
             self.name,
             self.documentation,
