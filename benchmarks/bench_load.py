@@ -29,8 +29,9 @@ repetitions. The contenders:
 - the bare clients under gevent, no Locust (``--clients``): our ``wsclient``, websocket-client,
   websockets' sync client.
 
-Idle (full mode): one Locust process holding ``--idle`` (19,000) ``idle_hold`` users, keepalive on,
-RSS per 1,000 (and the same for ``--before``).
+Idle (full mode, or ``--figure idle``): one Locust process holding ``--idle`` (19,000)
+``idle_hold`` connections, keepalive on, RSS per 1,000: one connection per user (and the same for
+``--before``), then ``--idle-per-user`` (10) per user.
 """
 
 from __future__ import annotations
@@ -523,17 +524,27 @@ def py_spy_top(pid: int, seconds: float, out: Path) -> str:
 
 
 def locust_idle(
-    server: Server, tree: Path, users: int, out: Path, *, rate: int = 1000, hold: float = 5.0
+    server: Server,
+    tree: Path,
+    connections: int,
+    out: Path,
+    *,
+    per_user: int = 1,
+    rate: int = 1000,
+    hold: float = 5.0,
 ) -> tuple[int, int, int]:
-    """Connections held by one Locust process (``tree``'s ``idle_hold``), its RSS before the ramp
-    and when all are up."""
+    """Connections held by one Locust process (``tree``'s ``idle_hold``, ``per_user`` to a
+    user), its RSS before the ramp and when all are up."""
     out.mkdir(parents=True, exist_ok=True)
+    users, rate = connections // per_user, max(1, rate // per_user)
     argv = [
         sys.executable, "-m", "locust", "-f", str(tree / "scenarios" / "idle_hold.py"),
         "--headless", "-u", str(users), "-r", str(rate), "-t", f"{int(users / rate + hold) + 75}s",
         "--host", server.url, "--stop-timeout", "0", "--only-summary", "--loglevel", "WARNING",
         f"--ws-result={out / 'wsconn.json'}", "--ws-auth=none", "--ws-ping-interval=20",
     ]  # fmt: skip
+    if per_user > 1:
+        argv.append(f"--ws-connections-per-user={per_user}")
     env = {**os.environ, "PYTHONPATH": str(tree)}
     with (out / "locust.log").open("wb") as log:
         process = subprocess.Popen(
@@ -542,11 +553,11 @@ def locust_idle(
     ps = psutil.Process(process.pid)
     wait_started(Path(f"{out / 'wsconn.json'}.started"), out / "locust.log")
     base = rss_of(ps)
-    deadline = time.monotonic() + users / rate + 60
+    deadline = time.monotonic() + connections / (rate * per_user) + 60
     held = 0
     while time.monotonic() < deadline:
         held = server.active()
-        if held >= users:
+        if held >= connections:
             break
         time.sleep(0.5)
     time.sleep(hold)
@@ -700,9 +711,12 @@ def build_figures(
         return LocustRun(path, None, name, users, options, tree, wsconn=True)
 
     figures = []
-    wanted = args.figure or (["connect+close", "echo"] if args.quick else list(FIGURES))
+    wanted = [f for f in args.figure or FIGURES if f in FIGURES]
+    if args.quick and not args.figure:
+        wanted = ["connect+close", "echo"]
     binary = None
-    if (args.artillery or not args.quick) and not args.no_artillery:
+    artillery_joins = {"echo", "connect+echo+close"} & set(wanted)
+    if (args.artillery or not args.quick) and not args.no_artillery and artillery_joins:
         if args.server != "node":
             notes.append("Artillery needs the Node server (it counts Artillery's echoes)")
         else:
@@ -806,10 +820,15 @@ def main() -> int:
         help="connect+close and echo, 2.5 s windows, no idle (< 2 min)",
     )
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions (3)")
-    parser.add_argument("--figure", action="append", choices=list(FIGURES), help="only these")
+    parser.add_argument(
+        "--figure", action="append", choices=[*FIGURES, "idle"], help="only these (idle: any mode)"
+    )
     parser.add_argument("--before", type=Path, help="a tree to compare with (its pytest_wsconn)")
     parser.add_argument("--clients", action="store_true", help="the bare clients under gevent too")
     parser.add_argument("--idle", type=int, default=19000, help="idle connections (full mode)")
+    parser.add_argument(
+        "--idle-per-user", type=int, default=10, help="connections per user, second idle run"
+    )
     parser.add_argument(
         "--artillery", action="store_true", help="Artillery in --quick mode too (full mode has it)"
     )
@@ -849,19 +868,23 @@ def main() -> int:
     try:
         figures = build_figures(args, server, ws_module, work, notes)
         measure(figures, args.reps, work)
-        if not args.quick:
-            trees = {"wsconn": REPO_ROOT, "before": args.before}
-            for tag, tree in trees.items():
+        if "idle" in (args.figure or ([] if args.quick else ["idle"])):
+            runs = [("wsconn", REPO_ROOT, 1), ("before", args.before, 1)]
+            runs.append(("wsconn", REPO_ROOT, args.idle_per_user))
+            for tag, tree, per_user in runs:
                 if tree is not None:
-                    out = work / f"idle-{tag}"
-                    held[tag] = locust_idle(server, tree.resolve(), args.idle, out)
+                    label = f"{tag}, {per_user} per user"
+                    out = work / f"idle-{tag}-{per_user}"
+                    held[label] = locust_idle(
+                        server, tree.resolve(), args.idle, out, per_user=per_user
+                    )
     finally:
         server.stop()
     report(figures, ["before", "node ws client", "artillery"])
-    for tag, (count, base, rss) in held.items():
+    for label, (count, base, rss) in held.items():
         per_k = (rss - base) / max(count, 1) * 1000 / 2**20
         print(
-            f"\nidle_hold, one Locust process ({tag}): {count:,} of {args.idle:,} connections "
+            f"\nidle_hold, one Locust process ({label}): {count:,} of {args.idle:,} connections "
             f"held, RSS {rss / 2**20:.0f} MiB ({base / 2**20:.0f} MiB before the ramp, "
             f"{per_k:.2f} MiB per 1,000)",
             end="",

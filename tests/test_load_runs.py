@@ -281,6 +281,82 @@ class TestOwnRoundTrips:
         assert "(1 other message received)" in summary["failures"][0]["error"]
 
 
+class TestHeldConnections:
+    """idle_hold with --connections-per-user: one greenlet per user, the reactor reading all."""
+
+    def test_every_connection_is_held_and_pinged(self, tmp_path: Path) -> None:
+        """4 users holding 5 connections each: 20 connections, each pinging on its own
+        (~5 pings per connection in 3 s at 0.5 s), none failing, each closed at the end."""
+        code, output, summary = wsconn_load(
+            tmp_path, "idle_hold", "--users", "4", "--connections-per-user", "5",
+            "--duration", "3", "--ping-interval", "0.5",
+        )  # fmt: skip
+        assert code == 0, output
+        steps = summary["steps"]
+        assert summary["connections_opened"] == steps["connect"]["requests"] == 20, output
+        assert 20 * 3 <= steps["ping"]["requests"] <= 20 * 7, output
+        assert summary["failure_count"] == 0, output
+        assert_locust_counted_every_sample(tmp_path, summary)
+
+    def test_a_held_connection_without_pongs_fails_and_reconnects(
+        self, tmp_path: Path, broken_service: Callable[[str], Service]
+    ) -> None:
+        """A service that never answers pings: each held connection's ping fails as our
+        keepalive's 1011 after --ping-timeout, and the connection is opened again."""
+        service = broken_service("no-pong")
+        code, output, summary = wsconn_load(
+            tmp_path, "idle_hold", "--host", service.url, "--token", service.token,
+            "--users", "1", "--connections-per-user", "3", "--duration", "3",
+            "--ping-interval", "0.2", "--ping-timeout", "0.5", "--backoff-max", "0.2",
+        )  # fmt: skip
+        assert code == 1, output
+        ping = summary["steps"]["ping"]
+        assert ping["requests"] == ping["failures"] >= 3, output
+        assert all("keepalive timeout, 1011 sent by us" in f["error"] for f in summary["failures"])
+        assert summary["steps"]["connect"]["requests"] > 3, output  # they came back
+
+    def test_a_held_connection_closed_by_the_service_fails_its_ping(
+        self, tmp_path: Path, broken_service: Callable[[str], Service]
+    ) -> None:
+        """A service that closes its oldest connection with 1013 when a fourth comes: the
+        held connection it closed fails ``ping`` with the close's category while the others
+        stay held, and it reconnects."""
+        service = broken_service("evicts-oldest")
+        code, output, summary = wsconn_load(
+            tmp_path, "idle_hold", "--host", service.url, "--token", service.token,
+            "--users", "1", "--connections-per-user", "4", "--duration", "3",
+            "--ping-interval", "0.5", "--backoff-max", "0.3",
+        )  # fmt: skip
+        assert code == 1, output
+        assert any(
+            f["step"] == "ping" and f["error"].startswith("overload: ")
+            for f in summary["failures"]
+        ), summary["failures"]
+        assert summary["steps"]["ping"]["requests"] > summary["steps"]["ping"]["failures"]
+        assert summary["steps"]["connect"]["requests"] > 4, output
+
+    @pytest.mark.parametrize(
+        ("argv", "error"),
+        [
+            (
+                ("steady_messaging", "--connections-per-user", "2"),
+                "--connections-per-user is idle_hold's; steady_messaging holds one connection",
+            ),
+            (
+                ("idle_hold", "--connections-per-user", "2", "--host", "wss://127.0.0.1:9/ws"),
+                "--connections-per-user above 1 needs a plain ws:// URL",
+            ),
+        ],
+    )
+    def test_connections_per_user_elsewhere_is_refused(
+        self, tmp_path: Path, argv: tuple[str, ...], error: str
+    ) -> None:
+        """Where held connections cannot work, the run stops in one line before Locust starts."""
+        code, output, _ = wsconn_load(tmp_path, *argv, "--duration", "1")
+        assert code == 2, output
+        assert error in output and "Traceback" not in output
+
+
 class TestDistributed:
     def test_master_aggregates_two_workers(self, tmp_path: Path) -> None:
         """A master bound to 127.0.0.1 and 2 local workers: both report, the master sums them."""

@@ -6,6 +6,7 @@ import ast
 import itertools
 import json
 import math
+import os
 import socket
 import subprocess
 import sys
@@ -61,7 +62,7 @@ from pytest_wsconn.load.summary import (
     parse_stats_csv,
 )
 from pytest_wsconn.load.thresholds import Breach, Figures, Thresholds, evaluate
-from pytest_wsconn.load.wsclient import WsClient, encode_frame
+from pytest_wsconn.load.wsclient import MaskKeys, WsClient, encode_frame, mask_keys
 from pytest_wsconn.redact import Secret
 
 STATS_CSV = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%
@@ -718,6 +719,119 @@ class TestFixtureMarker:
         result = pytester.runpytest()
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(["*@wsconn_load takes keywords only*unknown: userz*"])
+
+
+BURSTS_AGAINST_A_SERVER = textwrap.dedent(
+    """
+    import json, sys, time
+    from locust.env import Environment
+    from pytest_wsconn.load.user import WebSocketUser
+
+    class Echo(WebSocketUser):
+        host = sys.argv[1]
+        batch_requests = False  # one request event per round trip, counted below
+
+    environment = Environment(user_classes=[Echo])
+    echoes = []
+    environment.events.request.add_listener(
+        lambda name, exception, **_: echoes.append(name) if exception is None else None
+    )
+    user = Echo(environment)
+    assert user.ws_connect()
+    results = []
+    for count, within in ((7, float("inf")), (10**9, 0.3)):
+        del echoes[:]
+        started = time.perf_counter()
+        done = user.ws_exchanges(count, within=within)
+        seconds = time.perf_counter() - started
+        results.append([done, echoes.count("message"), seconds])
+    user.ws_close()
+    print(json.dumps(results))
+    """
+)
+
+
+class TestBursts:
+    def test_a_burst_ends_at_its_count_or_its_time(self, reference_service: Service) -> None:
+        """``ws_exchanges`` runs exactly ``count`` round trips, or stops starting new ones after
+        ``within`` seconds (how a back-to-back user returns to Locust four times a second)."""
+        done = subprocess.run(
+            [sys.executable, "-c", BURSTS_AGAINST_A_SERVER,
+             f"{reference_service.url}?token={reference_service.token}"],
+            capture_output=True, text=True, timeout=60, check=False, cwd=REPO_ROOT,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        (counted, seven, _), (timed, echoes, seconds) = json.loads(done.stdout)
+        assert counted and seven == 7
+        assert timed and 0 < echoes < 10**9
+        assert 0.3 <= seconds < 0.3 + 5  # the last round trip begun in time, then no more
+
+
+USER_DICTS = textwrap.dedent(
+    """
+    import json, socket, sys
+    import gevent
+    from gevent.pool import Group
+    from locust.env import Environment
+    sys.path.insert(0, "scenarios")
+    from idle_hold import IdleHold
+    from steady_messaging import SteadyMessaging
+
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))  # bound, never listening: every connect is refused
+    sizes = {}
+    for user_class in (IdleHold, SteadyMessaging):
+        user_class.host = f"ws://127.0.0.1:{refused.getsockname()[1]}/ws"
+        user = user_class(Environment(user_classes=[user_class]))
+        user.start(Group())  # as Locust starts a user: on_start, a task, a reconnect wait
+        gevent.sleep(0.3)
+        sizes[user_class.__name__] = [
+            len(vars(user)), sys.getsizeof(vars(user)), sys.getsizeof(dict(vars(user)))
+        ]
+        user._greenlet.kill()
+    print(json.dumps(sizes))
+    """
+)
+
+
+class TestUserFootprint:
+    def test_started_users_share_their_attribute_keys(self) -> None:
+        """A running user's ``__dict__`` shares its keys with the other users' (CPython does up
+        to 30 attributes): past that, each of 19,000 idle users would carry ~1.3 KB more."""
+        done = subprocess.run(
+            [sys.executable, "-c", USER_DICTS],
+            capture_output=True, text=True, timeout=60, check=False, cwd=REPO_ROOT,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        for name, (count, shared, unshared) in json.loads(done.stdout).items():
+            assert count <= 30, name
+            assert shared < unshared / 2, (name, shared, unshared)
+
+
+class TestMaskKeys:
+    def test_keys_are_four_fresh_bytes_across_refills(self) -> None:
+        """Keys are cut four bytes apart from the pool and the pool is read afresh when used
+        up: 3,000 keys (three pools) hold no run of repeats."""
+        keys = MaskKeys()
+        drawn = [keys.next() for _ in range(3000)]
+        assert {len(key) for key in drawn} == {4}
+        assert len(set(drawn)) > 2990  # 4 random bytes: a repeat or two at most by chance
+
+    def test_a_forked_child_draws_other_keys(self) -> None:
+        """A process forked after the pool was read (Locust's ``--processes``) does not
+        repeat its parent's keys."""
+        mask_keys.next()
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child
+            os.write(write, b"".join(mask_keys.next() for _ in range(8)))
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            theirs = pipe.read()
+        os.waitpid(child, 0)
+        ours = b"".join(mask_keys.next() for _ in range(8))
+        assert len(theirs) == 32 and theirs != ours
 
 
 class TestWsClient:

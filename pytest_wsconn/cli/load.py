@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         "at the message whose FIELD equals it (default: the exact echo of our message)",
     )
     steps.add_argument("--ping-timeout", type=positive_seconds, default=10.0)
+    steps.add_argument(
+        "--connections-per-user",
+        type=positive_int,
+        default=1,
+        help="idle_hold: connections each user holds (plain ws://; ~2 KB each instead of ~11)",
+    )
     steps.add_argument("--open-timeout", type=positive_seconds, default=10.0)
     steps.add_argument("--backoff-initial", type=positive_seconds, default=0.1)
     steps.add_argument("--backoff-max", type=positive_seconds, default=2.0)

@@ -49,6 +49,7 @@ _FLAGS = {  # keyword -> wsconn load option
     "reply_id_field": "--reply-id-field",
     "ping_interval": "--ping-interval",
     "ping_timeout": "--ping-timeout",
+    "connections_per_user": "--connections-per-user",
     "open_timeout": "--open-timeout",
     "backoff_initial": "--backoff-initial",
     "backoff_max": "--backoff-max",

@@ -30,6 +30,7 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("ws-reply-id-field", "", "JSON field a reply shares with our message (default: exact echo)"),
     ("ws-ping-interval", "20", "keepalive: seconds between pings of an idle user"),
     ("ws-ping-timeout", "10", "keepalive: seconds to wait for a pong"),
+    ("ws-connections-per-user", "1", "idle_hold: connections each user holds"),
     ("ws-backoff-initial", "0.1", "reconnect backoff: first delay, s (full jitter)"),
     ("ws-backoff-max", "2", "reconnect backoff: longest delay, s"),
     ("ws-timeline", "", "on: record connection events whatever the scenario (a storm needs them)"),
@@ -65,6 +66,7 @@ class Settings:
     reply_id_field: str | None
     ping_interval: float
     ping_timeout: float
+    connections_per_user: int
     backoff: BackoffPolicy
     timeline: bool
 
@@ -74,6 +76,8 @@ class Settings:
             return option(environment, name)
 
         dial_host, _, dial_port = value("ws-dial").rpartition(":")
+        if int(value("ws-connections-per-user")) < 1:
+            raise ValueError("--ws-connections-per-user must be 1 or more")
         return cls(
             auth=parse_auth_mode(value("ws-auth")),
             token=value("ws-token") or None,
@@ -87,6 +91,7 @@ class Settings:
             reply_id_field=value("ws-reply-id-field") or None,
             ping_interval=float(value("ws-ping-interval")),
             ping_timeout=float(value("ws-ping-timeout")),
+            connections_per_user=int(value("ws-connections-per-user")),
             backoff=BackoffPolicy(
                 initial=float(value("ws-backoff-initial")),
                 max_delay=float(value("ws-backoff-max")),

@@ -192,6 +192,8 @@ def locust_commands(
         options["ws-message-interval"] = args.message_interval
     if args.ping_interval is not None:
         options["ws-ping-interval"] = args.ping_interval
+    if args.connections_per_user > 1:
+        options["ws-connections-per-user"] = args.connections_per_user
     if args.reply_id_field:
         options["ws-reply-id-field"] = args.reply_id_field
     if args.storm:
@@ -304,6 +306,10 @@ def run(
     storm = args.storm = args.storm if args.storm is not None else name == "reconnect_storm"
     if args.message_interval is None and name == "reconnect_storm":
         args.message_interval = 0.2
+    if args.connections_per_user > 1 and name != "idle_hold":
+        raise ConfigError(
+            f"--connections-per-user is idle_hold's; {name} holds one connection per user"
+        )
     out = (args.out or Path("wsconn-load") / name).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -320,6 +326,11 @@ def run(
     with open_target(args, storm) as target:
         if storm and target.proxy is None:
             raise ConfigError("a reconnect storm needs a proxy: give --toxiproxy and --proxy")
+        if args.connections_per_user > 1 and not target.url.startswith("ws://"):
+            raise ConfigError(
+                "--connections-per-user above 1 needs a plain ws:// URL (one greenlet reads "
+                "the held connections, which TLS sockets do not allow); use --users instead"
+            )
         via = f" via {target.dial}" if target.dial else ""
         say(f"wsconn load: {name} → {target.url}{via}")
         with pushing_live(gateway, live, args.push_every, say):

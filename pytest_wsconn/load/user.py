@@ -34,7 +34,8 @@ import itertools
 import os
 import random
 import time
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import ClassVar, Self
 
 import gevent  # type: ignore[import-untyped]  # Locust's dependency ships no stubs
 from locust import User, events
@@ -48,7 +49,7 @@ from pytest_wsconn.load.errors import AUTH_CATEGORIES, NoReply, StepFailure, cla
 from pytest_wsconn.load.histogram import Histogram
 from pytest_wsconn.load.messages import same_json_field, unique_json, unique_text
 from pytest_wsconn.load.options import add_options, settings_of
-from pytest_wsconn.load.reactor import Burst, Reactor
+from pytest_wsconn.load.reactor import Burst, Hold, Reactor
 from pytest_wsconn.load.recovery import EventKind
 from pytest_wsconn.load.reporting import REQUEST_TYPE, collector, listen
 from pytest_wsconn.load.wsclient import WsClient
@@ -89,14 +90,12 @@ class WebSocketUser(User):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
 
-        settings = settings_of(environment)  # one parse per run, shared: idle users are many
+        # Every attribute here is one more for each of 19,000 idle users, and past 29 an
+        # instance's __dict__ stops sharing its keys with the others' (~0.3 KB becomes ~1.6 KB;
+        # Locust adds one, a scenario a few; tests/test_load_units.py keeps count): settings
+        # read only to connect and close stay in the run's shared ``settings``.
+        settings = self.settings = settings_of(environment)  # one parse per run, shared
         self.url = str(self.host or "")
-        self.auth = settings.auth
-        self.token = settings.token
-        self.origin = settings.origin
-        self.dial = settings.dial
-        self.open_timeout = settings.open_timeout
-        self.close_timeout = settings.close_timeout
         self.message_size = settings.message_size
         self.message_interval = settings.message_interval
         self.reply_timeout = settings.reply_timeout
@@ -107,11 +106,12 @@ class WebSocketUser(User):
         self._number = next(_ids)  # the strings made of it only when asked for: idle users
         self._id_prefix = ""  # are many and send no messages
         self._sent = 0  # messages this user numbered with message_id()
-        self._echo = self.reply_id_field is None and type(self).is_reply is WebSocketUser.is_reply
-        self._timeline = self.record_timeline or settings.timeline
         self.ws: WsClient | None = None
         self._confirmed = False  # the server has answered on this connection (auth confirmed)
         self._next_ping = 0.0  # monotonic time of the next keepalive ping
+        # ws_hold_all: the reactor's hold of self.ws, and when a lost connection reconnects
+        self._hold: Hold | None = None
+        self._retry_at: float | None = None  # (monotonic time)
 
     # Reporting
 
@@ -143,7 +143,7 @@ class WebSocketUser(User):
         return f"{os.getpid()}-{self._number}"
 
     def _record(self, kind: EventKind) -> None:
-        if self._timeline:
+        if self.record_timeline or settings_of(self.environment).timeline:
             collector.timeline.append((time.time(), self.user_id, kind))
 
     def _count_others(self, step: str, count: int) -> None:
@@ -180,8 +180,12 @@ class WebSocketUser(User):
             return same_json_field(self.reply_id_field, sent, received)
         return received == sent
 
+    def _echoes(self) -> bool:
+        """Whether a round trip ends at the exact echo of its message (for failure texts)."""
+        return self.reply_id_field is None and type(self).is_reply is WebSocketUser.is_reply
+
     def _sends_credentials(self) -> bool:
-        return self.token is not None and self.auth.kind != "none"
+        return self.settings.token is not None and self.settings.auth.kind != "none"
 
     def _failed(self, step: str, seconds: float, exc: BaseException) -> None:
         """A step on an open connection failed: report it, drop the connection."""
@@ -189,6 +193,7 @@ class WebSocketUser(User):
         if not self._confirmed and self._sends_credentials() and error.category in AUTH_CATEGORIES:
             step = "auth"  # the server took the upgrade, then refused the token (close 1008)
         self._fire(step, seconds, error=error)
+        self._unhold()
         if self.ws is not None:
             self.ws.abort()
             self.ws = None
@@ -199,19 +204,23 @@ class WebSocketUser(User):
 
     def ws_connect(self) -> bool:
         """Open ``self.ws`` (closing any old one first): fires ``connect`` and ``auth``."""
+        self._unhold()
         if self.ws is not None:
             self.ws.abort()
             self.ws = None
-        url, headers, protocols = apply_auth(self.url, self.auth, self.token, self.subprotocols)
+        settings = self.settings
+        url, headers, protocols = apply_auth(
+            self.url, settings.auth, settings.token, self.subprotocols
+        )
         started = time.perf_counter()
         try:
             client, handshake = WsClient.connect(
                 url,
                 headers=headers,
                 subprotocols=protocols,
-                origin=self.origin,
-                timeout=self.open_timeout,
-                dial=self.dial,
+                origin=settings.origin,
+                timeout=settings.open_timeout,
+                dial=settings.dial,
             )
         except Exception as exc:  # classified below; GreenletExit (a BaseException) passes
             error = classify_load_error(exc, time.time())
@@ -265,7 +274,7 @@ class WebSocketUser(User):
                 deadlines.due.pop(me, None)
         except TimeoutError:
             self._count_others("message", others)
-            error = NoReply(timeout, others, echo=self._echo)
+            error = NoReply(timeout, others, echo=self._echoes())
             self._failed("message", time.perf_counter() - started, error)
             return False
         except Exception as exc:
@@ -278,10 +287,10 @@ class WebSocketUser(User):
         self._fire("message", elapsed, len(reply))
         return True
 
-    def ws_exchanges(self, count: int) -> bool:
-        """``count`` round trips back to back, each a ``message`` step as ``ws_exchange``'s
-        (``next_message()`` sent, its reply awaited, others counted, the same deadline); False
-        as soon as one fails.
+    def ws_exchanges(self, count: int, within: float = float("inf")) -> bool:
+        """``count`` round trips back to back, none begun after ``within`` seconds, each a
+        ``message`` step as ``ws_exchange``'s (``next_message()`` sent, its reply awaited,
+        others counted, the same deadline); False as soon as one fails.
 
         On a plain ``ws://`` connection this process's reactor (``load.reactor``) drives them
         while the user waits once: no greenlet switch per round trip, half its CPU.
@@ -289,8 +298,14 @@ class WebSocketUser(User):
         ws = self.ws
         if ws is None:
             return False
+        until = time.perf_counter() + within
         if not _reactor.takes(ws):
-            return all(self.ws_exchange() for _ in range(count))
+            for _ in range(count):
+                if not self.ws_exchange():
+                    return False
+                if time.perf_counter() >= until:
+                    break
+            return True
         me = gevent.getcurrent()
         timeout = self.reply_timeout
 
@@ -304,6 +319,7 @@ class WebSocketUser(User):
             is_reply=self.is_reply,
             on_reply=self._replied,
             on_send=on_send,
+            until=until,
         )
         try:
             try:
@@ -311,7 +327,7 @@ class WebSocketUser(User):
             finally:
                 deadlines.due.pop(me, None)
         except TimeoutError:
-            error: BaseException = NoReply(timeout, burst.others_now, echo=self._echo)
+            error: BaseException = NoReply(timeout, burst.others_now, echo=self._echoes())
         except Exception as exc:
             error = exc
         else:
@@ -334,13 +350,7 @@ class WebSocketUser(User):
         try:
             seconds = ws.ping_pong(self.ping_timeout)
         except TimeoutError:
-            self._take_skipped(ws)
-            self._fire(
-                "ping", time.perf_counter() - started, error=classify_close(1011, sent_by_us=True)
-            )
-            ws.abort()
-            self.ws = None
-            self._record("lost")
+            self._no_pong(ws, time.perf_counter() - started)
             return False
         except Exception as exc:
             self._take_skipped(ws)
@@ -350,6 +360,15 @@ class WebSocketUser(User):
         self._confirmed = True
         self._fire("ping", seconds)
         return True
+
+    def _no_pong(self, ws: WsClient, seconds: float) -> None:
+        """No pong within ``--ws-ping-timeout``: ``ping`` fails as a close 1011 of ours."""
+        self._take_skipped(ws)
+        self._fire("ping", seconds, error=classify_close(1011, sent_by_us=True))
+        self._unhold()
+        ws.abort()
+        self.ws = None
+        self._record("lost")
 
     def ws_hold(self, seconds: float) -> bool:
         """Stay connected and idle for ``seconds``: answer the server's pings and send ours
@@ -380,13 +399,99 @@ class WebSocketUser(User):
             self._take_skipped(ws)
         return False
 
-    def ws_close(self, code: int = 1000) -> bool:
-        """The closing handshake; fails unless the server answers with a normal close."""
+    def companion(self) -> Self:
+        """Another user of this class for ``ws_hold_all``: it has no greenlet of its own and is
+        not in Locust's user count; its steps report as any user's, under its own
+        ``user_id``."""
+        return type(self)(self.environment)
+
+    def ws_hold_all(self, users: Sequence[WebSocketUser], seconds: float) -> None:
+        """Hold the connections of ``users`` (this user and its ``companion()``s) idle for
+        ``seconds``, from this user's greenlet alone: an idle connection with a greenlet of its
+        own costs ~8 KB more.
+
+        This process's reactor reads them all: it answers the server's pings, counts other
+        messages and times pongs. Every ``--ws-ping-interval`` each connection sends a ``ping``
+        (a step, failing as a close 1011 without a pong within ``--ws-ping-timeout``); a
+        connection lost fails ``ping`` and reconnects after its backoff delay. Plain ``ws://``
+        only: ``ValueError`` for a connection the reactor cannot read.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            wake = deadline
+            for user in users:
+                wake = min(wake, user._tend_held(time.monotonic()))
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            time.sleep(max(0.0, wake - now))
+
+    def _tend_held(self, now: float) -> float:
+        """One look at a connection ``ws_hold_all`` holds: reconnect it, ping it or judge its
+        pong overdue, as due. Returns when it needs the next look (monotonic time)."""
+        ws = self.ws
+        if ws is None:
+            if self._retry_at is None:
+                delay = self.backoff.next_delay() or self.backoff.policy.max_delay
+                self._retry_at = now + delay
+            if now < self._retry_at:
+                return self._retry_at
+            self._retry_at = None
+            if not self.ws_connect():
+                return now  # the next look draws the next backoff delay
+            ws = self.ws
+            assert ws is not None
+        hold = self._hold
+        if hold is None:
+            if not _reactor.takes(ws):
+                self.ws_close()
+                raise ValueError(f"held connections need a plain ws:// URL, not {self.url}")
+            hold = self._hold = Hold(ws, on_pong=self._ponged, on_lost=self._lost_while_held)
+            _reactor.hold(hold)
+        self._take_skipped(ws)
+        if hold.ping_payload is not None:
+            if now < hold.pong_due:
+                return hold.pong_due
+            self._no_pong(ws, time.perf_counter() - hold.ping_started)
+            return now
+        if now < self._next_ping:
+            return self._next_ping
+        try:
+            hold.ping(pong_due=now + self.ping_timeout)
+        except Exception as exc:  # the connection is gone: classified as any step's
+            self._failed("ping", 0.0, exc)
+            return now
+        self._next_ping = now + self.ping_interval
+        return min(self._next_ping, hold.pong_due)
+
+    def _ponged(self, seconds: float) -> None:
+        self._confirmed = True
+        self._fire("ping", seconds)
+
+    def _lost_while_held(self, error: BaseException, seconds: float) -> None:
+        """The reactor let go of the connection (it ended): ``ping`` fails with how."""
+        self._hold = None
+        if self.ws is not None:
+            self._take_skipped(self.ws)
+        self._failed("ping", seconds, error)
+
+    def _unhold(self) -> None:
+        """Take the connection back from the reactor (before reading or closing it here)."""
+        if self._hold is not None:
+            _reactor.release(self._hold)
+            self._hold = None
+
+    def ws_close(self, code: int = 1000, timeout: float | None = None) -> bool:
+        """The closing handshake (within ``timeout``, default ``--ws-close-timeout``); fails
+        unless the server answers with a normal close."""
         if self.ws is None:
             return False
+        self._unhold()
         client, self.ws = self.ws, None
         started = time.perf_counter()
-        closed = client.close(code, timeout=self.close_timeout)
+        closed = client.close(
+            code, timeout=self.settings.close_timeout if timeout is None else timeout
+        )
         elapsed = time.perf_counter() - started
         self.backoff.closed()
         if closed.received and closed.code in (1000, 1005):
@@ -417,5 +522,4 @@ class WebSocketUser(User):
     def on_stop(self) -> None:
         """Close the connection when Locust stops the user."""
         if self.ws is not None:
-            self.close_timeout = min(self.close_timeout, 1.0)
-            self.ws_close()
+            self.ws_close(timeout=min(self.settings.close_timeout, 1.0))

@@ -62,9 +62,35 @@ class Handshake:
         return self.tcp_seconds + self.upgrade_seconds
 
 
+class MaskKeys:
+    """Masking keys cut four bytes at a time from one ``os.urandom`` read of ``POOL`` bytes, as
+    Node's ``ws`` does: a ``getrandom`` system call per 1,024 frames instead of one per frame
+    (~5 % of an echo round trip). A forked process (Locust's ``--processes``) starts afresh."""
+
+    POOL = 4096
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> bytes:
+        at = self._at
+        if at >= len(self._pool):
+            self._pool, at = os.urandom(self.POOL), 0
+        self._at = at + 4
+        return self._pool[at : at + 4]
+
+    def forget(self) -> None:
+        self._pool, self._at = b"", 0
+
+
+mask_keys = MaskKeys()
+os.register_at_fork(after_in_child=mask_keys.forget)
+
+
 def encode_frame(opcode: int, payload: bytes, key: bytes | None = None) -> bytes:
     """One final, masked client frame (a client must mask every frame it sends)."""
-    key = os.urandom(4) if key is None else key
+    key = mask_keys.next() if key is None else key
     n = len(payload)
     if n < 126:
         header = bytes((0x80 | opcode, 0x80 | n))
@@ -90,6 +116,7 @@ class WsClient:
         "_timeout",
         "closed",
         "last_pong",
+        "pong_payload",
         "secure",
         "skipped",
         "sock",
@@ -107,6 +134,7 @@ class WsClient:
         self._close_sent: int | None = None
         self.closed: Closed | None = None
         self.last_pong: float | None = None
+        self.pong_payload = b""  # of the last pong ``next_message`` read
         self.skipped = 0  # messages ``ping_pong`` and ``idle`` read and dropped
 
     @classmethod
@@ -284,6 +312,7 @@ class WsClient:
             self._send_frame(OP_PONG, payload)
         elif opcode == OP_PONG:
             self.last_pong = time.monotonic()
+            self.pong_payload = payload
         else:
             code = _LEN16.unpack_from(payload)[0] if len(payload) >= 2 else 1005
             reason = payload[2:].decode(errors="replace")
