@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -756,27 +757,48 @@ def build_figures(
     return figures
 
 
-def measure(figures: list[Figure], reps: int, work: Path) -> None:
-    """Every contender of every figure once per repetition, the order rotated each time."""
+def measure(figures: list[Figure], reps: int, work: Path, *, paired: bool = False) -> None:
+    """Every contender of every figure once per repetition, the order rotated each time; or,
+    ``paired``, only ``wsconn`` and ``before``, both at once (the same moment of a shared
+    machine for both: an A/A pair reads 1.00 ±2 %, where runs one after the other spread
+    ±30 %)."""
     for rep in range(reps):
         for figure in figures:
-            tags = list(figure.runs)
-            shift = rep % len(tags)
-            for tag in tags[shift:] + tags[:shift]:
-                out = work / f"{len(figure.rates.get(tag, []))}-{tag}-{figure.title.split()[0]}"
-                began = time.monotonic()
-                try:
-                    rate = figure.runs[tag](out)
-                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-                    print(f"  {figure.title}, {tag}: failed: {exc}", flush=True)
-                    continue
-                figure.rates.setdefault(tag, []).append(rate)
-                print(
-                    f"  rep {rep + 1}/{reps}  {figure.title:<44} {tag:<24} "
-                    f"{rate.per_cpu_s:>9,.0f} per CPU-s {rate.per_s:>9,.0f} per s "
-                    f"({time.monotonic() - began:.1f} s)",
-                    flush=True,
-                )
+            tags = ["wsconn", "before"] if paired else list(figure.runs)
+            shift = 0 if paired else rep % len(tags)
+            runs = [run_one(figure, tag, work) for tag in tags[shift:] + tags[:shift]]
+            had = {tag: len(figure.rates.get(tag, [])) for tag in tags}
+            if paired:
+                threads = [threading.Thread(target=run) for run in runs]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+            else:
+                for run in runs:
+                    run()
+            for tag in tags:
+                for rate in figure.rates.get(tag, [])[had[tag] :]:
+                    print(
+                        f"  rep {rep + 1}/{reps}  {figure.title:<44} {tag:<24} "
+                        f"{rate.per_cpu_s:>9,.0f} per CPU-s {rate.per_s:>9,.0f} per s",
+                        flush=True,
+                    )
+
+
+def run_one(figure: Figure, tag: str, work: Path) -> Callable[[], None]:
+    """A call that runs ``figure``'s contender ``tag`` once and keeps its rate."""
+
+    def run() -> None:
+        out = work / f"{len(figure.rates.get(tag, []))}-{tag}-{figure.title.split()[0]}"
+        try:
+            rate = figure.runs[tag](out)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            print(f"  {figure.title}, {tag}: failed: {exc}", flush=True)
+            return
+        figure.rates.setdefault(tag, []).append(rate)
+
+    return run
 
 
 def spread(values: list[float], digits: str) -> str:
@@ -794,6 +816,7 @@ def report(figures: list[Figure], references: list[str]) -> None:
         refs = [figure.baseline] + [
             r for r in references if r in figure.runs and r != figure.baseline
         ]
+        refs = [ref for ref in refs if ref in figure.rates]
         header = f"  {'contender':<24} {'per CPU-s median (min..max)':<30} {'per s median':>12}"
         print(header + "".join(f"  {'÷ ' + ref:<28}" for ref in refs))
         for tag, rates in figure.rates.items():
@@ -824,6 +847,11 @@ def main() -> int:
         "--figure", action="append", choices=[*FIGURES, "idle"], help="only these (idle: any mode)"
     )
     parser.add_argument("--before", type=Path, help="a tree to compare with (its pytest_wsconn)")
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="with --before: only wsconn and before, both at once per repetition (tighter)",
+    )
     parser.add_argument("--clients", action="store_true", help="the bare clients under gevent too")
     parser.add_argument("--idle", type=int, default=19000, help="idle connections (full mode)")
     parser.add_argument(
@@ -850,6 +878,8 @@ def main() -> int:
         "--node-ws", type=Path, default=NODE_WS_CACHE, help=f"npm cache of ws ({NODE_WS_CACHE})"
     )
     args = parser.parse_args()
+    if args.paired and args.before is None:
+        parser.error("--paired compares with --before: give it")
     started = time.monotonic()
     print(
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {platform.node()}: {os.cpu_count()} CPUs, "
@@ -867,7 +897,7 @@ def main() -> int:
     held: dict[str, tuple[int, int, int]] = {}
     try:
         figures = build_figures(args, server, ws_module, work, notes)
-        measure(figures, args.reps, work)
+        measure(figures, args.reps, work, paired=args.paired)
         if "idle" in (args.figure or ([] if args.quick else ["idle"])):
             runs = [("wsconn", REPO_ROOT, 1), ("before", args.before, 1)]
             runs.append(("wsconn", REPO_ROOT, args.idle_per_user))
