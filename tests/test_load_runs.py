@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -142,6 +143,22 @@ class TestExitStatus:
         ), output
         assert summary["passed"] is False and summary["connections_opened"] == 0
         assert "all met" not in output
+
+    def test_a_service_that_never_answers_times_out(self, tmp_path: Path) -> None:
+        """A port that takes TCP connections and never answers the upgrade: every connect
+        fails as a timeout after --open-timeout (0.3 s, kept by the users' shared deadline
+        timer), so 2 users make a handful of attempts in 2 s (none at all if it never fired)."""
+        with socket.create_server(("127.0.0.1", 0), backlog=64) as silent:
+            url = f"ws://127.0.0.1:{silent.getsockname()[1]}/ws"
+            code, output, summary = wsconn_load(
+                tmp_path, "connect_storm", "--host", url, "--users", "2", "--duration", "2",
+                "--open-timeout", "0.3",
+            )  # fmt: skip
+        assert code == 1, output
+        (line,) = failed_lines(output)
+        assert "no connection ever opened" in line and "most often timeout: " in line, output
+        connect = summary["steps"]["connect"]
+        assert 2 <= connect["failures"] == connect["requests"] <= 2 * (2 / 0.3 + 2), output
 
     def test_the_fixture_result_follows_the_same_rule(
         self, tmp_path: Path, closed_port_url: str
@@ -329,8 +346,7 @@ class TestHeldConnections:
         )  # fmt: skip
         assert code == 1, output
         assert any(
-            f["step"] == "ping" and f["error"].startswith("overload: ")
-            for f in summary["failures"]
+            f["step"] == "ping" and f["error"].startswith("overload: ") for f in summary["failures"]
         ), summary["failures"]
         assert summary["steps"]["ping"]["requests"] > summary["steps"]["ping"]["failures"]
         assert summary["steps"]["connect"]["requests"] > 4, output

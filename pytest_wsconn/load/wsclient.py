@@ -145,7 +145,7 @@ class WsClient:
         headers: Mapping[str, str] | None = None,
         subprotocols: Sequence[str] = (),
         origin: str | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = 10.0,
         dial: tuple[str, int] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> tuple[WsClient, Handshake]:
@@ -396,10 +396,12 @@ class WsClient:
 
     # Closing
 
-    def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> Closed:
+    def close(self, code: int = 1000, reason: str = "", timeout: float | None = 5.0) -> Closed:
         """The closing handshake: send our close frame, read until the server's, then hang up.
 
-        Returns how it closed; the code the server answered (1006: it hung up without one).
+        Returns how it closed; the code the server answered (1006: it hung up without one, or
+        none came within ``timeout``; None: no limit of its own, a ``TimeoutError`` thrown into
+        the waiting greenlet ends it).
         """
         if self.closed is not None:
             return self.closed
@@ -408,12 +410,14 @@ class WsClient:
             self.sock.sendall(encode_frame(OP_CLOSE, _close_payload(code, reason)))
         except OSError:
             return self._lost()
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError  # noqa: TRY301 - handled below with the other ways out
+                remaining = None
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError  # noqa: TRY301 - handled below with the other ways out
                 self._wait_at_most(remaining)
                 opcode, _, payload = self._read_frame()
                 if opcode == OP_CLOSE:
@@ -430,7 +434,7 @@ class WsClient:
         self._lost()
 
 
-def _open_tcp(address: tuple[str, int], timeout: float) -> socket.socket:
+def _open_tcp(address: tuple[str, int], timeout: float | None) -> socket.socket:
     """A TCP connection; an IP literal skips ``getaddrinfo``.
 
     Under gevent, ``getaddrinfo`` runs in a thread pool: profiling a connect storm showed half
