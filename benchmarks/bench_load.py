@@ -900,7 +900,8 @@ def main() -> int:
         measure(figures, args.reps, work, paired=args.paired)
         if "idle" in (args.figure or ([] if args.quick else ["idle"])):
             runs = [("wsconn", REPO_ROOT, 1), ("before", args.before, 1)]
-            runs.append(("wsconn", REPO_ROOT, args.idle_per_user))
+            if args.idle_per_user > 1:
+                runs.append(("wsconn", REPO_ROOT, args.idle_per_user))
             for tag, tree, per_user in runs:
                 if tree is not None:
                     label = f"{tag}, {per_user} per user"
