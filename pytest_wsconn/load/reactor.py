@@ -126,7 +126,7 @@ class Hold:
     the pong of ``ping()`` timed for ``on_pong(seconds)``; ``on_lost(error, seconds)`` hears
     how the connection ended (``seconds``: since the ping under way, else 0)."""
 
-    __slots__ = ("client", "on_lost", "on_pong", "ping_payload", "ping_started", "pong_due")
+    __slots__ = ("client", "fd", "on_lost", "on_pong", "ping_payload", "ping_started", "pong_due")
 
     def __init__(
         self,
@@ -136,6 +136,7 @@ class Hold:
         on_lost: Callable[[BaseException, float], None],
     ) -> None:
         self.client = client
+        self.fd = -1  # the socket's, once held (it reads -1 once the socket is closed)
         self.on_pong = on_pong
         self.on_lost = on_lost
         self.ping_payload: bytes | None = None  # of our ping awaiting its pong
@@ -192,11 +193,11 @@ class Reactor:
 
     def hold(self, hold: Hold) -> None:
         """Read ``hold``'s connection until ``release`` or its loss (``on_lost``)."""
-        self._add(hold)
+        hold.fd = self._add(hold)
 
     def release(self, hold: Hold) -> None:
         """Stop reading ``hold``'s connection: call it before using or closing the socket."""
-        self._end(hold.client.sock.fileno(), hold)
+        self._end(hold.fd, hold)
 
     def _add(self, handler: Burst | Hold) -> int:
         if self._epoll is None:
