@@ -4,7 +4,7 @@ Each user opens a connection and holds it: it answers the server's pings and sen
 every ``--ping-interval`` seconds (a ``ping`` request, failing with ``timeout`` if no pong comes
 within ``--ping-timeout``). Request types: ``connect``, ``auth``, ``ping``.
 With ``--connections-per-user N`` each user holds N connections (plain ``ws://``): their reading
-is left to one greenlet for the whole process (``load.reactor``), so a connection costs ~2 KB
+is left to one greenlet for the whole process (``load.reactor``), so a connection costs ~2.5 KB
 instead of ~11 KB; every connection still reports its own steps, Locust counts users.
 One Locust process holds at most ~19,000 connections here (20,000 open files per process); go
 past that with ``--workers``. Through Toxiproxy each connection costs it two files, so the

@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--connections-per-user",
         type=positive_int,
         default=1,
-        help="idle_hold: connections each user holds (plain ws://; ~2 KB each instead of ~11)",
+        help="idle_hold: connections each user holds (plain ws://; ~2.5 KB each, not ~11)",
     )
     steps.add_argument("--open-timeout", type=positive_seconds, default=10.0)
     steps.add_argument("--backoff-initial", type=positive_seconds, default=0.1)
