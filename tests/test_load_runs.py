@@ -12,12 +12,14 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support import Service
+from websockets.utils import accept_key
 
 from pytest_wsconn.history import store
 from pytest_wsconn.history.records import RunRecord
@@ -116,6 +118,51 @@ def failed_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("wsconn load: FAILED: ")]
 
 
+class UpgradeThenSilence:
+    """A TCP server that answers every WebSocket upgrade, then reads nothing and sends nothing
+    (the connections stay open until the server closes): ``with`` gives its ws:// URL."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        return f"ws://127.0.0.1:{self._listener.getsockname()[1]}/ws"
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for sock in [*self._held, self._listener]:
+            sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            sock.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request and len(request) < 65536:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                request += chunk
+            key = re.search(rb"(?i)sec-websocket-key: *(\S+)", request)
+            if key is not None:
+                sock.sendall(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                    + accept_key(key.group(1).decode()).encode()
+                    + b"\r\n\r\n"
+                )
+            self._held.append(sock)
+
+
 class TestExitStatus:
     @pytest.mark.parametrize(
         ("target", "error"),
@@ -159,6 +206,23 @@ class TestExitStatus:
         assert "no connection ever opened" in line and "most often timeout: " in line, output
         connect = summary["steps"]["connect"]
         assert 2 <= connect["failures"] == connect["requests"] <= 2 * (2 / 0.3 + 2), output
+
+    def test_a_service_that_never_answers_our_close_times_out(self, tmp_path: Path) -> None:
+        """A service that takes the upgrade, then ignores every frame: each close fails as 1006
+        after --ws-close-timeout (0.3 s, kept by the users' shared deadline timer), so 2 users
+        close a handful of times in 2 s (never, if the timeout did not fire)."""
+        with UpgradeThenSilence() as url:
+            code, output, summary = wsconn_load(
+                tmp_path, "connect_storm", "--host", url, "--auth", "none", "--users", "2",
+                "--duration", "2", "--locust-arg=--ws-close-timeout=0.3",
+            )  # fmt: skip
+        assert code == 1, output
+        close = summary["steps"]["close"]
+        assert 2 <= close["failures"] == close["requests"] <= 2 * (2 / 0.3 + 2), output
+        assert all(
+            f["step"] == "close" and f["error"].startswith("network: The connection dropped")
+            for f in summary["failures"]
+        ), summary["failures"]
 
     def test_the_fixture_result_follows_the_same_rule(
         self, tmp_path: Path, closed_port_url: str
