@@ -780,11 +780,14 @@ USER_DICTS = textwrap.dedent(
     refused = socket.socket()
     refused.bind(("127.0.0.1", 0))  # bound, never listening: every connect is refused
     sizes = {}
-    for user_class in (IdleHold, SteadyMessaging):
+    # what each scenario sets once it has started and run a task
+    for user_class, last in ((IdleHold, "held"), (SteadyMessaging, "_round_started")):
         user_class.host = f"ws://127.0.0.1:{refused.getsockname()[1]}/ws"
         user = user_class(Environment(user_classes=[user_class]))
         user.start(Group())  # as Locust starts a user: on_start, a task, a reconnect wait
-        gevent.sleep(0.3)
+        with gevent.Timeout(10):
+            while last not in vars(user):
+                gevent.sleep(0.01)
         sizes[user_class.__name__] = [
             len(vars(user)), sys.getsizeof(vars(user)), sys.getsizeof(dict(vars(user)))
         ]

@@ -76,7 +76,8 @@ class Settings:
             return option(environment, name)
 
         dial_host, _, dial_port = value("ws-dial").rpartition(":")
-        if int(value("ws-connections-per-user")) < 1:
+        connections_per_user = int(value("ws-connections-per-user"))
+        if connections_per_user < 1:
             raise ValueError("--ws-connections-per-user must be 1 or more")
         return cls(
             auth=parse_auth_mode(value("ws-auth")),
@@ -91,7 +92,7 @@ class Settings:
             reply_id_field=value("ws-reply-id-field") or None,
             ping_interval=float(value("ws-ping-interval")),
             ping_timeout=float(value("ws-ping-timeout")),
-            connections_per_user=int(value("ws-connections-per-user")),
+            connections_per_user=connections_per_user,
             backoff=BackoffPolicy(
                 initial=float(value("ws-backoff-initial")),
                 max_delay=float(value("ws-backoff-max")),

@@ -174,7 +174,8 @@ class Reactor:
 
     @staticmethod
     def takes(client: WsClient) -> bool:
-        """Whether ``client``'s bursts can run here: a plain TCP connection, on Linux."""
+        """Whether ``client``'s bursts and holds can run here: a plain TCP connection, on
+        Linux."""
         return _epoll is not None and not client.secure
 
     def run(self, burst: Burst) -> None:
